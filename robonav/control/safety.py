@@ -1,0 +1,359 @@
+"""The safety layer: the last word on every velocity command, independent of the policy.
+
+The same filter runs in training, evaluation, HIL and on the robot, so a policy never learns to rely on a
+margin the robot does not have. It takes the raw range scan (REP 117 values) rather than the preprocessed
+observation, so a bug upstream cannot blind it.
+
+Rules, per env (`SafetyLayer.filter`); e-stop overrides all the others:
+
+1. E-stop: the command is (0, 0) at once, with no deceleration ramp (an e-stop is not a comfort stop); the
+   zero becomes the previous command, so after release the robot ramps up from rest.
+2. Velocity limits: clip ``|v| <= v_max`` and ``|omega| <= omega_max``.
+3. Obstacle rule (target): the forward clearance is the least distance the disc of radius
+   ``radius + side_margin`` can move forward before touching a scan point; the backward clearance likewise.
+   A point ``(r cos a, r sin a)`` counts forward when its beam points ahead (``cos a > 0``), backward when it
+   points behind (``cos a < 0``), and only inside the swept corridor ``|y| < radius + side_margin``; its
+   clearance is ``|x| - sqrt((radius + side_margin)**2 - y**2)``. The factor
+   ``f = clip((clearance - stop_distance) / (slow_distance - stop_distance), 0, 1)`` of the direction ``v``
+   points scales ``v``. Turning (omega) and moving away from an obstacle are never limited by it.
+4. Acceleration limits relative to the previous safe command: ``|dv| <= accel_max * dt`` and
+   ``|domega| <= alpha_max * dt``. They act on the obstacle-scaled target, so a steady command near an
+   obstacle converges on ``f * v`` rather than on something smaller.
+5. Braking beats comfort: motion toward an obstacle never exceeds ``f * v_max`` of its direction, even where
+   step 4 would keep the previous speed; this decrease of ``|v|`` toward zero is always allowed. The
+   direction is that of the accelerated ``v``: a robot still rolling forward while the policy asks to
+   reverse is capped by the obstacle ahead. A wall that appears at once (clearance <= stop_distance) stops
+   the robot within the same tick.
+
+Scan values: +inf (no return) and NaN (invalid) beams are ignored; -inf (too close) is an obstacle at the
+beam's angle at distance 0. Finite ranges below zero are not REP 117 values; they are clamped to 0, which is
+the conservative reading (a driver that reports 0 for "no return" stops the robot rather than blinding it).
+A non-finite command component (a policy that produced NaN) is replaced by 0 before the rules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "SafetyConfig",
+    "SafetyConfigError",
+    "SafetyInputError",
+    "SafetyLayer",
+    "safety_reference",
+]
+
+
+class SafetyConfigError(ValueError):
+    """A SafetyConfig field has a value the safety layer cannot work with."""
+
+
+class SafetyInputError(ValueError):
+    """An argument of SafetyLayer.filter has the wrong shape, dtype or value."""
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Limits and distances of the safety layer (SI units, robot frame per REP 103)."""
+
+    v_max: float = 0.5
+    """Largest |v| in m/s, forward or backward."""
+    omega_max: float = 2.0
+    """Largest |omega| in rad/s."""
+    accel_max: float = 1.0
+    """Largest linear acceleration in m/s^2 (braking for an obstacle may exceed it)."""
+    alpha_max: float = 4.0
+    """Largest angular acceleration in rad/s^2."""
+    robot_radius: float = 0.18
+    """Radius of the robot's footprint disc in m; `filter(radius=...)` overrides it per env."""
+    slow_distance: float = 0.40
+    """Clearance in m (beyond the inflated radius) below which motion toward an obstacle is scaled down."""
+    stop_distance: float = 0.05
+    """Clearance in m at or below which motion toward the obstacle is zero."""
+    side_margin: float = 0.03
+    """Extra half-width in m of the swept corridor, added to the radius (the disc is inflated by it)."""
+
+    def __post_init__(self) -> None:
+        for name in ("v_max", "omega_max", "accel_max", "alpha_max", "robot_radius"):
+            value = getattr(self, name)
+            if not (value > 0.0):  # also rejects NaN
+                raise SafetyConfigError(
+                    f"SafetyConfig.{name} must be > 0, actual: {value!r}. "
+                    "Set a positive limit (use a large value to make a limit inactive)."
+                )
+        for name in ("stop_distance", "side_margin"):
+            value = getattr(self, name)
+            if not (0.0 <= value < math.inf):
+                raise SafetyConfigError(f"SafetyConfig.{name} must be finite and >= 0, actual: {value!r}.")
+        if not (self.slow_distance > self.stop_distance) or math.isinf(self.slow_distance):
+            raise SafetyConfigError(
+                "SafetyConfig.slow_distance must be finite and greater than stop_distance, actual: "
+                f"slow_distance={self.slow_distance!r}, stop_distance={self.stop_distance!r}. "
+                "The speed toward an obstacle ramps from zero at stop_distance to full at slow_distance."
+            )
+
+
+class _Beams(NamedTuple):
+    """Per-beam geometry derived from the beam angles ([B] or [N, B] each)."""
+
+    angles: np.ndarray
+    """The angles it was derived from, to tell when it must be derived again."""
+    sin: np.ndarray
+    """sin(angle): a point's lateral offset per metre of range."""
+    abs_cos: np.ndarray
+    """|cos(angle)|: a point's distance along x per metre of range, ahead or behind."""
+    ahead: np.ndarray
+    """cos(angle) > 0: the beam points forward (so does its point, at any range, even 0)."""
+    behind: np.ndarray
+    """cos(angle) < 0: the beam points backward."""
+
+
+def _env_index(env_ids: np.ndarray | list[int] | None, num_envs: int, where: str) -> np.ndarray | slice:
+    """Turns `env_ids` (None = all, int indices, or a bool mask of length num_envs) into an index."""
+    if env_ids is None:
+        return slice(None)
+    ids = np.asarray(env_ids)
+    if ids.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    if ids.dtype == np.bool_:
+        if ids.shape != (num_envs,):
+            raise SafetyInputError(
+                f"{where}: a bool env mask must have shape ({num_envs},), actual: {ids.shape}."
+            )
+        return np.flatnonzero(ids)
+    if ids.dtype.kind not in "iu":
+        raise SafetyInputError(
+            f"{where}: env_ids must be integers or a bool mask, actual dtype: {ids.dtype}."
+        )
+    ids = ids.reshape(-1)
+    if ids.size and (ids.min() < -num_envs or ids.max() >= num_envs):
+        raise SafetyInputError(f"{where}: env_ids must lie in [0, {num_envs}), actual: {ids.tolist()}.")
+    return ids
+
+
+class SafetyLayer:
+    """Vectorised safety filter for N robots; remembers each env's previous safe command.
+
+    >>> layer = SafetyLayer(SafetyConfig(), num_envs=1)
+    >>> angles = np.array([0.0, np.pi], dtype=np.float32)
+    >>> ranges = np.array([[np.inf, np.inf]], dtype=np.float32)  # nothing in sight
+    >>> layer.filter(np.array([[2.0, 0.0]]), ranges, angles, dt=0.1)  # clipped, then accel-limited
+    array([[0.1, 0. ]])
+    """
+
+    def __init__(self, config: SafetyConfig, num_envs: int = 1) -> None:
+        if num_envs < 1:
+            raise SafetyInputError(f"SafetyLayer: num_envs must be >= 1, actual: {num_envs}.")
+        self.config = config
+        self.num_envs = int(num_envs)
+        self._previous = np.zeros((self.num_envs, 2), dtype=np.float64)  # [N, (v, omega)]
+        self._beams: _Beams | None = None  # derived from the last beam angles seen
+
+    @property
+    def previous(self) -> np.ndarray:
+        """A copy of the previous safe command per env, [N, 2] float64."""
+        return self._previous.copy()
+
+    def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:
+        """Forgets the previous command of the given envs (all when None): they ramp up from (0, 0)."""
+        self._previous[_env_index(env_ids, self.num_envs, "SafetyLayer.reset")] = 0.0
+
+    def filter(
+        self,
+        commands: np.ndarray,
+        ranges: np.ndarray,
+        angles: np.ndarray,
+        dt: float,
+        radius: np.ndarray | None = None,
+        estop: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Returns the safe commands [N, 2] float64 for desired `commands` [N, 2] (v, omega).
+
+        `ranges` [N, B] is the raw scan, `angles` [B] or [N, B] the beam angles in the robot frame, `dt` the
+        control period in s, `radius` [N] an optional per-env robot radius, `estop` [N] optional bools.
+        The result becomes each env's previous command for the acceleration limits.
+        """
+        cfg = self.config
+        n = self.num_envs
+        commands = np.asarray(commands, dtype=np.float64)
+        if commands.shape != (n, 2):
+            raise SafetyInputError(
+                f"SafetyLayer.filter: commands must have shape ({n}, 2) as (v, omega) per env, "
+                f"actual: {commands.shape}."
+            )
+        ranges = np.asarray(ranges)
+        if ranges.ndim != 2 or ranges.shape[0] != n:
+            raise SafetyInputError(
+                f"SafetyLayer.filter: ranges must have shape ({n}, B), actual: {ranges.shape}."
+            )
+        if not (0.0 < dt < math.inf):
+            raise SafetyInputError(f"SafetyLayer.filter: dt must be finite and > 0 s, actual: {dt!r}.")
+        beams = self._beam_geometry(angles, ranges.shape)
+        inflated = self._inflated_radius(radius)  # [N, 1]
+
+        # Obstacle factors per direction, [N] each.
+        forward, backward = _clearances(ranges, beams, inflated)
+        span = cfg.slow_distance - cfg.stop_distance
+        f_forward = np.clip((forward - cfg.stop_distance) / span, 0.0, 1.0)
+        f_backward = np.clip((backward - cfg.stop_distance) / span, 0.0, 1.0)
+
+        wanted = np.where(np.isfinite(commands), commands, 0.0)
+        v = np.clip(wanted[:, 0], -cfg.v_max, cfg.v_max)
+        omega = np.clip(wanted[:, 1], -cfg.omega_max, cfg.omega_max)
+        v = v * np.where(v > 0.0, f_forward, f_backward)  # obstacle target
+
+        dv = cfg.accel_max * dt
+        domega = cfg.alpha_max * dt
+        v = np.clip(v, self._previous[:, 0] - dv, self._previous[:, 0] + dv)
+        omega = np.clip(omega, self._previous[:, 1] - domega, self._previous[:, 1] + domega)
+        # Braking beats comfort: never faster toward an obstacle than its factor allows.
+        v = np.minimum(v, f_forward * cfg.v_max)
+        v = np.maximum(v, -f_backward * cfg.v_max)
+
+        safe = np.stack([v, omega], axis=1)  # [N, 2]
+        if estop is not None:
+            stop = np.asarray(estop, dtype=bool)
+            if stop.shape != (n,):
+                raise SafetyInputError(
+                    f"SafetyLayer.filter: estop must have shape ({n},) of bools, actual: {stop.shape}."
+                )
+            safe[stop] = 0.0
+        self._previous[:] = safe
+        return safe
+
+    def filter_one(
+        self, v: float, omega: float, ranges: np.ndarray, angles: np.ndarray, dt: float, estop: bool = False
+    ) -> tuple[float, float]:
+        """`filter` for a single robot (num_envs must be 1): scalars in, (v, omega) floats out."""
+        if self.num_envs != 1:
+            raise SafetyInputError(
+                f"SafetyLayer.filter_one needs num_envs == 1, actual: {self.num_envs}. Use filter() for "
+                "a batch."
+            )
+        scan = np.asarray(ranges).reshape(1, -1)
+        safe = self.filter(np.array([[v, omega]]), scan, angles, dt, estop=np.array([estop]))
+        return float(safe[0, 0]), float(safe[0, 1])
+
+    def _beam_geometry(self, angles: np.ndarray, scan_shape: tuple[int, ...]) -> _Beams:
+        """Trigonometry of the beam angles, cached while the angles stay equal (a scan description rarely
+        changes)."""
+        angles = np.asarray(angles, dtype=np.float64)
+        n, b = scan_shape
+        if angles.shape not in ((b,), (n, b)):
+            raise SafetyInputError(
+                f"SafetyLayer.filter: angles must have shape ({b},) or ({n}, {b}) to match ranges "
+                f"{scan_shape}, actual: {angles.shape}."
+            )
+        cached = self._beams
+        if (
+            cached is not None
+            and cached.angles.shape == angles.shape
+            and np.array_equal(cached.angles, angles)
+        ):
+            return cached
+        if not np.isfinite(angles).all():
+            raise SafetyInputError(
+                "SafetyLayer.filter: beam angles must be finite; check the sensor description "
+                "(angle_min, angle_increment or per-beam angles)."
+            )
+        cos = np.cos(angles)
+        self._beams = _Beams(angles.copy(), np.sin(angles), np.abs(cos), cos > 0.0, cos < 0.0)
+        return self._beams
+
+    def _inflated_radius(self, radius: np.ndarray | None) -> np.ndarray:
+        """radius + side_margin per env, [N, 1]."""
+        cfg = self.config
+        if radius is None:
+            return np.full((self.num_envs, 1), cfg.robot_radius + cfg.side_margin)
+        r = np.asarray(radius, dtype=np.float64)
+        if r.shape != (self.num_envs,) or not (np.isfinite(r) & (r > 0.0)).all():
+            raise SafetyInputError(
+                f"SafetyLayer.filter: radius must be finite, > 0 m and of shape ({self.num_envs},), "
+                f"actual shape {r.shape}, values {r.tolist()}."
+            )
+        return (r + cfg.side_margin)[:, None]
+
+
+def _clearances(ranges: np.ndarray, beams: _Beams, inflated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward clearance per env ([N] each, +inf when nothing is in the corridor)."""
+    # -inf and negative ranges become 0 (touching); NaN stays NaN and +inf stays +inf, and neither passes
+    # the corridor test below (y is then +-inf or NaN), so they never limit.
+    r = np.maximum(ranges, 0.0, dtype=np.float64)  # [N, B]
+    with np.errstate(invalid="ignore"):  # inf * 0 and sqrt of a negative give NaN, masked out below
+        y = r * beams.sin  # [N, B] lateral offset of each point
+        room = inflated * inflated - y * y  # squared half-chord of the disc at y; > 0 inside the corridor
+        travel = r * beams.abs_cos - np.sqrt(
+            room
+        )  # how far the disc moves along x before it touches the point
+    travel = np.where(room > 0.0, travel, np.inf)
+    forward = np.where(beams.ahead, travel, np.inf).min(axis=1, initial=np.inf)
+    backward = np.where(beams.behind, travel, np.inf).min(axis=1, initial=np.inf)
+    return forward, backward
+
+
+def safety_reference(
+    config: SafetyConfig,
+    previous: np.ndarray,
+    commands: np.ndarray,
+    ranges: np.ndarray,
+    angles: np.ndarray,
+    dt: float,
+    radius: np.ndarray | None = None,
+    estop: np.ndarray | None = None,
+) -> np.ndarray:
+    """Plain-loop reference of `SafetyLayer.filter` (one env, one beam at a time) for parity tests.
+
+    `previous` [N, 2] is the previous safe command; returns the safe [N, 2] and does not keep state.
+    """
+    n, b = np.shape(ranges)
+    angles = np.asarray(angles, dtype=np.float64)
+    out = np.zeros((n, 2))
+    for i in range(n):
+        rad = config.robot_radius if radius is None else float(radius[i])
+        inflated = rad + config.side_margin
+        forward = math.inf
+        backward = math.inf
+        for k in range(b):
+            a = float(angles[k]) if angles.ndim == 1 else float(angles[i, k])
+            r = float(ranges[i][k])
+            if math.isnan(r) or r == math.inf:
+                continue  # invalid reading or no return: no information about obstacles
+            r = max(r, 0.0)  # -inf (too close) and negative values: obstacle at distance 0
+            c, s = math.cos(a), math.sin(a)
+            x, y = r * c, r * s
+            if not inflated * inflated - y * y > 0.0:
+                continue  # outside the swept corridor |y| < inflated
+            half = math.sqrt(inflated * inflated - y * y)  # half-chord of the disc at y
+            if c > 0.0:
+                forward = min(forward, x - half)
+            elif c < 0.0:
+                backward = min(backward, -x - half)
+        span = config.slow_distance - config.stop_distance
+        f_forward = min(max((forward - config.stop_distance) / span, 0.0), 1.0)
+        f_backward = min(max((backward - config.stop_distance) / span, 0.0), 1.0)
+
+        v, omega = float(commands[i][0]), float(commands[i][1])
+        v = v if math.isfinite(v) else 0.0
+        omega = omega if math.isfinite(omega) else 0.0
+        v = min(max(v, -config.v_max), config.v_max)
+        omega = min(max(omega, -config.omega_max), config.omega_max)
+        if v > 0.0:
+            v *= f_forward
+        elif v < 0.0:
+            v *= f_backward
+        v_prev, omega_prev = float(previous[i][0]), float(previous[i][1])
+        dv, domega = config.accel_max * dt, config.alpha_max * dt
+        v = min(max(v, v_prev - dv), v_prev + dv)
+        omega = min(max(omega, omega_prev - domega), omega_prev + domega)
+        if v > f_forward * config.v_max:
+            v = f_forward * config.v_max
+        if v < -f_backward * config.v_max:
+            v = -f_backward * config.v_max
+        if estop is not None and bool(estop[i]):
+            v, omega = 0.0, 0.0
+        out[i] = (v, omega)
+    return out

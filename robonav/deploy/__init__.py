@@ -1,0 +1,1 @@
+"""robonav.deploy: see DESIGN.md (built by a later issue)."""

@@ -1,0 +1,1 @@
+"""robonav.eval: see DESIGN.md (built by a later issue)."""

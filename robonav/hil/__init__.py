@@ -1,0 +1,1 @@
+"""robonav.hil: see DESIGN.md (built by a later issue)."""

@@ -1,0 +1,1 @@
+"""robonav.policy: see DESIGN.md (built by a later issue)."""

@@ -1,0 +1,1 @@
+"""robonav.runtime: see DESIGN.md (built by a later issue)."""

@@ -1,0 +1,186 @@
+"""Typed settings: nested dataclasses loaded from YAML launch files and overridden with ``--set key=value``.
+
+Unknown keys are errors (a typo must not silently fall back to a default); values are checked against the
+field's type; a loaded config is never mutated by its readers (use ``dataclasses.replace``). Floor 1: pyyaml
+and the standard library only, so the on-robot runtime can use it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A launch file or override does not fit the settings it configures."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check (and gently convert) ``value`` to the annotated type ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except SettingsError as e:
+                errors.append(str(e))
+        raise SettingsError(f"{where}: expected {tp}, got {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise SettingsError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise SettingsError(f"{where}: expected {len(args)} items, got {len(value)}: {value!r}")
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise SettingsError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise SettingsError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types raise SettingsError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SettingsError(
+            f"{where or cls.__name__}: unknown key(s) {unknown}; valid keys are {sorted(names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where + '.' if where else ''}{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise SettingsError(f"{where or cls.__name__}: {e}") from e
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain YAML/JSON-able form of a settings dataclass (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Return a copy of ``data`` with ``key.sub=value`` overrides applied (values parsed as YAML)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise SettingsError(f"--set {item!r}: expected key=value, e.g. --set sim.substeps=2")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            if not isinstance(child, dict):
+                raise SettingsError(f"--set {key}: {p!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; an empty file is an empty mapping."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{p}: not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def resolve_launch(name: str | Path) -> Path:
+    """A launch file path, or a bare name (``train``, ``robot``, ``hil``) resolved to the packaged file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or p.is_file():
+        if not p.exists():
+            raise SettingsError(f"launch file {p} does not exist")
+        return p
+    from robonav.data import ResourceNotFoundError, resource
+
+    try:
+        return resource("launch", f"{name}.yaml")
+    except ResourceNotFoundError as e:
+        raise SettingsError(
+            f"no launch file named {name!r}: give a path to a .yaml file or one of the packaged names "
+            "(sim, train, robot, hil)"
+        ) from e
+
+
+def load_settings(cls: type[T], launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                  section: str | None = None) -> T:
+    """Load ``cls`` from a launch file (optionally one top-level ``section`` of it) plus overrides."""
+    data: dict[str, Any] = {}
+    where = cls.__name__
+    if launch is not None:
+        path = resolve_launch(launch)
+        data = load_yaml(path)
+        where = str(path)
+        if section is not None:
+            data = data.get(section) or {}
+    data = apply_overrides(data, overrides)
+    return from_dict(cls, data, where if section is None else f"{where}:{section}")

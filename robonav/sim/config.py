@@ -1,0 +1,164 @@
+"""Simulator settings: one dataclass per concern, each field documented (it becomes the launch file's comment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robonav.control.safety import SafetyConfig
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """A TurtleBot-class differential-drive robot."""
+
+    radius: float = 0.18
+    """Body radius (m)."""
+    height: float = 0.2
+    """Body height (m); the scanner sits at 3/4 of it."""
+    mass: float = 1.5
+    """Body mass (kg)."""
+    v_max: float = 0.5
+    """Hardware linear speed limit (m/s)."""
+    omega_max: float = 2.0
+    """Hardware turn-rate limit (rad/s)."""
+    accel_max: float = 1.5
+    """Motor linear acceleration limit (m/s^2), applied before physics."""
+    alpha_max: float = 6.0
+    """Motor angular acceleration limit (rad/s^2)."""
+    wheel_friction: float = 1.0
+    """Traction coefficient: the drive force is capped at wheel_friction * mass * g."""
+    wall_friction: float = 0.2
+    """Coulomb friction between the body and walls (low: a bumper slides)."""
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    """Nominal 2D range scanner (a LaserScan)."""
+
+    num_beams: int = 128
+    """Beams per scan."""
+    fov_deg: float = 360.0
+    """Field of view in degrees, centred on x forward."""
+    range_min: float = 0.12
+    """Returns nearer than this are reported as -inf (REP 117)."""
+    range_max: float = 3.5
+    """No return within this range is reported as +inf (REP 117)."""
+    noise_std: float = 0.01
+    """Gaussian range noise (m)."""
+    dropout: float = 0.01
+    """Probability that a beam is invalid (NaN, REP 117)."""
+    skew: float = 0.0
+    """Fraction of the control period one sweep takes: beams sample the pose along the tick (motion skew)."""
+
+
+@dataclass(frozen=True)
+class OdometryConfig:
+    """Wheel odometry errors: the policy never sees the true pose."""
+
+    scale_std: float = 0.02
+    """Per-episode wheel-scale error (fraction of distance), drawn once per episode."""
+    trans_noise: float = 0.02
+    """Per-tick translation noise, as a fraction of the distance moved that tick."""
+    rot_noise: float = 0.02
+    """Per-tick rotation noise, as a fraction of the angle turned that tick."""
+    heading_drift_std: float = 0.01
+    """Per-episode heading drift (rad per metre driven), drawn once per episode."""
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """Per-episode domain randomization (sim-to-real). Off by default: eval and HIL run the nominal robot."""
+
+    enabled: bool = False
+    """Master switch."""
+    beams: tuple[int, int] = (90, 180)
+    """Beam count range."""
+    fov_deg: tuple[float, float] = (240.0, 360.0)
+    """Field-of-view range (degrees); values within 1 degree of 360 snap to a full circle."""
+    noise_std: tuple[float, float] = (0.0, 0.03)
+    """Range-noise standard deviation (m)."""
+    dropout: tuple[float, float] = (0.0, 0.08)
+    """NaN dropout probability."""
+    odom_scale: tuple[float, float] = (0.5, 2.0)
+    """Multiplier on every odometry error of OdometryConfig."""
+    radius: tuple[float, float] = (0.15, 0.21)
+    """Robot radius (m)."""
+    wheel_friction: tuple[float, float] = (0.5, 1.2)
+    """Traction coefficient."""
+    latency_ticks: tuple[int, int] = (0, 2)
+    """Whole control ticks between a command and its effect."""
+    period_jitter: float = 0.1
+    """Std of the per-tick stretch of the control period (fraction; clipped to +-3 std)."""
+    skew: tuple[float, float] = (0.0, 1.0)
+    """Scan motion-skew range (fraction of the period one sweep takes)."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward terms, summed per control tick."""
+
+    progress: float = 1.0
+    """Per metre of progress along the geodesic (shortest-path) distance to the goal."""
+    success: float = 10.0
+    """Bonus on reaching the goal radius."""
+    collision: float = -0.2
+    """Per tick in contact with a wall."""
+    time: float = -0.01
+    """Per tick."""
+
+
+@dataclass(frozen=True)
+class MazeConfig:
+    """Where mazes come from when the env is not given one: the procedural generator."""
+
+    families: tuple[str, ...] = ("perfect", "wilson", "braided", "rooms", "halls", "deadends")
+    """Generator families to draw from, uniformly."""
+    width: tuple[int, int] = (7, 7)
+    """Passage cells along x (inclusive range)."""
+    height: tuple[int, int] | None = None
+    """Passage cells along y (inclusive range); None: square mazes."""
+    split: str = "train"
+    """Seed split: train, val or test (disjoint seed ranges)."""
+    cell: float = 1.0
+    """Metres per grid cell."""
+    corner_to_corner: bool = False
+    """Start and goal in opposite corners instead of random (at least half the geodesic diameter apart)."""
+    episodes_per_maze: int = 1
+    """Episodes on one generated maze before a new one is drawn (start and goal redrawn each time)."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything the simulator needs; the `sim:` section of a launch file."""
+
+    period: float = 0.1
+    """Control period (s)."""
+    substeps: int = 5
+    """Physics substeps per control tick."""
+    goal_radius: float = 0.3
+    """Success when the robot centre is this close to the goal (m)."""
+    time_limit_factor: float = 3.0
+    """Time limit = factor * shortest path / v_max + time_limit_extra (DESIGN.md)."""
+    time_limit_extra: float = 10.0
+    """Seconds added to the time limit."""
+    raycaster: str = "grid"
+    """Range queries: 'grid' (exact Numba DDA on grid mazes) or 'pybullet' (rayTestBatch, any geometry)."""
+    observation: str = "plain"
+    """Observation builder: 'plain' (scan bins + goal + command) or 'preprocessor' (robonav.sensors)."""
+    slot_size: float = 64.0
+    """Spacing (m) of maze slots in one physics world; a maze must fit inside."""
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    odometry: OdometryConfig = field(default_factory=OdometryConfig)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    maze: MazeConfig = field(default_factory=MazeConfig)
+
+    def __post_init__(self) -> None:
+        if self.raycaster not in ("grid", "pybullet"):
+            raise ValueError(f"sim.raycaster must be 'grid' or 'pybullet', got {self.raycaster!r}")
+        if self.observation not in ("plain", "preprocessor"):
+            raise ValueError(f"sim.observation must be 'plain' or 'preprocessor', got {self.observation!r}")
+        if self.period <= 0 or self.substeps < 1:
+            raise ValueError(f"sim.period must be > 0 and sim.substeps >= 1, got {self.period}, {self.substeps}")

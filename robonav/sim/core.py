@@ -1,0 +1,341 @@
+"""The batched simulation core: N robots in N mazes, stepped together. No Gymnasium here.
+
+One control tick, for every env at once (DESIGN.md "Data flow"):
+    policy command -> safety layer (robonav.control, on the scan the policy saw) -> command latency
+    -> motor limits -> PyBullet (velocity motors, ``substeps`` physics steps, contacts)
+    -> true pose -> wheel odometry with drift -> range scan (grid DDA or PyBullet rays, motion skew)
+    -> REP 117 corruption -> SensorFrame -> observer -> obs; reward from geodesic progress.
+MazeEnv (one env) and MazeVectorEnv (many) are thin Gymnasium shells around this class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from robonav.control.latency import CommandDelay
+from robonav.control.safety import SafetyLayer
+from robonav.sensors.frame import ScanSpec, SensorFrame
+from robonav.sim.config import SimConfig
+from robonav.sim.episodes import EpisodeSpec, MazeSampler
+from robonav.sim.geodesic import distance_field, geodesic_at
+from robonav.sim.maze import Maze
+from robonav.sim.noise import corrupt_scan, odometry_delta
+from robonav.sim.observation import Observer, make_observer
+from robonav.sim.raycast import grid_raycast_batch
+from robonav.sim.world import BatchedWorld
+
+REFINE = 4  # sub-cells per cell of the geodesic distance field
+
+
+@dataclass
+class EpisodeParams:
+    """Per-episode draws (nominal values when randomization is off)."""
+
+    scan: ScanSpec
+    noise_std: float
+    dropout: float
+    skew: float
+    radius: float
+    wheel_friction: float
+    latency: int
+    odom_scale: float
+    heading_drift: float
+    trans_noise: float
+    rot_noise: float
+
+
+def _wrap(a: np.ndarray) -> np.ndarray:
+    return np.arctan2(np.sin(a), np.cos(a))
+
+
+class MazeSim:
+    """Batched simulator state and stepping; see the module docstring for the tick."""
+
+    def __init__(self, num_envs: int, config: SimConfig | None = None, maze=None, seed: int | None = None,
+                 wall_mode: str = "merged", per_env_rays: bool = False) -> None:
+        self.cfg = cfg = config or SimConfig()
+        self.num_envs = n = num_envs
+        self.sampler = MazeSampler(maze, cfg.maze)
+        self.world = BatchedWorld(n, cfg.robot, cfg.period, cfg.substeps, cfg.slot_size, wall_mode)
+        self.per_env_rays = per_env_rays
+        rnd = cfg.randomization
+        self.max_beams = max(cfg.scanner.num_beams, rnd.beams[1] if rnd.enabled else 0)
+        self.safety = SafetyLayer(cfg.safety, n)
+        self.delay = CommandDelay(n, max_delay=max(2, rnd.latency_ticks[1]))
+        self.observers: list[Observer] = [
+            make_observer(cfg.observation, cfg.robot.v_max, cfg.robot.omega_max) for _ in range(n)]
+        self.obs_dim = self.observers[0].dim
+        self.rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+        self.noise_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(n + 1)[-1])
+        b = self.max_beams
+        self.ranges = np.full((n, b), np.nan, dtype=np.float32)  # last REP 117 scan, NaN-padded
+        self.beam_rel = np.zeros((n, b))  # beam angles in the robot frame
+        self.counts = np.zeros(n, dtype=np.int64)
+        self._true = np.zeros((n, b))
+        self._rx, self._ry, self._ra = np.zeros((n, b)), np.zeros((n, b)), np.zeros((n, b))
+        self.pose = np.zeros((n, 3))
+        self.prev_pose = np.zeros((n, 3))
+        self.velocity = np.zeros((n, 2))  # what the motors currently do (v, omega)
+        self.last_command = np.zeros((n, 2))  # after the safety layer: fed back to the observer
+        self.goal_xy = np.zeros((n, 2))
+        self.goal_odom = np.zeros((n, 2))
+        self.geo = np.zeros(n)
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.limit = np.zeros(n, dtype=np.int64)
+        self.collisions = np.zeros(n, dtype=np.int64)
+        self.contact = np.zeros(n, dtype=bool)
+        self.penetration = np.zeros(n)
+        self.path_length = np.zeros(n)
+        self.shortest = np.zeros(n)
+        self.episode_id = np.zeros(n, dtype=np.int64)
+        self.episodes: list[EpisodeSpec | None] = [None] * n
+        self.params: list[EpisodeParams | None] = [None] * n
+        self.fields: list[np.ndarray] = [np.zeros((1, 1))] * n
+        self._occ = np.ones((n, 1, 1), dtype=np.bool_)
+        self._shapes = np.ones((n, 2), dtype=np.int64)
+        self._cells = np.ones(n)
+        self._next_episode_id = 1
+        self.obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+
+    # -- episodes -------------------------------------------------------------------------------------------
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart every env's random stream from ``seed`` (Gymnasium ``reset(seed=...)``)."""
+        ss = np.random.SeedSequence(seed).spawn(self.num_envs + 1)
+        self.rngs = [np.random.default_rng(s) for s in ss[:-1]]
+        self.noise_rng = np.random.default_rng(ss[-1])
+
+    def _draw_params(self, rng: np.random.Generator) -> EpisodeParams:
+        cfg, rnd, sc, od = self.cfg, self.cfg.randomization, self.cfg.scanner, self.cfg.odometry
+        beams, fov, noise, drop, skew = sc.num_beams, sc.fov_deg, sc.noise_std, sc.dropout, sc.skew
+        radius, mu, lat, k = cfg.robot.radius, cfg.robot.wheel_friction, 0, 1.0
+        if rnd.enabled:
+            beams = int(rng.integers(rnd.beams[0], rnd.beams[1] + 1))
+            fov = float(rng.uniform(*rnd.fov_deg))
+            fov = 360.0 if fov >= 359.0 else fov
+            noise, drop = float(rng.uniform(*rnd.noise_std)), float(rng.uniform(*rnd.dropout))
+            skew = float(rng.uniform(*rnd.skew))
+            radius, mu = float(rng.uniform(*rnd.radius)), float(rng.uniform(*rnd.wheel_friction))
+            lat = int(rng.integers(rnd.latency_ticks[0], rnd.latency_ticks[1] + 1))
+            k = float(rng.uniform(*rnd.odom_scale))
+        scan = ScanSpec.evenly_spaced(beams, math.radians(fov), sc.range_min, sc.range_max)
+        return EpisodeParams(
+            scan=scan, noise_std=noise, dropout=drop, skew=skew, radius=radius, wheel_friction=mu, latency=lat,
+            odom_scale=float(rng.normal(0.0, od.scale_std * k)),
+            heading_drift=float(rng.normal(0.0, od.heading_drift_std * k)),
+            trans_noise=od.trans_noise * k, rot_noise=od.rot_noise * k)
+
+    def _set_grid(self, i: int, maze: Maze) -> None:
+        occ = maze.occupancy
+        h, w = occ.shape
+        if h > self._occ.shape[1] or w > self._occ.shape[2]:
+            big = np.ones((self.num_envs, max(h, self._occ.shape[1]), max(w, self._occ.shape[2])), np.bool_)
+            big[:, : self._occ.shape[1], : self._occ.shape[2]] = self._occ
+            self._occ = big
+        self._occ[i, :h, :w] = occ
+        self._shapes[i] = (h, w)
+        self._cells[i] = maze.cell
+
+    def reset_env(self, i: int, episode: EpisodeSpec | None = None) -> None:
+        """Start a new episode in env i (drawn from the sampler unless ``episode`` is given)."""
+        ep = episode if episode is not None else self.sampler.sample(i, self.rngs[i])
+        rng = np.random.default_rng(ep.seed)
+        prm = self._draw_params(rng)
+        maze = ep.maze
+        old = self.episodes[i]
+        if old is None or old.maze.hash() != maze.hash() or old.maze.cell != maze.cell:
+            self.world.set_maze(i, maze)
+            self._set_grid(i, maze)
+        sx, sy = maze.cell_center(maze.start)
+        gx, gy = maze.cell_center(maze.goal)
+        th = float(rng.uniform(-math.pi, math.pi))
+        self.world.place_robot(i, sx, sy, th, prm.radius, prm.wheel_friction)
+        self.pose[i] = self.prev_pose[i] = (sx, sy, th)
+        self.velocity[i] = self.last_command[i] = 0.0
+        self.goal_xy[i] = (gx, gy)
+        c, s = math.cos(th), math.sin(th)
+        self.goal_odom[i] = (c * (gx - sx) + s * (gy - sy), -s * (gx - sx) + c * (gy - sy))
+        self.fields[i] = distance_field(maze.occupancy, maze.cell, (gx, gy), REFINE)
+        self.geo[i] = self._geodesic(i)
+        self.shortest[i] = float(geodesic_at(self.fields[i], maze.cell, REFINE, np.array([sx]), np.array([sy]))[0])
+        cfg = self.cfg
+        seconds = cfg.time_limit_factor * self.shortest[i] / cfg.robot.v_max + cfg.time_limit_extra
+        self.limit[i] = math.ceil(seconds / cfg.period)
+        self.steps[i] = self.collisions[i] = 0
+        self.contact[i] = False
+        self.penetration[i] = self.path_length[i] = 0.0
+        self.episode_id[i] = self._next_episode_id
+        self._next_episode_id += 1
+        self.episodes[i], self.params[i] = ep, prm
+        nb = prm.scan.num_beams
+        self.counts[i] = nb
+        self.beam_rel[i, :nb] = prm.scan.beam_angles()
+        self.safety.reset([i])
+        self.delay.reset([i], np.array([prm.latency]))
+        self.observers[i].reset()
+        self._scan(np.array([i]))
+        self.obs[i] = self._observe(i, np.zeros(3))
+
+    def reset_all(self) -> np.ndarray:
+        """Reset every env; returns the observations [N, D] (the internal buffer)."""
+        for i in range(self.num_envs):
+            self.reset_env(i)
+        return self.obs
+
+    # -- sensing --------------------------------------------------------------------------------------------
+
+    def _geodesic(self, i: int) -> float:
+        x, y = self.pose[i, 0:1], self.pose[i, 1:2]
+        return float(geodesic_at(self.fields[i], float(self._cells[i]), REFINE, x, y)[0])
+
+    def _scan(self, envs: np.ndarray) -> None:
+        """Range scan for ``envs`` at their current pose, with motion skew along the last tick."""
+        b = self.max_beams
+        frac = np.ones((len(envs), b))
+        for k, i in enumerate(envs):
+            prm = self.params[i]
+            assert prm is not None
+            nb = prm.scan.num_beams
+            if prm.skew > 0 and nb > 1:
+                frac[k, :nb] = 1.0 - prm.skew * (1.0 - np.arange(nb) / (nb - 1))
+        p0, p1 = self.prev_pose[envs], self.pose[envs]
+        dth = _wrap(p1[:, 2] - p0[:, 2])
+        self._rx[envs] = p0[:, 0:1] + frac * (p1[:, 0:1] - p0[:, 0:1])
+        self._ry[envs] = p0[:, 1:2] + frac * (p1[:, 1:2] - p0[:, 1:2])
+        self._ra[envs] = p0[:, 2:3] + frac * dth[:, None] + self.beam_rel[envs]
+        rmax = self.cfg.scanner.range_max
+        true = self._true
+        if self.cfg.raycaster == "grid":
+            if len(envs) == self.num_envs:
+                grid_raycast_batch(self._occ, self._shapes, self._cells, self._rx, self._ry, self._ra,
+                                   self.counts, rmax, true)
+            else:
+                sub = np.empty((len(envs), b))
+                grid_raycast_batch(self._occ[envs], self._shapes[envs], self._cells[envs], self._rx[envs],
+                                   self._ry[envs], self._ra[envs], self.counts[envs], rmax, sub)
+                true[envs] = sub
+        else:
+            sub = np.empty((len(envs), b))
+            if len(envs) == self.num_envs:
+                self.world.raycast(self._rx, self._ry, self._ra, self.counts, rmax, sub, self.per_env_rays)
+            else:
+                for k, i in enumerate(envs):  # resets only: one env at a time
+                    one = np.empty((1, b))
+                    self._raycast_one(int(i), one)
+                    sub[k] = one[0]
+            true[envs] = sub
+        noise = np.array([self.params[i].noise_std for i in envs])  # type: ignore[union-attr]
+        drop = np.array([self.params[i].dropout for i in envs])  # type: ignore[union-attr]
+        out = np.empty((len(envs), b), dtype=np.float32)
+        corrupt_scan(true[envs], self.counts[envs], noise, drop, self.cfg.scanner.range_min, rmax,
+                     self.noise_rng, out)
+        self.ranges[envs] = out
+
+    def _raycast_one(self, i: int, out: np.ndarray) -> None:
+        # PyBullet path for a single env: cast all slots' rays is wasteful; mask others with zero counts.
+        counts = np.zeros_like(self.counts)
+        counts[i] = self.counts[i]
+        full = np.full((self.num_envs, self.max_beams), np.inf)
+        self.world.raycast(self._rx, self._ry, self._ra, counts, self.cfg.scanner.range_max, full)
+        out[0] = full[i]
+
+    def frame(self, i: int, odom_delta: np.ndarray) -> SensorFrame:
+        """The raw SensorFrame of env i, as a robot driver would emit it (no true pose)."""
+        prm = self.params[i]
+        assert prm is not None
+        nb = prm.scan.num_beams
+        return SensorFrame(ranges=self.ranges[i, :nb], scan=prm.scan, odom_delta=odom_delta,
+                           goal=self.goal_odom[i], episode_id=int(self.episode_id[i]),
+                           stamp=float(self.steps[i] * self.cfg.period), seq=int(self.steps[i]))
+
+    def _observe(self, i: int, odom_delta: np.ndarray) -> np.ndarray:
+        return self.observers[i](self.frame(i, odom_delta), self.last_command[i])
+
+    # -- stepping -------------------------------------------------------------------------------------------
+
+    def step(self, actions: np.ndarray):
+        """Advance every env one tick. Returns (obs, reward, terminated, truncated) arrays; no autoreset."""
+        cfg, n = self.cfg, self.num_envs
+        rc, T = cfg.robot, cfg.period
+        a = np.asarray(actions, dtype=np.float64).reshape(n, 2)
+        a = np.clip(np.nan_to_num(a), [-rc.v_max, -rc.omega_max], [rc.v_max, rc.omega_max])
+        radii = np.array([p.radius for p in self.params])  # type: ignore[union-attr]
+        safe = self.safety.filter(a, self.ranges, self.beam_rel, T, radius=radii)
+        self.last_command[:] = safe
+        cmd = self.delay.push(safe)
+        # Motors: hardware acceleration limits, then the period jitter stretches this tick's motion.
+        dv = np.clip(cmd - self.velocity, [-rc.accel_max * T, -rc.alpha_max * T], [rc.accel_max * T,
+                                                                                   rc.alpha_max * T])
+        self.velocity += dv
+        v, w = self.velocity[:, 0].copy(), self.velocity[:, 1].copy()
+        jit = cfg.randomization.period_jitter if cfg.randomization.enabled else 0.0
+        if jit > 0:
+            stretch = 1.0 + np.clip(self.noise_rng.normal(0.0, jit, n), -3 * jit, 3 * jit)
+            v *= stretch
+            w *= stretch
+        # Velocity of the chord of the tick's arc: free-space motion ends exactly on the diff-drive arc.
+        half = 0.5 * w * T
+        sinc = np.where(np.abs(half) > 1e-9, np.sin(half) / np.where(half == 0, 1, half), 1.0)
+        heading = self.pose[:, 2] + half
+        vel = np.stack([v * sinc * np.cos(heading), v * sinc * np.sin(heading), w], axis=1)
+        self.world.apply_velocities(vel)
+        self.world.step()
+        self.prev_pose[:] = self.pose
+        self.world.poses(self.pose)
+        self.pose[:, 2] = self.prev_pose[:, 2] + _wrap(self.pose[:, 2] - self.prev_pose[:, 2])
+        hit, depth = self.world.contacts()
+        self.collisions += hit & ~self.contact
+        self.contact[:] = hit
+        self.penetration[:] = depth
+        # Odometry: the true delta in the previous robot frame, seen through the episode's wheel errors.
+        d = self.pose[:, :2] - self.prev_pose[:, :2]
+        c, s = np.cos(self.prev_pose[:, 2]), np.sin(self.prev_pose[:, 2])
+        true_delta = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1],
+                               self.pose[:, 2] - self.prev_pose[:, 2]], axis=1)
+        self.path_length += np.hypot(d[:, 0], d[:, 1])
+        prm = self.params
+        odom = odometry_delta(true_delta, np.array([p.odom_scale for p in prm]),  # type: ignore[union-attr]
+                              np.array([p.heading_drift for p in prm]),  # type: ignore[union-attr]
+                              np.array([p.trans_noise for p in prm]),  # type: ignore[union-attr]
+                              np.array([p.rot_noise for p in prm]),  # type: ignore[union-attr]
+                              self.noise_rng)
+        self._scan(np.arange(n))
+        self.steps += 1
+        geo = np.array([self._geodesic(i) for i in range(n)])
+        progress = self.geo - geo
+        self.geo[:] = geo
+        success = np.hypot(self.pose[:, 0] - self.goal_xy[:, 0], self.pose[:, 1] - self.goal_xy[:, 1]) \
+            < cfg.goal_radius
+        rw = cfg.reward
+        reward = rw.progress * progress + rw.success * success + rw.collision * hit + rw.time
+        truncated = (self.steps >= self.limit) & ~success
+        for i in range(n):
+            self.obs[i] = self._observe(i, odom[i])
+        return self.obs, reward.astype(np.float32), success, truncated
+
+    def info(self, i: int) -> dict:
+        """Episode metrics of env i (for Gymnasium's info and for evaluation)."""
+        ep = self.episodes[i]
+        assert ep is not None
+        return {
+            "is_success": bool(np.hypot(*(self.pose[i, :2] - self.goal_xy[i])) < self.cfg.goal_radius),
+            "collisions": int(self.collisions[i]),
+            "in_collision": bool(self.contact[i]),
+            "penetration": float(self.penetration[i]),
+            "path_length": float(self.path_length[i]),
+            "shortest_path_length": float(self.shortest[i]),
+            "geodesic_to_goal": float(self.geo[i]),
+            "episode_steps": int(self.steps[i]),
+            "time_limit_steps": int(self.limit[i]),
+            "maze": ep.maze.name or ep.maze.hash(),
+            "maze_hash": ep.maze.hash(),
+            "episode_seed": ep.seed,
+            "episode_id": int(self.episode_id[i]),
+        }
+
+    def close(self) -> None:
+        """Release the physics client."""
+        self.world.close()

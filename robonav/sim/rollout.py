@@ -1,0 +1,33 @@
+"""Run one episode of MazeEnv with any action function and keep what happened (for pictures and summaries)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from robonav.sim.env import MazeEnv
+from robonav.sim.render import EpisodeTrace
+
+
+def record_episode(env: MazeEnv, act: Callable[[np.ndarray], np.ndarray], seed: int | None = None,
+                   max_steps: int | None = None) -> EpisodeTrace:
+    """Reset ``env`` (with ``seed``), step it with ``act(obs)`` until the episode ends, return the trace."""
+    obs, info = env.reset(seed=seed)
+    sim = env.sim
+    ep = sim.episodes[0]
+    assert ep is not None
+    nb = int(sim.counts[0])
+    trace = EpisodeTrace(ep.maze, [sim.pose[0].copy()], [sim.ranges[0, :nb].copy()],
+                         [sim.beam_rel[0, :nb].copy()], (float(sim.goal_xy[0, 0]), float(sim.goal_xy[0, 1])), info)
+    steps = 0
+    while True:
+        obs, _, terminated, truncated, info = env.step(act(obs))
+        steps += 1
+        trace.poses.append(sim.pose[0].copy())
+        trace.scans.append(sim.ranges[0, :nb].copy())
+        trace.angles.append(sim.beam_rel[0, :nb].copy())
+        if terminated or truncated or (max_steps is not None and steps >= max_steps):
+            break
+    trace.info = info
+    return trace

@@ -1,0 +1,198 @@
+"""Vector environments: one batched PyBullet world per process, and several processes for several cores.
+
+``MazeVectorEnv`` steps N robots in N mazes with one ``stepSimulation`` and one batched range query per tick.
+It autoresets in the SAME step (``metadata["autoreset_mode"] = AutoresetMode.SAME_STEP``): when an env ends,
+its final observation is in ``infos["final_obs"]`` (a dense float32 [N, D] array, valid where
+``infos["_final_obs"]``) and its episode metrics in ``infos["final_info"]``, and the returned observation is
+already the first of the next episode. Trainers bootstrap truncated episodes from ``final_obs``.
+
+``ProcessVectorEnv`` splits the envs over worker processes, each owning a MazeVectorEnv, to use more cores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from robonav.sim.config import SimConfig
+from robonav.sim.core import MazeSim
+from robonav.sim.env import as_config
+from robonav.sim.maze import Maze
+
+INFO_KEYS = ("is_success", "collisions", "path_length", "shortest_path_length", "episode_steps")
+
+
+class MazeVectorEnv(VectorEnv):
+    """N envs in one PyBullet world (see module docstring for autoreset semantics)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 8, maze: str | os.PathLike[str] | Maze | list[Maze] | dict | None = None,
+                 config: SimConfig | dict | None = None, seed: int | None = None,
+                 render_mode: str | None = None, wall_mode: str = "merged", per_env_rays: bool = False,
+                 **_: Any) -> None:
+        self.config = as_config(config)
+        self.num_envs = num_envs
+        self.sim = MazeSim(num_envs, self.config, maze, seed, wall_mode=wall_mode, per_env_rays=per_env_rays)
+        o = self.sim.observers[0]
+        rc = self.config.robot
+        self.single_observation_space = gym.spaces.Box(o.low, o.high, (o.dim,), np.float32)
+        self.single_action_space = gym.spaces.Box(np.array([-rc.v_max, -rc.omega_max], np.float32),
+                                                  np.array([rc.v_max, rc.omega_max], np.float32),
+                                                  dtype=np.float32)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self.sim.reseed(seed)
+        episodes = (options or {}).get("episodes")
+        for i in range(self.num_envs):
+            self.sim.reset_env(i, None if episodes is None else episodes[i])
+        return self.sim.obs.copy(), self._infos()
+
+    def step(self, actions):
+        obs, reward, terminated, truncated = self.sim.step(actions)
+        infos = self._infos()
+        done = terminated | truncated
+        if done.any():
+            final_obs = np.zeros_like(obs)
+            final_obs[done] = obs[done]
+            final_info = {k: infos[k].copy() for k in INFO_KEYS}
+            final_info["_is_success"] = done.copy()
+            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
+            infos["final_info"], infos["_final_info"] = final_info, done.copy()
+            for i in np.flatnonzero(done):
+                self.sim.reset_env(int(i))
+        return self.sim.obs.copy(), reward, terminated, truncated, infos
+
+    def _infos(self) -> dict[str, Any]:
+        s = self.sim
+        goal_d = np.hypot(s.pose[:, 0] - s.goal_xy[:, 0], s.pose[:, 1] - s.goal_xy[:, 1])
+        return {
+            "is_success": goal_d < self.config.goal_radius,
+            "collisions": s.collisions.copy(),
+            "in_collision": s.contact.copy(),
+            "path_length": s.path_length.copy(),
+            "shortest_path_length": s.shortest.copy(),
+            "episode_steps": s.steps.copy(),
+        }
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.sim.close()
+
+
+def _worker(conn, num_envs: int, maze, config: SimConfig, seed: int | None) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    env = MazeVectorEnv(num_envs, maze, config, seed)
+    try:
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "step":
+                obs, rew, term, trunc, infos = env.step(arg)
+                conn.send((obs, rew, term, trunc, _complete(infos, obs)))
+            elif cmd == "reset":
+                obs, infos = env.reset(seed=arg)
+                conn.send((obs, _complete(infos, obs)))
+            elif cmd == "close":
+                break
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        env.close()
+        conn.close()
+
+
+def _complete(infos: dict[str, Any], obs: np.ndarray) -> dict[str, Any]:
+    """Give a worker's infos every key (final_* absent when no env ended) so the parts concatenate."""
+    if "final_obs" not in infos:
+        n = len(obs)
+        infos["final_obs"], infos["_final_obs"] = np.zeros_like(obs), np.zeros(n, dtype=bool)
+        infos["final_info"] = {k: np.zeros_like(infos[k]) for k in INFO_KEYS}
+        infos["final_info"]["_is_success"] = np.zeros(n, dtype=bool)
+        infos["_final_info"] = np.zeros(n, dtype=bool)
+    return infos
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate completed per-worker infos; drop final_* again when no env ended anywhere."""
+    out: dict[str, Any] = {}
+    for k, v in parts[0].items():
+        if isinstance(v, dict):
+            out[k] = {sk: np.concatenate([p[k][sk] for p in parts]) for sk in v}
+        else:
+            out[k] = np.concatenate([p[k] for p in parts])
+    if not out["_final_obs"].any():
+        for k in ("final_obs", "_final_obs", "final_info", "_final_info"):
+            del out[k]
+    return out
+
+
+class ProcessVectorEnv(VectorEnv):
+    """``num_envs`` split over ``workers`` processes, each a MazeVectorEnv (same autoreset semantics).
+
+    Worker w gets seed ``seed + w`` (or None) and envs ``[w * k, (w + 1) * k)``; results are concatenated.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 16, workers: int = 2, maze=None, config: SimConfig | dict | None = None,
+                 seed: int | None = None) -> None:
+        if num_envs % workers:
+            raise ValueError(f"num_envs ({num_envs}) must be a multiple of workers ({workers})")
+        self.config = as_config(config)
+        self.num_envs, self.workers = num_envs, workers
+        per = num_envs // workers
+        ctx = mp.get_context("spawn")
+        self._conns, self._procs = [], []
+        for w in range(workers):
+            a, b = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(b, per, maze, self.config,
+                                                     None if seed is None else seed + w), daemon=True)
+            proc.start()
+            b.close()
+            self._conns.append(a)
+            self._procs.append(proc)
+        from robonav.sim.observation import make_observer
+
+        o = make_observer(self.config.observation, self.config.robot.v_max, self.config.robot.omega_max)
+        rc = self.config.robot
+        self.single_observation_space = gym.spaces.Box(o.low, o.high, (o.dim,), np.float32)
+        self.single_action_space = gym.spaces.Box(np.array([-rc.v_max, -rc.omega_max], np.float32),
+                                                  np.array([rc.v_max, rc.omega_max], np.float32),
+                                                  dtype=np.float32)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        for w, c in enumerate(self._conns):
+            c.send(("reset", None if seed is None else seed + w))
+        res = [c.recv() for c in self._conns]
+        return np.concatenate([r[0] for r in res]), _merge([r[1] for r in res])
+
+    def step(self, actions):
+        per = self.num_envs // self.workers
+        actions = np.asarray(actions)
+        for w, c in enumerate(self._conns):
+            c.send(("step", actions[w * per:(w + 1) * per]))
+        res = [c.recv() for c in self._conns]
+        return (np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
+                np.concatenate([r[2] for r in res]), np.concatenate([r[3] for r in res]),
+                _merge([r[4] for r in res]))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for c in self._conns:
+            try:
+                c.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()

@@ -1,0 +1,253 @@
+"""The batched PyBullet world: many mazes side by side in one physics client, one robot in each.
+
+Each maze's walls are ONE static body whose compound shape holds the maze's wall cells merged into as few
+boxes as possible (plus an outer ring). The robot is a planar multibody (prismatic x, prismatic y, revolute z)
+whose joints are driven by velocity motors with a force cap, so PyBullet resolves contacts: the robot really
+collides and slides along walls. One ``stepSimulation`` advances every env; contacts come from one query.
+
+``wall_mode="cells"`` builds one body per wall cell instead: the naive baseline of benchmarks/sim_throughput.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as p
+
+from robonav.sim.config import RobotConfig
+from robonav.sim.maze import Maze
+
+WALL_HEIGHT = 0.5
+MAX_COMPOUND = 16
+_ROBOT_GROUP, _WALL_GROUP = 1, 2  # collision filter bits: robots hit walls only; rays see walls only
+
+
+class WorldError(RuntimeError):
+    """The physics world cannot do what was asked (e.g. a maze larger than its slot)."""
+
+
+def merge_wall_boxes(occ: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Cover the True cells of ``occ[iy, ix]`` with disjoint rectangles (ix0, iy0, w, h), greedily.
+
+    Grows each box right as far as the row allows, then up while the whole span is wall: a perfect 7x7 maze
+    (225 cells, ~130 walls) becomes about 30 boxes.
+    """
+    ny, nx = occ.shape
+    used = np.zeros_like(occ, dtype=bool)
+    boxes = []
+    for iy in range(ny):
+        ix = 0
+        while ix < nx:
+            if not occ[iy, ix] or used[iy, ix]:
+                ix += 1
+                continue
+            w = 1
+            while ix + w < nx and occ[iy, ix + w] and not used[iy, ix + w]:
+                w += 1
+            h = 1
+            while iy + h < ny and occ[iy + h, ix:ix + w].all() and not used[iy + h, ix:ix + w].any():
+                h += 1
+            used[iy:iy + h, ix:ix + w] = True
+            boxes.append((ix, iy, w, h))
+            ix += w
+    return boxes
+
+
+@dataclass
+class _Slot:
+    origin: tuple[float, float]
+    wall_bodies: list[int]
+    wall_shapes: list[int]
+    robot: int
+    robot_shape: int
+    radius: float
+    maze: Maze | None = None
+
+
+class BatchedWorld:
+    """``num_envs`` maze slots in one PyBullet DIRECT client. Poses are in each maze's own frame."""
+
+    def __init__(self, num_envs: int, robot: RobotConfig, period: float = 0.1, substeps: int = 5,
+                 slot_size: float = 64.0, wall_mode: str = "merged") -> None:
+        if wall_mode not in ("merged", "cells"):
+            raise WorldError(f"wall_mode must be 'merged' or 'cells', got {wall_mode!r}")
+        self.num_envs = num_envs
+        self.robot_cfg = robot
+        self.period = period
+        self.substeps = substeps
+        self.slot_size = slot_size
+        self.wall_mode = wall_mode
+        self.client = p.connect(p.DIRECT)
+        cid = self.client
+        p.setGravity(0, 0, 0, physicsClientId=cid)  # planar robot: joints carry it; no floor needed
+        p.setPhysicsEngineParameter(fixedTimeStep=period / substeps, numSolverIterations=10,
+                                    physicsClientId=cid)
+        side = max(1, math.ceil(math.sqrt(num_envs)))
+        self._slots: list[_Slot] = []
+        self._body_to_env: dict[int, int] = {}
+        for i in range(num_envs):
+            origin = ((i % side) * slot_size, (i // side) * slot_size)
+            slot = _Slot(origin, [], [], -1, -1, robot.radius)
+            self._slots.append(slot)
+            self._make_robot(i, robot.radius)
+        self._force = np.full(num_envs, robot.wheel_friction * robot.mass * 9.81)
+
+    # -- construction -------------------------------------------------------------------------------------
+
+    def _make_robot(self, i: int, radius: float) -> None:
+        cid, slot, rc = self.client, self._slots[i], self.robot_cfg
+        if slot.robot >= 0:
+            p.removeBody(slot.robot, physicsClientId=cid)
+            p.removeCollisionShape(slot.robot_shape, physicsClientId=cid)
+            self._body_to_env.pop(slot.robot, None)
+        shape = p.createCollisionShape(p.GEOM_CYLINDER, radius=radius, height=rc.height, physicsClientId=cid)
+        body = p.createMultiBody(
+            baseMass=0, basePosition=[slot.origin[0], slot.origin[1], rc.height / 2],
+            linkMasses=[0.01, 0.01, rc.mass], linkCollisionShapeIndices=[-1, -1, shape],
+            linkVisualShapeIndices=[-1, -1, -1], linkPositions=[[0, 0, 0]] * 3,
+            linkOrientations=[[0, 0, 0, 1]] * 3, linkInertialFramePositions=[[0, 0, 0]] * 3,
+            linkInertialFrameOrientations=[[0, 0, 0, 1]] * 3, linkParentIndices=[0, 1, 2],
+            linkJointTypes=[p.JOINT_PRISMATIC, p.JOINT_PRISMATIC, p.JOINT_REVOLUTE],
+            linkJointAxis=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], physicsClientId=cid)
+        p.changeDynamics(body, 2, lateralFriction=rc.wall_friction, linearDamping=0, angularDamping=0,
+                         physicsClientId=cid)
+        for j in range(3):
+            p.changeDynamics(body, j, jointDamping=0, physicsClientId=cid)
+            p.setCollisionFilterGroupMask(body, j, _ROBOT_GROUP, _WALL_GROUP, physicsClientId=cid)
+        p.setCollisionFilterGroupMask(body, -1, 0, 0, physicsClientId=cid)
+        slot.robot, slot.robot_shape, slot.radius = body, shape, radius
+        self._body_to_env[body] = i
+
+    def set_maze(self, i: int, maze: Maze) -> None:
+        """Replace slot i's walls with ``maze`` (its walls plus a one-cell ring around the grid)."""
+        cid, slot = self.client, self._slots[i]
+        extent = (max(maze.rows, maze.cols) + 2) * maze.cell
+        if extent > self.slot_size:
+            raise WorldError(
+                f"maze {maze.name or maze.hash()} spans {extent:.1f} m with its ring, more than the world's "
+                f"slot_size {self.slot_size} m: raise sim.slot_size"
+            )
+        for b in slot.wall_bodies:
+            p.removeBody(b, physicsClientId=cid)
+        for s in slot.wall_shapes:
+            p.removeCollisionShape(s, physicsClientId=cid)
+        slot.wall_bodies, slot.wall_shapes = [], []
+        occ = np.pad(maze.occupancy, 1, constant_values=True)  # ring; padded cell (0,0) is at (-cell, -cell)
+        c = maze.cell
+        ox, oy = slot.origin[0] - c, slot.origin[1] - c
+        if self.wall_mode == "merged":
+            boxes = merge_wall_boxes(occ)
+        else:
+            iy, ix = np.nonzero(occ)
+            boxes = [(int(x), int(y), 1, 1) for x, y in zip(ix, iy)]
+        half = [[w * c / 2, h * c / 2, WALL_HEIGHT / 2] for (_, _, w, h) in boxes]
+        centers = [[(x + w / 2) * c, (y + h / 2) * c, WALL_HEIGHT / 2] for (x, y, w, h) in boxes]
+        if self.wall_mode == "merged":
+            # PyBullet's compound shapes hold at most 16 children (MAX_COMPOUND_COLLISION_SHAPES in its
+            # shared-memory API; extra children are silently dropped), so the boxes go in chunks of 16.
+            bodies = []
+            for k in range(0, len(boxes), MAX_COMPOUND):
+                shape = p.createCollisionShapeArray(
+                    [p.GEOM_BOX] * len(half[k:k + MAX_COMPOUND]), halfExtents=half[k:k + MAX_COMPOUND],
+                    collisionFramePositions=centers[k:k + MAX_COMPOUND], physicsClientId=cid)
+                bodies.append(p.createMultiBody(0, shape, basePosition=[ox, oy, 0], physicsClientId=cid))
+                slot.wall_shapes.append(shape)
+        else:
+            slot.wall_shapes = [p.createCollisionShape(p.GEOM_BOX, halfExtents=h_, physicsClientId=cid)
+                                for h_ in half]
+            bodies = [p.createMultiBody(0, s, basePosition=[ox + c_[0], oy + c_[1], c_[2]], physicsClientId=cid)
+                      for s, c_ in zip(slot.wall_shapes, centers)]
+        for b in bodies:
+            p.changeDynamics(b, -1, lateralFriction=1.0, physicsClientId=cid)
+            p.setCollisionFilterGroupMask(b, -1, _WALL_GROUP, _ROBOT_GROUP, physicsClientId=cid)
+        slot.wall_bodies = bodies
+        slot.maze = maze
+
+    def place_robot(self, i: int, x: float, y: float, theta: float, radius: float | None = None,
+                    wheel_friction: float | None = None) -> None:
+        """Teleport slot i's robot to (x, y, theta) at rest; rebuild it if its radius changes."""
+        rc = self.robot_cfg
+        if radius is not None and abs(radius - self._slots[i].radius) > 1e-9:
+            self._make_robot(i, radius)
+        body = self._slots[i].robot
+        for j, q in enumerate((x, y, theta)):
+            p.resetJointState(body, j, q, 0.0, physicsClientId=self.client)
+        mu = rc.wheel_friction if wheel_friction is None else wheel_friction
+        self._force[i] = mu * rc.mass * 9.81
+
+    # -- stepping -----------------------------------------------------------------------------------------
+
+    def apply_velocities(self, vxy_w: np.ndarray) -> None:
+        """Set motor targets: ``vxy_w[i] = (vx, vy, omega)`` in the maze frame (m/s, rad/s)."""
+        cid = self.client
+        for i, slot in enumerate(self._slots):
+            f = float(self._force[i])
+            p.setJointMotorControlArray(
+                slot.robot, [0, 1, 2], p.VELOCITY_CONTROL, targetVelocities=vxy_w[i].tolist(),
+                forces=[f, f, f * slot.radius * 2.0], physicsClientId=cid)
+
+    def step(self) -> None:
+        """Advance one control period (``substeps`` physics steps) for every env."""
+        for _ in range(self.substeps):
+            p.stepSimulation(physicsClientId=self.client)
+
+    def poses(self, out: np.ndarray | None = None) -> np.ndarray:
+        """True poses [N, 3] (x, y, theta) in each maze's frame; theta wrapped to (-pi, pi]."""
+        out = np.empty((self.num_envs, 3)) if out is None else out
+        for i, slot in enumerate(self._slots):
+            st = p.getJointStates(slot.robot, [0, 1, 2], physicsClientId=self.client)
+            out[i, 0], out[i, 1], out[i, 2] = st[0][0], st[1][0], st[2][0]
+        out[:, 2] = np.arctan2(np.sin(out[:, 2]), np.cos(out[:, 2]))
+        return out
+
+    def contacts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(in_contact bool [N], deepest penetration [N] in metres) from one query over the whole world."""
+        hit = np.zeros(self.num_envs, dtype=bool)
+        depth = np.zeros(self.num_envs)
+        for cp in p.getContactPoints(physicsClientId=self.client):
+            i = self._body_to_env.get(cp[1], self._body_to_env.get(cp[2]))
+            if i is None:
+                continue
+            hit[i] = True
+            depth[i] = max(depth[i], -cp[8])
+        return hit, depth
+
+    def raycast(self, xs: np.ndarray, ys: np.ndarray, angles: np.ndarray, counts: np.ndarray,
+                max_range: float, out: np.ndarray, per_env_batches: bool = False) -> None:
+        """PyBullet rays: ``xs, ys, angles, out`` [N, B] in maze frames; misses give +inf.
+
+        One ``rayTestBatch`` for all envs by default; ``per_env_batches`` issues one per env (naive baseline).
+        """
+        z = self.robot_cfg.height * 0.75
+        frm, to, idx = [], [], []
+        for i, slot in enumerate(self._slots):
+            n = int(counts[i])
+            ox, oy = slot.origin
+            x0, y0 = xs[i, :n] + ox, ys[i, :n] + oy
+            x1, y1 = x0 + max_range * np.cos(angles[i, :n]), y0 + max_range * np.sin(angles[i, :n])
+            f = np.stack([x0, y0, np.full(n, z)], 1).tolist()
+            t = np.stack([x1, y1, np.full(n, z)], 1).tolist()
+            if per_env_batches:
+                res = p.rayTestBatch(f, t, collisionFilterMask=_WALL_GROUP, physicsClientId=self.client)
+                fr = np.array([r[2] if r[0] >= 0 else np.inf for r in res])
+                out[i, :n] = np.where(np.isfinite(fr), fr * max_range, np.inf)
+            else:
+                frm += f
+                to += t
+                idx.append(n)
+        if per_env_batches:
+            return
+        res = p.rayTestBatch(frm, to, collisionFilterMask=_WALL_GROUP, physicsClientId=self.client)
+        fr = np.array([r[2] if r[0] >= 0 else np.inf for r in res])
+        k = 0
+        for i, n in enumerate(idx):
+            out[i, :n] = np.where(np.isfinite(fr[k:k + n]), fr[k:k + n] * max_range, np.inf)
+            k += n
+
+    def close(self) -> None:
+        """Disconnect the physics client."""
+        if self.client >= 0:
+            p.disconnect(physicsClientId=self.client)
+            self.client = -1

@@ -1,0 +1,1 @@
+"""robonav.train: see DESIGN.md (built by a later issue)."""
