@@ -60,7 +60,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     expert = GeodesicExpert()
     policies = {
-        "expert": lambda obs: expert(env.sim)[0],
+        "expert": lambda obs: expert(env.sim)[0] / env._scale,
         "random": lambda obs: env.action_space.sample(),
         "stop": lambda obs: np.zeros(2),
     }
@@ -111,13 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robonav`` console script."""
     args = build_parser().parse_args(argv)
-    from robonav.settings import SettingsError
-
     try:
         return int(args.func(args))
-    except SettingsError as e:
+    except Exception as e:  # user errors get one clear line and exit code 2; anything else is a bug
+        if not _is_user_error(e):
+            raise
         print(f"robonav {args.verb}: {e}", file=sys.stderr)
         return 2
+
+
+def _is_user_error(e: Exception) -> bool:
+    """Bad launch files, settings and maze files: the message already says what and where."""
+    from robonav.settings import SettingsError
+
+    if isinstance(e, SettingsError):
+        return True
+    maze_mod = sys.modules.get("robonav.sim.maze")
+    return maze_mod is not None and isinstance(e, maze_mod.MazeError)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ class MazeSim:
             make_observer(cfg.observation, cfg.robot.v_max, cfg.robot.omega_max) for _ in range(n)]
         self.obs_dim = self.observers[0].dim
         self.rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
-        self.noise_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(n + 1)[-1])
+        self.ep_rngs = [np.random.default_rng(0) for _ in range(n)]  # per episode: noise, jitter, heading
         b = self.max_beams
         self.ranges = np.full((n, b), np.nan, dtype=np.float32)  # last REP 117 scan, NaN-padded
         self.beam_rel = np.zeros((n, b))  # beam angles in the robot frame
@@ -104,9 +104,7 @@ class MazeSim:
 
     def reseed(self, seed: int | None) -> None:
         """Restart every env's random stream from ``seed`` (Gymnasium ``reset(seed=...)``)."""
-        ss = np.random.SeedSequence(seed).spawn(self.num_envs + 1)
-        self.rngs = [np.random.default_rng(s) for s in ss[:-1]]
-        self.noise_rng = np.random.default_rng(ss[-1])
+        self.rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(self.num_envs)]
 
     def _draw_params(self, rng: np.random.Generator) -> EpisodeParams:
         cfg, rnd, sc, od = self.cfg, self.cfg.randomization, self.cfg.scanner, self.cfg.odometry
@@ -142,7 +140,7 @@ class MazeSim:
     def reset_env(self, i: int, episode: EpisodeSpec | None = None) -> None:
         """Start a new episode in env i (drawn from the sampler unless ``episode`` is given)."""
         ep = episode if episode is not None else self.sampler.sample(i, self.rngs[i])
-        rng = np.random.default_rng(ep.seed)
+        rng = self.ep_rngs[i] = np.random.default_rng(ep.seed)
         prm = self._draw_params(rng)
         maze = ep.maze
         old = self.episodes[i]
@@ -231,7 +229,7 @@ class MazeSim:
         drop = np.array([self.params[i].dropout for i in envs])  # type: ignore[union-attr]
         out = np.empty((len(envs), b), dtype=np.float32)
         corrupt_scan(true[envs], self.counts[envs], noise, drop, self.cfg.scanner.range_min, rmax,
-                     self.noise_rng, out)
+                     [self.ep_rngs[i] for i in envs], out)
         self.ranges[envs] = out
 
     def _raycast_one(self, i: int, out: np.ndarray) -> None:
@@ -273,7 +271,8 @@ class MazeSim:
         v, w = self.velocity[:, 0].copy(), self.velocity[:, 1].copy()
         jit = cfg.randomization.period_jitter if cfg.randomization.enabled else 0.0
         if jit > 0:
-            stretch = 1.0 + np.clip(self.noise_rng.normal(0.0, jit, n), -3 * jit, 3 * jit)
+            z = np.array([r.standard_normal() for r in self.ep_rngs])
+            stretch = 1.0 + np.clip(jit * z, -3 * jit, 3 * jit)
             v *= stretch
             w *= stretch
         # Velocity of the chord of the tick's arc: free-space motion ends exactly on the diff-drive arc.
@@ -301,7 +300,7 @@ class MazeSim:
                               np.array([p.heading_drift for p in prm]),  # type: ignore[union-attr]
                               np.array([p.trans_noise for p in prm]),  # type: ignore[union-attr]
                               np.array([p.rot_noise for p in prm]),  # type: ignore[union-attr]
-                              self.noise_rng)
+                              self.ep_rngs)
         self._scan(np.arange(n))
         self.steps += 1
         geo = np.array([self._geodesic(i) for i in range(n)])
@@ -333,7 +332,6 @@ class MazeSim:
             "maze": ep.maze.name or ep.maze.hash(),
             "maze_hash": ep.maze.hash(),
             "episode_seed": ep.seed,
-            "episode_id": int(self.episode_id[i]),
         }
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """``robonav/Maze-v0``: one robot in one partially observable maze, as a Gymnasium environment.
 
-Actions are (v, omega) in SI units; they pass through the safety layer of robonav.control before the motors,
+Actions are normalised, (v / v_max, omega / omega_max) in [-1, 1] as Gymnasium recommends (a deployed model
+scales to SI units inside its graph); they pass through the safety layer of robonav.control before the motors,
 as on the robot. Reward: geodesic progress, a success bonus, a collision penalty and a time penalty. The episode
 terminates at the goal radius and truncates at the time limit of DESIGN.md. Info holds the episode metrics.
 """
@@ -31,7 +32,7 @@ def as_config(config: SimConfig | dict | None) -> SimConfig:
 class MazeEnv(gym.Env):
     """A single maze env (a MazeSim with one slot)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012 (Gymnasium declares it)
 
     def __init__(self, maze: str | os.PathLike[str] | Maze | list[Maze] | dict | None = None,
                  config: SimConfig | dict | None = None, render_mode: str | None = None,
@@ -41,8 +42,8 @@ class MazeEnv(gym.Env):
         obs0 = self.sim.observers[0]
         self.observation_space = gym.spaces.Box(obs0.low, obs0.high, (obs0.dim,), np.float32)
         rc = self.config.robot
-        self.action_space = gym.spaces.Box(np.array([-rc.v_max, -rc.omega_max], np.float32),
-                                           np.array([rc.v_max, rc.omega_max], np.float32), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self._scale = np.array([rc.v_max, rc.omega_max])
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
@@ -58,7 +59,7 @@ class MazeEnv(gym.Env):
         return self.sim.obs[0].copy(), self.sim.info(0)
 
     def step(self, action):
-        obs, reward, terminated, truncated = self.sim.step(np.asarray(action, dtype=np.float64)[None])
+        obs, reward, terminated, truncated = self.sim.step(self._scale * np.asarray(action, np.float64)[None])
         self._trail.append(self.sim.pose[0].copy())
         return obs[0].copy(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), self.sim.info(0)
 

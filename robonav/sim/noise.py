@@ -11,19 +11,28 @@ import numpy as np
 
 
 def corrupt_scan(true_ranges: np.ndarray, counts: np.ndarray, noise_std: np.ndarray, dropout: np.ndarray,
-                 range_min: float, range_max: float, rng: np.random.Generator, out: np.ndarray) -> None:
-    """REP 117 scan [N, B] from exact distances [N, B]; columns past ``counts[i]`` become NaN (padding)."""
+                 range_min: float, range_max: float, rngs: list[np.random.Generator], out: np.ndarray) -> None:
+    """REP 117 scan [N, B] from exact distances [N, B]; columns past ``counts[i]`` become NaN (padding).
+
+    Each env draws from its own episode stream ``rngs[i]``, so an episode's noise depends only on its seed.
+    """
     n, b = true_ranges.shape
-    noisy = true_ranges + rng.standard_normal((n, b)) * noise_std[:, None]
+    gauss = np.zeros((n, b))
+    drop = np.ones((n, b))
+    for i, rng in enumerate(rngs):
+        k = int(counts[i])
+        gauss[i, :k] = rng.standard_normal(k)
+        drop[i, :k] = rng.random(k)
+    noisy = true_ranges + gauss * noise_std[:, None]
     np.copyto(out, noisy, casting="unsafe")
     out[noisy < range_min] = -np.inf
     out[~(noisy <= range_max)] = np.inf  # beyond range, and exact misses (inf + noise)
-    out[rng.random((n, b)) < dropout[:, None]] = np.nan
+    out[drop < dropout[:, None]] = np.nan
     out[np.arange(b)[None, :] >= counts[:, None]] = np.nan
 
 
 def odometry_delta(true_delta: np.ndarray, scale: np.ndarray, heading_drift: np.ndarray,
-                   trans_noise: np.ndarray, rot_noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+                   trans_noise: np.ndarray, rot_noise: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
     """Measured (dx, dy, dtheta) [N, 3] from the true delta [N, 3] in the previous robot frame.
 
     ``scale`` multiplies distance (wheel-radius error), ``heading_drift`` adds rad per metre driven (wheel-base
@@ -33,8 +42,8 @@ def odometry_delta(true_delta: np.ndarray, scale: np.ndarray, heading_drift: np.
     dist = np.hypot(true_delta[:, 0], true_delta[:, 1])
     turn = np.abs(true_delta[:, 2])
     k = (1.0 + scale)[:, None]
+    z = np.array([rng.standard_normal(3) for rng in rngs]).reshape(len(dist), 3)
     out = np.empty_like(true_delta)
-    out[:, :2] = true_delta[:, :2] * k + rng.standard_normal((len(dist), 2)) * (trans_noise * dist)[:, None]
-    out[:, 2] = (true_delta[:, 2] + heading_drift * dist
-                 + rng.standard_normal(len(dist)) * (rot_noise * turn + 0.5 * rot_noise * dist))
+    out[:, :2] = true_delta[:, :2] * k + z[:, :2] * (trans_noise * dist)[:, None]
+    out[:, 2] = true_delta[:, 2] + heading_drift * dist + z[:, 2] * (rot_noise * turn + 0.5 * rot_noise * dist)
     return out

@@ -134,6 +134,6 @@ def render_rgb(sim, i: int, trail: np.ndarray) -> np.ndarray:
     fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
     _draw(ax, trace, radius=sim.params[i].radius)
     fig.canvas.draw()
-    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
     plt.close(fig)
     return img

@@ -6,6 +6,8 @@ its final observation is in ``infos["final_obs"]`` (a dense float32 [N, D] array
 ``infos["_final_obs"]``) and its episode metrics in ``infos["final_info"]``, and the returned observation is
 already the first of the next episode. Trainers bootstrap truncated episodes from ``final_obs``.
 
+Actions are normalised to [-1, 1] as in MazeEnv.
+
 ``ProcessVectorEnv`` splits the envs over worker processes, each owning a MazeVectorEnv, to use more cores.
 """
 
@@ -30,7 +32,7 @@ INFO_KEYS = ("is_success", "collisions", "path_length", "shortest_path_length", 
 class MazeVectorEnv(VectorEnv):
     """N envs in one PyBullet world (see module docstring for autoreset semantics)."""
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012
 
     def __init__(self, num_envs: int = 8, maze: str | os.PathLike[str] | Maze | list[Maze] | dict | None = None,
                  config: SimConfig | dict | None = None, seed: int | None = None,
@@ -42,12 +44,11 @@ class MazeVectorEnv(VectorEnv):
         o = self.sim.observers[0]
         rc = self.config.robot
         self.single_observation_space = gym.spaces.Box(o.low, o.high, (o.dim,), np.float32)
-        self.single_action_space = gym.spaces.Box(np.array([-rc.v_max, -rc.omega_max], np.float32),
-                                                  np.array([rc.v_max, rc.omega_max], np.float32),
-                                                  dtype=np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.render_mode = render_mode
+        self._scale = np.array([rc.v_max, rc.omega_max])
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
@@ -58,7 +59,7 @@ class MazeVectorEnv(VectorEnv):
         return self.sim.obs.copy(), self._infos()
 
     def step(self, actions):
-        obs, reward, terminated, truncated = self.sim.step(actions)
+        obs, reward, terminated, truncated = self.sim.step(self._scale * np.asarray(actions, np.float64))
         infos = self._infos()
         done = terminated | truncated
         if done.any():
@@ -140,7 +141,7 @@ class ProcessVectorEnv(VectorEnv):
     Worker w gets seed ``seed + w`` (or None) and envs ``[w * k, (w + 1) * k)``; results are concatenated.
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012
 
     def __init__(self, num_envs: int = 16, workers: int = 2, maze=None, config: SimConfig | dict | None = None,
                  seed: int | None = None) -> None:
@@ -162,11 +163,8 @@ class ProcessVectorEnv(VectorEnv):
         from robonav.sim.observation import make_observer
 
         o = make_observer(self.config.observation, self.config.robot.v_max, self.config.robot.omega_max)
-        rc = self.config.robot
         self.single_observation_space = gym.spaces.Box(o.low, o.high, (o.dim,), np.float32)
-        self.single_action_space = gym.spaces.Box(np.array([-rc.v_max, -rc.omega_max], np.float32),
-                                                  np.array([rc.v_max, rc.omega_max], np.float32),
-                                                  dtype=np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
 

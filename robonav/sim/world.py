@@ -70,7 +70,7 @@ class BatchedWorld:
     """``num_envs`` maze slots in one PyBullet DIRECT client. Poses are in each maze's own frame."""
 
     def __init__(self, num_envs: int, robot: RobotConfig, period: float = 0.1, substeps: int = 5,
-                 slot_size: float = 64.0, wall_mode: str = "merged") -> None:
+                 slot_size: float = 64.0, wall_mode: str = "merged", rebuild_after: int = 2000) -> None:
         if wall_mode not in ("merged", "cells"):
             raise WorldError(f"wall_mode must be 'merged' or 'cells', got {wall_mode!r}")
         self.num_envs = num_envs
@@ -80,10 +80,9 @@ class BatchedWorld:
         self.slot_size = slot_size
         self.wall_mode = wall_mode
         self.client = p.connect(p.DIRECT)
-        cid = self.client
-        p.setGravity(0, 0, 0, physicsClientId=cid)  # planar robot: joints carry it; no floor needed
-        p.setPhysicsEngineParameter(fixedTimeStep=period / substeps, numSolverIterations=10,
-                                    physicsClientId=cid)
+        self.rebuild_after = rebuild_after
+        self._garbage = 0
+        self._setup_physics()
         side = max(1, math.ceil(math.sqrt(num_envs)))
         self._slots: list[_Slot] = []
         self._body_to_env: dict[int, int] = {}
@@ -96,12 +95,41 @@ class BatchedWorld:
 
     # -- construction -------------------------------------------------------------------------------------
 
+    def _setup_physics(self) -> None:
+        cid = self.client
+        p.setGravity(0, 0, 0, physicsClientId=cid)  # planar robot: joints carry it; no floor needed
+        p.setPhysicsEngineParameter(fixedTimeStep=self.period / self.substeps, numSolverIterations=10,
+                                    physicsClientId=cid)
+
+    def _rebuild(self) -> None:
+        """Reset the PyBullet world and rebuild every slot as it is now.
+
+        PyBullet never frees a removed body's collision shapes (``removeCollisionShape`` refuses: "it is
+        used"), about 40 kB per 16-box compound; a training run that draws a new maze every episode would grow
+        by gigabytes. ``resetSimulation`` does free them, so after ``rebuild_after`` discarded objects the world
+        is rebuilt, robots keep their joint positions and velocities.
+        """
+        cid = self.client
+        states = [p.getJointStates(s.robot, [0, 1, 2], physicsClientId=cid) for s in self._slots]
+        p.resetSimulation(physicsClientId=cid)
+        self._setup_physics()
+        self._garbage = 0
+        self._body_to_env.clear()
+        for i, slot in enumerate(self._slots):
+            slot.robot, slot.wall_bodies, slot.wall_shapes = -1, [], []
+            self._make_robot(i, slot.radius)
+            for j, (q, qd, *_) in enumerate(states[i]):
+                p.resetJointState(slot.robot, j, q, qd, physicsClientId=cid)
+            if slot.maze is not None:
+                self._build_walls(i, slot.maze)
+        self._garbage = 0
+
     def _make_robot(self, i: int, radius: float) -> None:
         cid, slot, rc = self.client, self._slots[i], self.robot_cfg
         if slot.robot >= 0:
             p.removeBody(slot.robot, physicsClientId=cid)
-            p.removeCollisionShape(slot.robot_shape, physicsClientId=cid)
             self._body_to_env.pop(slot.robot, None)
+            self._garbage += 1
         shape = p.createCollisionShape(p.GEOM_CYLINDER, radius=radius, height=rc.height, physicsClientId=cid)
         body = p.createMultiBody(
             baseMass=0, basePosition=[slot.origin[0], slot.origin[1], rc.height / 2],
@@ -131,9 +159,14 @@ class BatchedWorld:
             )
         for b in slot.wall_bodies:
             p.removeBody(b, physicsClientId=cid)
-        for s in slot.wall_shapes:
-            p.removeCollisionShape(s, physicsClientId=cid)
-        slot.wall_bodies, slot.wall_shapes = [], []
+        self._garbage += len(slot.wall_shapes)
+        slot.wall_bodies, slot.wall_shapes, slot.maze = [], [], None
+        if self._garbage > self.rebuild_after:
+            self._rebuild()
+        self._build_walls(i, maze)
+
+    def _build_walls(self, i: int, maze: Maze) -> None:
+        cid, slot = self.client, self._slots[i]
         occ = np.pad(maze.occupancy, 1, constant_values=True)  # ring; padded cell (0,0) is at (-cell, -cell)
         c = maze.cell
         ox, oy = slot.origin[0] - c, slot.origin[1] - c

@@ -85,3 +85,32 @@ def test_safety_layer_keeps_the_robot_off_the_wall():
     assert sim.collisions[0] == 0
     assert sim.pose[0, 1] - 1.0 - 0.18 > 0.02
     sim.close()
+
+
+def test_world_rebuild_keeps_robots_and_walls():
+    """PyBullet never frees removed shapes; the world rebuilds itself and nothing a user sees changes."""
+    from robonav.sim.generate import generate_maze
+
+    world = BatchedWorld(2, RobotConfig(), rebuild_after=5)
+    mazes = [generate_maze("perfect", 5, 5, seed=s) for s in range(4)]
+    world.set_maze(0, mazes[0])
+    world.set_maze(1, mazes[1])
+    world.place_robot(1, *mazes[1].cell_center(mazes[1].start), 0.3)
+    before = world.poses().copy()
+    for k in range(2, 4):  # each swap discards compounds until a rebuild happens
+        world.set_maze(0, mazes[k])
+    assert world._garbage < 5  # a rebuild ran and reset the count
+    np.testing.assert_allclose(world.poses(), before, atol=1e-9)
+    # Walls of the untouched slot 1 still stop rays exactly where the grid says.
+    n = 8
+    ang = np.linspace(-np.pi, np.pi, n, endpoint=False)
+    out = np.empty((2, n))
+    xs = np.full((2, n), before[1, 0])
+    ys = np.full((2, n), before[1, 1])
+    world.raycast(xs, ys, np.tile(ang, (2, 1)), np.array([0, n]), 3.5, out)
+    from robonav.sim.raycast import grid_raycast
+
+    ref = np.empty(n)
+    grid_raycast(mazes[1].occupancy, 1.0, xs[1], ys[1], ang, 3.5, ref)
+    np.testing.assert_allclose(out[1], ref, atol=1e-3)
+    world.close()

@@ -1,0 +1,102 @@
+"""Simulator throughput: env steps per second per core, robonav's batched world beside a naive baseline.
+
+Compared in one run, same mazes (16 generated 7x7 mazes, all families), same beams and substeps (the training
+default), random actions with a fixed seed, autoreset on:
+  naive     one PyBullet body per wall cell, one rayTestBatch per env (what a first simulator does)
+  single    robonav/Maze-v0, one env (merged compound walls, Numba grid raycaster)
+  batched   MazeVectorEnv, 16 envs in one PyBullet world, one stepSimulation and one batched range query
+  2 procs   ProcessVectorEnv, 2 worker processes x 16 envs (per-core figure = total / 2)
+Every measured process is pinned to one core with one thread (NUMBA/OMP/MKL threads = 1).
+
+    python benchmarks/sim_throughput.py [--steps 300] [--envs 16] [--observation plain|preprocessor]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def _mazes(n):
+    from robonav.sim.generate import FAMILIES, generate_maze
+    from robonav.sim.suites import split_seed
+
+    return [generate_maze(FAMILIES[i % len(FAMILIES)], 7, 7, seed=split_seed("val", i)) for i in range(n)]
+
+
+def _measure(env, steps, num_envs):
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    for _ in range(10):  # warm-up: Numba compilation, caches
+        env.step(rng.uniform(-1, 1, (num_envs, 2)).astype(np.float32))
+    t = time.perf_counter()
+    for _ in range(steps):
+        env.step(rng.uniform(-1, 1, (num_envs, 2)).astype(np.float32))
+    return steps * num_envs / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=300, help="ticks per measurement")
+    ap.add_argument("--envs", type=int, default=16, help="mazes per batched world")
+    ap.add_argument("--observation", default="plain", help="observation builder (plain or preprocessor)")
+    args = ap.parse_args()
+    from robonav.sim.config import SimConfig
+    from robonav.sim.env import MazeEnv
+    from robonav.sim.vector import MazeVectorEnv, ProcessVectorEnv
+
+    cfg = SimConfig(observation=args.observation)
+    mazes = _mazes(args.envs)
+    n = args.envs
+    # Worker processes first, before this process pins itself (children inherit the affinity mask).
+    procs = ProcessVectorEnv(2 * n, workers=2, maze=mazes, config=cfg)
+    r_procs = _measure(procs, args.steps, 2 * n)
+    procs.close()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    naive = MazeVectorEnv(n, maze=mazes, config=SimConfig(observation=args.observation, raycaster="pybullet"),
+                          wall_mode="cells", per_env_rays=True)
+    r_naive = _measure(naive, max(30, args.steps // 5), n)
+    naive.close()
+
+    class _One:  # MazeEnv behind the same (batched) call shape
+        def __init__(self):
+            self.env = MazeEnv(maze=mazes, config=cfg)
+
+        def reset(self, seed):
+            return self.env.reset(seed=seed)
+
+        def step(self, a):
+            out = self.env.step(a[0])
+            if out[2] or out[3]:
+                self.env.reset()
+            return out
+
+    one = _One()
+    r_single = _measure(one, args.steps * 4, 1)
+    one.env.close()
+    batched = MazeVectorEnv(n, maze=mazes, config=cfg)
+    r_batched = _measure(batched, args.steps, n)
+    batched.close()
+
+    print(f"settings: {n} mazes of 7x7 cells (all families), {cfg.scanner.num_beams} beams, "
+          f"{cfg.substeps} substeps per {cfg.period} s tick, observation={args.observation}, 1 thread per process, "
+          f"{args.steps} ticks")
+    print(f"{'variant':<34}{'env steps/s':>14}{'per core':>12}{'vs naive':>10}")
+    rows = [("naive (body per cell, rays per env)", r_naive, 1), ("single env", r_single, 1),
+            (f"batched world ({n} envs)", r_batched, 1), (f"2 processes x {n} envs", r_procs, 2)]
+    for name, r, cores in rows:
+        print(f"{name:<34}{r:>14,.0f}{r / cores:>12,.0f}{r / cores / r_naive:>9.1f}x")
+    print(f"required: batched >= 8x naive -> {'PASS' if r_batched / r_naive >= 8 else 'FAIL'} "
+          f"({r_batched / r_naive:.1f}x); target 10,000 steps/s per core -> {r_batched:,.0f}")
+
+
+if __name__ == "__main__":
+    main()

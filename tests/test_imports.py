@@ -1,0 +1,31 @@
+"""Import directions of DESIGN.md: `import robonav` is light; the on-robot floors pull nothing heavy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib")
+
+
+@pytest.mark.parametrize("module, allowed", [
+    ("robonav", ()),
+    ("robonav.sensors", ()),
+    ("robonav.control", ()),
+    ("robonav.settings", ()),
+    ("robonav.cli", ()),
+])
+def test_light_imports(module, allowed):
+    code = (f"import sys, {module}; heavy = [m for m in {HEAVY!r} if m in sys.modules and m not in {allowed!r}];"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"{module} imported {out.stdout.strip()}"
+
+
+def test_sim_registers_the_env_on_import():
+    code = "import gymnasium as gym, robonav.sim; print('robonav/Maze-v0' in gym.registry)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr
