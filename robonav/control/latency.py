@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from robonav.control.envs import env_index
+
 __all__ = ["CommandDelay", "CommandShapeError", "DelayValueError"]
 
 
@@ -61,7 +63,7 @@ class CommandDelay:
 
         `delays` is one int for all the given envs or one per given env; None keeps their current delays.
         """
-        index = self._env_index(env_ids)
+        index = env_index(env_ids, self.num_envs, "CommandDelay.reset", DelayValueError)
         self._ring[:, index] = 0.0
         if delays is None:
             return
@@ -93,28 +95,3 @@ class CommandDelay:
         applied = self._ring[read, self._envs]  # [N, 2], a copy (fancy indexing)
         self._write = (self._write + 1) % slots
         return applied
-
-    def _env_index(self, env_ids: np.ndarray | list[int] | None) -> np.ndarray | slice:
-        """`env_ids` (None = all, int indices, or a bool mask of length N) as an index into the env axis."""
-        if env_ids is None:
-            return slice(None)
-        ids = np.asarray(env_ids)
-        if ids.size == 0:
-            return np.zeros(0, dtype=np.intp)
-        if ids.dtype == np.bool_:
-            if ids.shape != (self.num_envs,):
-                raise DelayValueError(
-                    f"CommandDelay.reset: a bool env mask must have shape ({self.num_envs},), "
-                    f"actual: {ids.shape}."
-                )
-            return np.flatnonzero(ids)
-        if ids.dtype.kind not in "iu":
-            raise DelayValueError(
-                f"CommandDelay.reset: env_ids must be integers or a bool mask, actual dtype: {ids.dtype}."
-            )
-        ids = ids.reshape(-1)
-        if ids.min() < -self.num_envs or ids.max() >= self.num_envs:
-            raise DelayValueError(
-                f"CommandDelay.reset: env_ids must lie in [0, {self.num_envs}), actual: {ids.tolist()}."
-            )
-        return ids

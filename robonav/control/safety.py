@@ -39,6 +39,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from robonav.control.envs import env_index
+
 __all__ = [
     "SafetyConfig",
     "SafetyConfigError",
@@ -112,27 +114,6 @@ class _Beams(NamedTuple):
     """cos(angle) < 0: the beam points backward."""
 
 
-def _env_index(env_ids: np.ndarray | list[int] | None, num_envs: int, where: str) -> np.ndarray | slice:
-    """Turns `env_ids` (None = all, int indices, or a bool mask of length num_envs) into an index."""
-    if env_ids is None:
-        return slice(None)
-    ids = np.asarray(env_ids)
-    if ids.size == 0:
-        return np.zeros(0, dtype=np.intp)
-    if ids.dtype == np.bool_:
-        if ids.shape != (num_envs,):
-            raise SafetyInputError(
-                f"{where}: a bool env mask must have shape ({num_envs},), actual: {ids.shape}."
-            )
-        return np.flatnonzero(ids)
-    if ids.dtype.kind not in "iu":
-        raise SafetyInputError(
-            f"{where}: env_ids must be integers or a bool mask, actual dtype: {ids.dtype}."
-        )
-    ids = ids.reshape(-1)
-    if ids.size and (ids.min() < -num_envs or ids.max() >= num_envs):
-        raise SafetyInputError(f"{where}: env_ids must lie in [0, {num_envs}), actual: {ids.tolist()}.")
-    return ids
 
 
 class SafetyLayer:
@@ -160,7 +141,7 @@ class SafetyLayer:
 
     def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:
         """Forgets the previous command of the given envs (all when None): they ramp up from (0, 0)."""
-        self._previous[_env_index(env_ids, self.num_envs, "SafetyLayer.reset")] = 0.0
+        self._previous[env_index(env_ids, self.num_envs, "SafetyLayer.reset", SafetyInputError)] = 0.0
 
     def filter(
         self,
