@@ -88,6 +88,24 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a policy with recurrent PPO from a launch file; --resume continues the run exactly."""
+    from robonav.settings import load_settings
+    from robonav.train.config import TrainConfig
+    from robonav.train.trainer import Trainer
+
+    cfg = load_settings(TrainConfig, args.launch, args.overrides, section="train")
+    trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet)
+    try:
+        last = trainer.train(max_updates=args.updates,
+                             max_seconds=None if args.minutes is None else 60.0 * args.minutes)
+    finally:
+        trainer.close()
+    result = {"run_dir": str(trainer.dir), "checkpoint": str(trainer.dir / "last.pt"), **last}
+    _emit(result, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robonav", description=__doc__.splitlines()[0])
     from robonav import __version__
@@ -105,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", metavar="GIF", help="write an animated GIF of the episode")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("train", help="train an LSTM policy with recurrent PPO (checkpoints, TensorBoard, resume)")
+    _add_launch(p, "train")
+    p.add_argument("--resume", action="store_true", help="continue <out>/<run>/last.pt exactly")
+    p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this many minutes: a sitting")
+    p.add_argument("--updates", type=int, help="stop (with a checkpoint) after this many updates")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

@@ -99,6 +99,7 @@ class MazeSim:
         self._cells = np.ones(n)
         self._next_episode_id = 1
         self.obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+        self.frames: list[SensorFrame | None] = [None] * n  # the latest raw frame of each env (what a robot sends)
 
     # -- episodes -------------------------------------------------------------------------------------------
 
@@ -250,7 +251,8 @@ class MazeSim:
                            stamp=float(self.steps[i] * self.cfg.period), seq=int(self.steps[i]))
 
     def _observe(self, i: int, odom_delta: np.ndarray) -> np.ndarray:
-        return self.observers[i](self.frame(i, odom_delta), self.last_command[i])
+        frame = self.frames[i] = self.frame(i, odom_delta)
+        return self.observers[i](frame, self.last_command[i])
 
     # -- stepping -------------------------------------------------------------------------------------------
 

@@ -21,8 +21,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from robonav.sim.config import SimConfig
+from robonav.sim.config import MazeConfig, SimConfig
 from robonav.sim.core import MazeSim
+from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.env import as_config
 from robonav.sim.maze import Maze
 
@@ -56,6 +57,8 @@ class MazeVectorEnv(VectorEnv):
         episodes = (options or {}).get("episodes")
         for i in range(self.num_envs):
             self.sim.reset_env(i, None if episodes is None else episodes[i])
+        if (options or {}).get("rebuild"):
+            self.sim.world.rebuild()  # a physics world in a canonical state: what a fresh process would build
         return self.sim.obs.copy(), self._infos()
 
     def step(self, actions):
@@ -72,6 +75,25 @@ class MazeVectorEnv(VectorEnv):
             for i in np.flatnonzero(done):
                 self.sim.reset_env(int(i))
         return self.sim.obs.copy(), reward, terminated, truncated, infos
+
+    # -- what a trainer needs beyond Gymnasium: curriculum and exact resume ---------------------------------
+
+    def set_maze_config(self, config: MazeConfig) -> None:
+        """Draw the mazes of episodes that start from now on from ``config`` (a curriculum stage)."""
+        self.sim.sampler.config = config
+        self.sim.sampler._current.clear()
+
+    def episodes_in_flight(self) -> list[EpisodeSpec]:
+        """The episode each env is running (restart them with ``reset(options={"episodes": ...})``)."""
+        return [e for e in self.sim.episodes if e is not None]
+
+    def rng_states(self) -> list[dict]:
+        """States of the per-env episode-drawing generators (JSON-able)."""
+        return [r.bit_generator.state for r in self.sim.rngs]
+
+    def set_rng_states(self, states: list[dict]) -> None:
+        for r, st in zip(self.sim.rngs, states):
+            r.bit_generator.state = st
 
     def _infos(self) -> dict[str, Any]:
         s = self.sim
@@ -99,8 +121,12 @@ def _worker(conn, num_envs: int, maze, config: SimConfig, seed: int | None) -> N
                 obs, rew, term, trunc, infos = env.step(arg)
                 conn.send((obs, rew, term, trunc, _complete(infos, obs)))
             elif cmd == "reset":
-                obs, infos = env.reset(seed=arg)
+                seed, options = arg
+                obs, infos = env.reset(seed=seed, options=options)
                 conn.send((obs, _complete(infos, obs)))
+            elif cmd == "call":
+                name, args = arg
+                conn.send(getattr(env, name)(*args))
             elif cmd == "close":
                 break
     except (EOFError, KeyboardInterrupt):
@@ -169,8 +195,13 @@ class ProcessVectorEnv(VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        per = self.num_envs // self.workers
+        episodes = (options or {}).get("episodes")
         for w, c in enumerate(self._conns):
-            c.send(("reset", None if seed is None else seed + w))
+            opts = dict(options or {})
+            if episodes is not None:
+                opts["episodes"] = episodes[w * per:(w + 1) * per]
+            c.send(("reset", (None if seed is None else seed + w, opts)))
         res = [c.recv() for c in self._conns]
         return np.concatenate([r[0] for r in res]), _merge([r[1] for r in res])
 
@@ -183,6 +214,24 @@ class ProcessVectorEnv(VectorEnv):
         return (np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
                 np.concatenate([r[2] for r in res]), np.concatenate([r[3] for r in res]),
                 _merge([r[4] for r in res]))
+
+    def _call(self, name: str, per_worker_args: list[tuple] | None = None) -> list[Any]:
+        for w, c in enumerate(self._conns):
+            c.send(("call", (name, per_worker_args[w] if per_worker_args else ())))
+        return [c.recv() for c in self._conns]
+
+    def set_maze_config(self, config: MazeConfig) -> None:
+        self._call("set_maze_config", [(config,)] * self.workers)
+
+    def episodes_in_flight(self) -> list[EpisodeSpec]:
+        return [e for part in self._call("episodes_in_flight") for e in part]
+
+    def rng_states(self) -> list[dict]:
+        return [s for part in self._call("rng_states") for s in part]
+
+    def set_rng_states(self, states: list[dict]) -> None:
+        per = self.num_envs // self.workers
+        self._call("set_rng_states", [(states[w * per:(w + 1) * per],) for w in range(self.workers)])
 
     def close_extras(self, **kwargs: Any) -> None:
         for c in self._conns:

@@ -101,7 +101,7 @@ class BatchedWorld:
         p.setPhysicsEngineParameter(fixedTimeStep=self.period / self.substeps, numSolverIterations=10,
                                     physicsClientId=cid)
 
-    def _rebuild(self) -> None:
+    def rebuild(self) -> None:
         """Reset the PyBullet world and rebuild every slot as it is now.
 
         PyBullet never frees a removed body's collision shapes (``removeCollisionShape`` refuses: "it is
@@ -162,7 +162,7 @@ class BatchedWorld:
         self._garbage += len(slot.wall_shapes)
         slot.wall_bodies, slot.wall_shapes, slot.maze = [], [], None
         if self._garbage > self.rebuild_after:
-            self._rebuild()
+            self.rebuild()
         self._build_walls(i, maze)
 
     def _build_walls(self, i: int, maze: Maze) -> None:

@@ -1,0 +1,77 @@
+"""The checkpoint format: one file, loadable with ``torch.load(weights_only=True)``, written atomically.
+
+    {"format": "robonav.checkpoint/1", "model": state_dict, "optimizer": state_dict | None, "meta": JSON text}
+
+``meta`` holds the configs, the ObservationSpec, the action limits, control period, counters, RNG states, the
+episodes in flight and the code version: everything needed to rebuild the policy without the trainer, and to
+resume a run exactly. A corrupt or foreign file is refused with a message that says what it is and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "robonav.checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable robonav checkpoint."""
+
+
+def save_checkpoint(path: str | Path, model: dict[str, torch.Tensor], meta: dict[str, Any],
+                    optimizer: dict[str, Any] | None = None) -> Path:
+    """Write atomically (temporary file in the same folder, fsync, rename): a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "model": model, "optimizer": optimizer, "meta": json.dumps(meta, sort_keys=True)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """{"model", "optimizer", "meta" (a dict)} from a robonav checkpoint; anything else raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file; give the path of a .pt written by robonav train")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt, or a pickle that is not plain weights
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            "the file is corrupt or was not written by robonav: use another checkpoint (train writes "
+            "last.pt and numbered ones) or retrain"
+        ) from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: expected a {FORMAT} checkpoint, found {found!r}: this file is from "
+                              "another tool or an incompatible robonav version")
+    try:
+        meta = json.loads(payload["meta"])
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: checkpoint metadata is missing or not JSON ({e})") from e
+    return {"model": payload["model"], "optimizer": payload.get("optimizer"), "meta": meta}
+
+
+def file_hash(path: str | Path) -> str:
+    """sha256 of a file (the source checkpoint's hash recorded by export)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

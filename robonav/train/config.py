@@ -1,0 +1,49 @@
+"""Training settings: the `train.yaml` launch file, as typed dataclasses (unknown keys are errors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robonav.policy.actor_critic import PolicyConfig
+from robonav.sim.config import RandomizationConfig, SimConfig
+from robonav.train.ppo import PPOConfig
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Maze sizes grow as the policy succeeds; every family is drawn at every stage."""
+
+    stages: tuple[tuple[int, int], ...] = ((3, 3), (3, 5), (5, 7), (5, 9))
+    """Passage-cell width ranges (inclusive), easiest first; heights are drawn from the same range."""
+    promote_success: float = 0.8
+    """Move to the next stage when the success rate over the last `window` episodes reaches this."""
+    window: int = 200
+    """Finished episodes the success rate is computed over."""
+
+
+def _train_sim() -> SimConfig:
+    return SimConfig(observation="preprocessor", randomization=RandomizationConfig(enabled=True))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `robonav train` needs; `train.yaml` holds one of these."""
+
+    run: str = "default"
+    """Run name: outputs go to <out>/<run>/ (checkpoints, TensorBoard, progress.jsonl)."""
+    out: str = "runs"
+    """Folder of all runs."""
+    total_steps: int = 30_000_000
+    """Environment steps to train for (across resumes)."""
+    seed: int = 0
+    """Seed of everything: envs, policy initialisation, sampling."""
+    threads: int = 1
+    """torch threads of the learner."""
+    workers: int = 2
+    """Environment worker processes (0: the envs run in the learner's process)."""
+    checkpoint_every: int = 25
+    """Updates between checkpoints (last.pt is always the newest)."""
+    sim: SimConfig = field(default_factory=_train_sim)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)

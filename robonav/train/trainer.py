@@ -1,0 +1,274 @@
+"""Recurrent PPO training, top to bottom: make envs and model, then loop rollout -> GAE -> update -> log -> save.
+
+Resume rule (pinned by tests/train/test_resume.py): a checkpoint is taken between updates; right after saving,
+and after loading on ``--resume``, every env restarts the episode it was running from that episode's saved
+(maze, seed) and the LSTM state starts from zero, so a resumed run makes exactly the update the uninterrupted
+run makes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from robonav import __version__
+from robonav.policy.actor_critic import ActorCritic
+from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
+from robonav.settings import from_dict, to_dict
+from robonav.sim.config import MazeConfig
+from robonav.sim.episodes import EpisodeSpec
+from robonav.sim.maze import parse_maze
+from robonav.train.config import TrainConfig
+from robonav.train.gae import bootstrap_truncations, compute_gae
+from robonav.train.ppo import explained_variance, ppo_update
+from robonav.train.storage import RolloutStorage
+
+
+def make_envs(cfg: TrainConfig):
+    """The vector env of a run: one batched world, or ``workers`` processes of them."""
+    from robonav.sim.vector import MazeVectorEnv, ProcessVectorEnv
+
+    if cfg.workers > 0:
+        return ProcessVectorEnv(cfg.ppo.num_envs, cfg.workers, config=cfg.sim, seed=cfg.seed)
+    return MazeVectorEnv(cfg.ppo.num_envs, config=cfg.sim, seed=cfg.seed)
+
+
+def stage_config(cfg: TrainConfig, stage: int) -> MazeConfig:
+    lo, hi = cfg.curriculum.stages[stage]
+    return dataclasses.replace(cfg.sim.maze, width=(lo, hi), height=(lo, hi))
+
+
+def policy_meta(cfg: TrainConfig, obs_dim: int, obs_spec: dict | None) -> dict[str, Any]:
+    """What deployment needs to rebuild and run the policy without the trainer."""
+    rc = cfg.sim.robot
+    return {"policy": to_dict(cfg.policy), "obs_dim": obs_dim, "observation_spec": obs_spec,
+            "action_limits": [rc.v_max, rc.omega_max], "control_period": cfg.sim.period,
+            "observation": cfg.sim.observation, "code_version": __version__}
+
+
+def _episodes_to_json(eps: list[EpisodeSpec]) -> list[dict]:
+    return [{"maze": e.maze.to_text(), "seed": e.seed} for e in eps]
+
+
+def _episodes_from_json(items: list[dict]) -> list[EpisodeSpec]:
+    return [EpisodeSpec(parse_maze(d["maze"], "<checkpoint>"), int(d["seed"])) for d in items]
+
+
+class Trainer:
+    """Holds a run's envs, model, optimiser and counters; ``train()`` runs until ``total_steps``."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, envs=None) -> None:
+        """``envs``: a ready vector env (SAME_STEP autoreset, normalised actions) instead of the simulator."""
+        self.cfg, self.progress = cfg, progress
+        self.dir = Path(cfg.out) / cfg.run
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.envs = envs if envs is not None else make_envs(cfg)
+        mode = self.envs.metadata.get("autoreset_mode")
+        if mode != AutoresetMode.SAME_STEP:
+            raise ValueError(f"the trainer handles vector envs with autoreset_mode SAME_STEP only, got {mode}: "
+                             "final observations are needed to bootstrap truncated episodes")
+        self._simulated = hasattr(self.envs, "set_maze_config")
+        obs_dim = self.envs.single_observation_space.shape[0]
+        rc = cfg.sim.robot
+        self.model = ActorCritic(obs_dim, cfg.policy, (rc.v_max, rc.omega_max))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.ppo.lr, eps=1e-5)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.global_step, self.updates, self.stage = 0, 0, 0
+        self.successes: deque[float] = deque(maxlen=cfg.curriculum.window)
+        self.obs_spec = self._obs_spec()
+        episodes = None
+        if resume:
+            episodes = self._load(self.dir / "last.pt")
+        if self._simulated:
+            self.envs.set_maze_config(stage_config(cfg, self.stage))
+        self._restart(episodes)
+
+    def _obs_spec(self) -> dict | None:
+        if self.cfg.sim.observation != "preprocessor":
+            return None
+        from robonav.sensors import Preprocessor
+
+        return Preprocessor().spec.to_dict()
+
+    def _restart(self, episodes: list[EpisodeSpec] | None) -> None:
+        """(Re)start every env, at the given episodes if any, with zero LSTM state."""
+        opts = None if episodes is None else {"episodes": episodes, "rebuild": True}
+        obs, _ = self.envs.reset(seed=self.cfg.seed if episodes is None and self.updates == 0 else None,
+                                 options=opts)
+        self.obs = torch.as_tensor(obs)
+        self.state = self.model.initial_state(self.cfg.ppo.num_envs)
+        self.episode_starts = torch.ones(self.cfg.ppo.num_envs)
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    def train(self, max_updates: int | None = None, max_seconds: float | None = None) -> dict[str, float]:
+        """Train until total_steps, or stop early after ``max_updates`` updates or ``max_seconds`` (a sitting);
+        the run is checkpointed when it stops, so ``--resume`` continues it."""
+        cfg, ppo = self.cfg, self.cfg.ppo
+        start, first_update = time.perf_counter(), self.updates
+        storage = RolloutStorage(ppo.steps, ppo.num_envs, self.obs.shape[1], ppo.seq_len,
+                                 (self.model.state_layers, cfg.policy.hidden))
+        writer = self._writer()
+        bar = self._bar()
+        last: dict[str, float] = {}
+        while self.global_step < cfg.total_steps:
+            t0 = time.perf_counter()
+            ep_stats = self._rollout(storage)
+            t_roll = time.perf_counter() - t0
+            with torch.no_grad():
+                _, last_value, _ = self.model.act(self.obs, self.state, self.episode_starts)
+            advantages, returns = compute_gae(storage.rewards, storage.values, storage.dones, last_value,
+                                              ppo.gamma, ppo.lam)
+            frac = min(1.0, self.global_step / cfg.total_steps)
+            for g in self.optimizer.param_groups:
+                g["lr"] = ppo.lr + frac * (ppo.lr_final - ppo.lr)
+            losses = ppo_update(self.model, self.optimizer, storage.sequences(advantages, returns), ppo,
+                                self.generator)
+            self.model.normalizer.update(storage.obs)  # statistics frozen during rollout and update
+            self.updates += 1
+            elapsed = time.perf_counter() - t0
+            last = {
+                "global_step": self.global_step, "update": self.updates, "stage": self.stage,
+                "success_rate": float(np.mean(self.successes)) if self.successes else 0.0,
+                "steps_per_s": ppo.steps * ppo.num_envs / elapsed, "rollout_s": t_roll, "update_s": elapsed - t_roll,
+                "explained_variance": explained_variance(storage.values.flatten(), returns.flatten()),
+                "lr": self.optimizer.param_groups[0]["lr"], **ep_stats, **losses,
+            }
+            self._log(writer, last)
+            self._curriculum()
+            if bar is not None:
+                bar.update(ppo.steps * ppo.num_envs)
+                bar.set_postfix(sps=f"{last['steps_per_s']:.0f}", success=f"{last['success_rate']:.2f}",
+                                stage=self.stage)
+            stop = (max_updates is not None and self.updates - first_update >= max_updates) or (
+                max_seconds is not None and time.perf_counter() - start >= max_seconds)
+            if self.updates % cfg.checkpoint_every == 0 or self.global_step >= cfg.total_steps or stop:
+                self.save()
+            if stop:
+                break
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+        return last
+
+    def _rollout(self, storage: RolloutStorage) -> dict[str, float]:
+        ppo = self.cfg.ppo
+        storage.clear()
+        lengths: list[float] = []
+        spl: list[float] = []
+        for _ in range(ppo.steps):
+            with torch.no_grad():
+                mean, value, new_state = self.model.act(self.obs, self.state, self.episode_starts)
+                dist = self.model.distribution(mean)
+                actions = dist.sample()  # the global torch RNG: its state is checkpointed
+                logprobs = dist.log_prob(actions).sum(-1)
+            obs, reward, terminated, truncated, info = self.envs.step(actions.numpy())
+            reward = torch.as_tensor(reward, dtype=torch.float32)
+            if truncated.any():  # bootstrap time limits from the final observation (same state, same step)
+                idx = torch.as_tensor(np.flatnonzero(truncated))
+                final = torch.as_tensor(info["final_obs"][truncated])
+                with torch.no_grad():
+                    _, v_final, _ = self.model.act(final, new_state.select(idx), torch.zeros(len(idx)))
+                reward = bootstrap_truncations(reward, idx, v_final, ppo.gamma)
+            dones = torch.as_tensor(terminated | truncated, dtype=torch.float32)
+            storage.add(self.obs, self.episode_starts, self.state, actions, logprobs, value, reward, dones)
+            self.obs, self.state, self.episode_starts = torch.as_tensor(obs), new_state, dones
+            self.global_step += ppo.num_envs
+            if "final_info" in info:
+                fi = info["final_info"]
+                for i in np.flatnonzero(info["_final_info"]):
+                    ok = float(fi["is_success"][i])
+                    self.successes.append(ok)
+                    lengths.append(float(fi["episode_steps"][i]))
+                    spl.append(ok * fi["shortest_path_length"][i] / max(fi["path_length"][i],
+                                                                        fi["shortest_path_length"][i]))
+        out = {"episodes": float(len(lengths))}
+        if lengths:
+            out.update(episode_steps=float(np.mean(lengths)), spl=float(np.mean(spl)))
+        return out
+
+    def _curriculum(self) -> None:
+        cc = self.cfg.curriculum
+        if (self.stage + 1 < len(cc.stages) and len(self.successes) == cc.window
+                and np.mean(self.successes) >= cc.promote_success):
+            self.stage += 1
+            self.successes.clear()
+            if self._simulated:
+                self.envs.set_maze_config(stage_config(self.cfg, self.stage))
+            print(f"curriculum: stage {self.stage} {cc.stages[self.stage]} at step {self.global_step}",
+                  file=sys.stderr)
+
+    # -- logging and checkpoints ----------------------------------------------------------------------------
+
+    def _writer(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is in the [train] extra; progress.jsonl is always written
+            return None
+        return SummaryWriter(str(self.dir / "tb"))
+
+    def _bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.cfg.total_steps, initial=self.global_step, unit="step", file=sys.stderr,
+                    dynamic_ncols=True)
+
+    def _log(self, writer, row: dict[str, float]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "progress.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for k, v in row.items():
+                group = "losses" if k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction") \
+                    else "charts"
+                writer.add_scalar(f"{group}/{k}", v, self.global_step)
+
+    def save(self) -> Path:
+        """Checkpoint to last.pt (atomically), then restart the episodes in flight (the resume rule)."""
+        episodes = self.envs.episodes_in_flight() if self._simulated else None
+        meta = {
+            **policy_meta(self.cfg, self.obs.shape[1], self.obs_spec),
+            "config": to_dict(self.cfg), "global_step": self.global_step, "updates": self.updates,
+            "stage": self.stage, "successes": list(self.successes),
+            "torch_rng": torch.get_rng_state().tolist(), "generator": self.generator.get_state().tolist(),
+            "env_rngs": self.envs.rng_states() if self._simulated else None,
+            "episodes": _episodes_to_json(episodes) if episodes is not None else None,
+        }
+        path = save_checkpoint(self.dir / "last.pt", self.model.state_dict(), meta, self.optimizer.state_dict())
+        self._restart(episodes)
+        return path
+
+    def _load(self, path: Path) -> list[EpisodeSpec] | None:
+        ck = load_checkpoint(path)
+        meta = ck["meta"]
+        saved = from_dict(TrainConfig, meta["config"], f"{path}:config")
+        if saved.policy != self.cfg.policy or saved.ppo.num_envs != self.cfg.ppo.num_envs:
+            raise ValueError(f"{path}: the checkpoint's policy or num_envs differ from the launch file's; resume "
+                             "with the launch file the run started with")
+        self.model.load_state_dict(ck["model"])
+        if ck["optimizer"] is not None:
+            self.optimizer.load_state_dict(ck["optimizer"])
+        self.global_step, self.updates, self.stage = meta["global_step"], meta["updates"], meta["stage"]
+        self.successes.extend(meta["successes"])
+        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+        self.generator.set_state(torch.tensor(meta["generator"], dtype=torch.uint8))
+        if self._simulated:
+            self.envs.set_rng_states(meta["env_rngs"])
+            return _episodes_from_json(meta["episodes"])
+        return None
+
+    def close(self) -> None:
+        self.envs.close()
