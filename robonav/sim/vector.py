@@ -38,7 +38,10 @@ class MazeVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 8, maze: str | os.PathLike[str] | Maze | list[Maze] | dict | None = None,
                  config: SimConfig | dict | None = None, seed: int | None = None,
                  render_mode: str | None = None, wall_mode: str = "merged", per_env_rays: bool = False,
-                 **_: Any) -> None:
+                 teacher: Any = None, **_: Any) -> None:
+        """``teacher``: optional object with ``reset(env_ids)`` and ``act(obs, frames, sim) -> [N, 2]`` SI commands
+        (the eval Policy protocol); its normalised action for the current observation is put in
+        ``infos["teacher_action"]`` after every reset and step (imitation warm starts)."""
         self.config = as_config(config)
         self.num_envs = num_envs
         self.sim = MazeSim(num_envs, self.config, maze, seed, wall_mode=wall_mode, per_env_rays=per_env_rays)
@@ -50,6 +53,7 @@ class MazeVectorEnv(VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.render_mode = render_mode
         self._scale = np.array([rc.v_max, rc.omega_max])
+        self.teacher = teacher
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
@@ -59,7 +63,9 @@ class MazeVectorEnv(VectorEnv):
             self.sim.reset_env(i, None if episodes is None else episodes[i])
         if (options or {}).get("rebuild"):
             self.sim.world.rebuild()  # a physics world in a canonical state: what a fresh process would build
-        return self.sim.obs.copy(), self._infos()
+        infos = self._infos()
+        self._teach(infos, np.arange(self.num_envs))
+        return self.sim.obs.copy(), infos
 
     def step(self, actions):
         obs, reward, terminated, truncated = self.sim.step(self._scale * np.asarray(actions, np.float64))
@@ -74,7 +80,20 @@ class MazeVectorEnv(VectorEnv):
             infos["final_info"], infos["_final_info"] = final_info, done.copy()
             for i in np.flatnonzero(done):
                 self.sim.reset_env(int(i))
+        self._teach(infos, np.flatnonzero(done))
         return self.sim.obs.copy(), reward, terminated, truncated, infos
+
+    def set_teacher_enabled(self, enabled: bool) -> None:
+        """Switch the teacher's labels on or off (off saves its cost once imitation is over)."""
+        self._teacher_on = enabled
+
+    def _teach(self, infos: dict[str, Any], started: np.ndarray) -> None:
+        if self.teacher is None or not getattr(self, "_teacher_on", True):
+            return
+        if len(started):
+            self.teacher.reset(started)
+        act = self.teacher.act(self.sim.obs, self.sim.frames, self.sim)
+        infos["teacher_action"] = np.clip(act / self._scale, -1.0, 1.0).astype(np.float32)
 
     # -- what a trainer needs beyond Gymnasium: curriculum and exact resume ---------------------------------
 
@@ -111,9 +130,10 @@ class MazeVectorEnv(VectorEnv):
         self.sim.close()
 
 
-def _worker(conn, num_envs: int, maze, config: SimConfig, seed: int | None) -> None:
+def _worker(conn, num_envs: int, maze, config: SimConfig, seed: int | None, teacher_factory) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    env = MazeVectorEnv(num_envs, maze, config, seed)
+    teacher = teacher_factory(num_envs) if teacher_factory is not None else None
+    env = MazeVectorEnv(num_envs, maze, config, seed, teacher=teacher)
     try:
         while True:
             cmd, arg = conn.recv()
@@ -170,7 +190,8 @@ class ProcessVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012
 
     def __init__(self, num_envs: int = 16, workers: int = 2, maze=None, config: SimConfig | dict | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, teacher_factory: Any = None) -> None:
+        """``teacher_factory(num_envs)`` builds each worker's teacher (picklable: a class or module function)."""
         if num_envs % workers:
             raise ValueError(f"num_envs ({num_envs}) must be a multiple of workers ({workers})")
         self.config = as_config(config)
@@ -181,7 +202,8 @@ class ProcessVectorEnv(VectorEnv):
         for w in range(workers):
             a, b = ctx.Pipe()
             proc = ctx.Process(target=_worker, args=(b, per, maze, self.config,
-                                                     None if seed is None else seed + w), daemon=True)
+                                                     None if seed is None else seed + w, teacher_factory),
+                               daemon=True)
             proc.start()
             b.close()
             self._conns.append(a)
@@ -225,6 +247,9 @@ class ProcessVectorEnv(VectorEnv):
 
     def episodes_in_flight(self) -> list[EpisodeSpec]:
         return [e for part in self._call("episodes_in_flight") for e in part]
+
+    def set_teacher_enabled(self, enabled: bool) -> None:
+        self._call("set_teacher_enabled", [(enabled,)] * self.workers)
 
     def rng_states(self) -> list[dict]:
         return [s for part in self._call("rng_states") for s in part]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.sim.config import RandomizationConfig, SimConfig
+from robonav.train.imitation import ImitationConfig
 from robonav.train.ppo import PPOConfig
 
 
@@ -47,3 +48,4 @@ class TrainConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    imitation: ImitationConfig = field(default_factory=ImitationConfig)

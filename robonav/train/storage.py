@@ -27,12 +27,14 @@ class SequenceBatch:
     episode_starts: torch.Tensor
     state: LstmState
     """Input state of each sequence's first step, (layers, M, hidden)."""
+    targets: torch.Tensor | None = None
+    """Teacher actions (normalised) for imitation, [S, M, 2]."""
 
     def select(self, idx: torch.Tensor) -> SequenceBatch:
         """Sequences ``idx`` (a minibatch of whole sequences)."""
         return SequenceBatch(self.obs[:, idx], self.actions[:, idx], self.logprobs[:, idx], self.values[:, idx],
                              self.advantages[:, idx], self.returns[:, idx], self.episode_starts[:, idx],
-                             self.state.select(idx))
+                             self.state.select(idx), None if self.targets is None else self.targets[:, idx])
 
 
 class RolloutStorage:
@@ -50,6 +52,7 @@ class RolloutStorage:
         self.rewards = torch.zeros(t, n)
         self.dones = torch.zeros(t, n)
         self.episode_starts = torch.zeros(t, n)
+        self.targets = torch.zeros(t, n, 2)
         layers, hidden = state_shape
         chunks = t // seq_len
         self.seq_h = torch.zeros(chunks, layers, n, hidden)
@@ -57,7 +60,8 @@ class RolloutStorage:
         self.step = 0
 
     def add(self, obs: torch.Tensor, episode_starts: torch.Tensor, state: LstmState, actions: torch.Tensor,
-            logprobs: torch.Tensor, values: torch.Tensor, rewards: torch.Tensor, dones: torch.Tensor) -> None:
+            logprobs: torch.Tensor, values: torch.Tensor, rewards: torch.Tensor, dones: torch.Tensor,
+            targets: torch.Tensor | None = None) -> None:
         """Store step t; ``state`` is the policy's input state for this step (before masking)."""
         t = self.step
         if t >= self.steps:
@@ -68,6 +72,8 @@ class RolloutStorage:
             self.seq_c[k] = state.c
         self.obs[t], self.episode_starts[t], self.actions[t] = obs, episode_starts, actions
         self.logprobs[t], self.values[t], self.rewards[t], self.dones[t] = logprobs, values, rewards, dones
+        if targets is not None:
+            self.targets[t] = targets
         self.step += 1
 
     def clear(self) -> None:
@@ -85,4 +91,5 @@ class RolloutStorage:
         h = self.seq_h.permute(1, 0, 2, 3).reshape(layers, k * n, hidden)
         c = self.seq_c.permute(1, 0, 2, 3).reshape(layers, k * n, hidden)
         return SequenceBatch(cut(self.obs), cut(self.actions), cut(self.logprobs), cut(self.values),
-                             cut(advantages), cut(returns), cut(self.episode_starts), LstmState(h, c))
+                             cut(advantages), cut(returns), cut(self.episode_starts), LstmState(h, c),
+                             cut(self.targets))

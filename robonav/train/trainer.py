@@ -29,6 +29,7 @@ from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.maze import parse_maze
 from robonav.train.config import TrainConfig
 from robonav.train.gae import bootstrap_truncations, compute_gae
+from robonav.train.imitation import TeacherFactory, imitation_update
 from robonav.train.ppo import explained_variance, ppo_update
 from robonav.train.storage import RolloutStorage
 
@@ -37,9 +38,12 @@ def make_envs(cfg: TrainConfig):
     """The vector env of a run: one batched world, or ``workers`` processes of them."""
     from robonav.sim.vector import MazeVectorEnv, ProcessVectorEnv
 
+    im = cfg.imitation
+    factory = TeacherFactory(im.teacher) if im.updates > 0 else None
     if cfg.workers > 0:
-        return ProcessVectorEnv(cfg.ppo.num_envs, cfg.workers, config=cfg.sim, seed=cfg.seed)
-    return MazeVectorEnv(cfg.ppo.num_envs, config=cfg.sim, seed=cfg.seed)
+        return ProcessVectorEnv(cfg.ppo.num_envs, cfg.workers, config=cfg.sim, seed=cfg.seed, teacher_factory=factory)
+    teacher = factory(cfg.ppo.num_envs) if factory is not None else None
+    return MazeVectorEnv(cfg.ppo.num_envs, config=cfg.sim, seed=cfg.seed, teacher=teacher)
 
 
 def stage_config(cfg: TrainConfig, stage: int) -> MazeConfig:
@@ -103,9 +107,10 @@ class Trainer:
     def _restart(self, episodes: list[EpisodeSpec] | None) -> None:
         """(Re)start every env, at the given episodes if any, with zero LSTM state."""
         opts = None if episodes is None else {"episodes": episodes, "rebuild": True}
-        obs, _ = self.envs.reset(seed=self.cfg.seed if episodes is None and self.updates == 0 else None,
-                                 options=opts)
+        obs, info = self.envs.reset(seed=self.cfg.seed if episodes is None and self.updates == 0 else None,
+                                    options=opts)
         self.obs = torch.as_tensor(obs)
+        self.teacher_action = torch.as_tensor(info["teacher_action"]) if "teacher_action" in info else None
         self.state = self.model.initial_state(self.cfg.ppo.num_envs)
         self.episode_starts = torch.ones(self.cfg.ppo.num_envs)
 
@@ -132,10 +137,16 @@ class Trainer:
             frac = min(1.0, self.global_step / cfg.total_steps)
             for g in self.optimizer.param_groups:
                 g["lr"] = ppo.lr + frac * (ppo.lr_final - ppo.lr)
-            losses = ppo_update(self.model, self.optimizer, storage.sequences(advantages, returns), ppo,
-                                self.generator)
+            batch = storage.sequences(advantages, returns)
+            if self.imitating:
+                losses = imitation_update(self.model, self.optimizer, batch, ppo.epochs, ppo.minibatches,
+                                          ppo.vf_coef, ppo.max_grad_norm, self.generator)
+            else:
+                losses = ppo_update(self.model, self.optimizer, batch, ppo, self.generator)
             self.model.normalizer.update(storage.obs)  # statistics frozen during rollout and update
             self.updates += 1
+            if self.updates == cfg.imitation.updates:
+                self._end_imitation()
             elapsed = time.perf_counter() - t0
             last = {
                 "global_step": self.global_step, "update": self.updates, "stage": self.stage,
@@ -162,9 +173,28 @@ class Trainer:
             writer.close()
         return last
 
+    @property
+    def imitating(self) -> bool:
+        """True during the imitation warm start (the first ``imitation.updates`` updates)."""
+        return self.updates < self.cfg.imitation.updates
+
+    def _beta(self) -> float:
+        im = self.cfg.imitation
+        frac = self.updates / max(1, im.updates - 1)
+        return im.beta_start + min(1.0, frac) * (im.beta_end - im.beta_start)
+
+    def _end_imitation(self) -> None:
+        with torch.no_grad():
+            self.model.log_std.fill_(self.cfg.imitation.log_std)
+        if hasattr(self.envs, "set_teacher_enabled"):
+            self.envs.set_teacher_enabled(False)
+        self.teacher_action = None
+        print(f"imitation: done after {self.updates} updates; PPO from step {self.global_step}", file=sys.stderr)
+
     def _rollout(self, storage: RolloutStorage) -> dict[str, float]:
         ppo = self.cfg.ppo
         storage.clear()
+        imitating, beta = self.imitating, self._beta()
         lengths: list[float] = []
         spl: list[float] = []
         for _ in range(ppo.steps):
@@ -172,8 +202,15 @@ class Trainer:
                 mean, value, new_state = self.model.act(self.obs, self.state, self.episode_starts)
                 dist = self.model.distribution(mean)
                 actions = dist.sample()  # the global torch RNG: its state is checkpointed
+                targets = self.teacher_action
+                if imitating:
+                    assert targets is not None, "imitation needs envs that report teacher_action"
+                    use_teacher = torch.rand(len(actions)) < beta
+                    actions = torch.where(use_teacher[:, None], targets, actions)
                 logprobs = dist.log_prob(actions).sum(-1)
             obs, reward, terminated, truncated, info = self.envs.step(actions.numpy())
+            if "teacher_action" in info:
+                self.teacher_action = torch.as_tensor(info["teacher_action"])
             reward = torch.as_tensor(reward, dtype=torch.float32)
             if truncated.any():  # bootstrap time limits from the final observation (same state, same step)
                 idx = torch.as_tensor(np.flatnonzero(truncated))
@@ -182,7 +219,8 @@ class Trainer:
                     _, v_final, _ = self.model.act(final, new_state.select(idx), torch.zeros(len(idx)))
                 reward = bootstrap_truncations(reward, idx, v_final, ppo.gamma)
             dones = torch.as_tensor(terminated | truncated, dtype=torch.float32)
-            storage.add(self.obs, self.episode_starts, self.state, actions, logprobs, value, reward, dones)
+            storage.add(self.obs, self.episode_starts, self.state, actions, logprobs, value, reward, dones,
+                        targets if imitating else None)
             self.obs, self.state, self.episode_starts = torch.as_tensor(obs), new_state, dones
             self.global_step += ppo.num_envs
             if "final_info" in info:
