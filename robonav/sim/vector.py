@@ -23,8 +23,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from robonav.sim.config import MazeConfig, SimConfig
 from robonav.sim.core import MazeSim
-from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.env import as_config
+from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.maze import Maze
 
 INFO_KEYS = ("is_success", "collisions", "path_length", "shortest_path_length", "episode_steps")

@@ -17,8 +17,8 @@ def test_teacher_labels_do_not_change_what_the_student_sees():
     cfg = SimConfig(observation="plain", maze=MazeConfig(width=(3, 3)))
     with_t = MazeVectorEnv(2, config=cfg, seed=1, teacher=ExpertTeacher(2))
     without = MazeVectorEnv(2, config=cfg, seed=1)
-    o1, i1 = with_t.reset(seed=4)
-    o2, i2 = without.reset(seed=4)
+    _, i1 = with_t.reset(seed=4)
+    _, i2 = without.reset(seed=4)
     assert "teacher_action" in i1 and "teacher_action" not in i2
     rng = np.random.default_rng(0)
     for _ in range(20):
