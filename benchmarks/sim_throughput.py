@@ -46,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300, help="ticks per measurement")
     ap.add_argument("--envs", type=int, default=16, help="mazes per batched world")
-    ap.add_argument("--observation", default="plain", help="observation builder (plain or preprocessor)")
+    ap.add_argument("--observation", default="preprocessor", help="observation builder (preprocessor or plain)")
     args = ap.parse_args()
     from robonav.sim.config import SimConfig
     from robonav.sim.env import MazeEnv

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robonav.control.safety import SafetyConfig
+from robonav.sensors.spec import PreprocessorConfig
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,9 @@ class SimConfig:
     """Seconds added to the time limit."""
     raycaster: str = "grid"
     """Range queries: 'grid' (exact Numba DDA on grid mazes) or 'pybullet' (rayTestBatch, any geometry)."""
-    observation: str = "plain"
-    """Observation builder: 'plain' (scan bins + goal + command) or 'preprocessor' (robonav.sensors)."""
+    observation: str = "preprocessor"
+    """Observation builder: 'preprocessor' (robonav.sensors: scan bins, odometry, obstacle and trajectory memory
+    patches; the code that runs on the robot) or 'plain' (scan bins + goal + command, no memory)."""
     slot_size: float = 64.0
     """Spacing (m) of maze slots in one physics world; a maze must fit inside."""
     robot: RobotConfig = field(default_factory=RobotConfig)
@@ -154,6 +156,8 @@ class SimConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     maze: MazeConfig = field(default_factory=MazeConfig)
+    preprocessor: PreprocessorConfig = field(default_factory=PreprocessorConfig)
+    """Sensor preprocessing settings (observation: preprocessor); switch memory channels off here for ablations."""
 
     def __post_init__(self) -> None:
         if self.raycaster not in ("grid", "pybullet"):

@@ -66,7 +66,7 @@ class MazeSim:
         self.safety = SafetyLayer(cfg.safety, n)
         self.delay = CommandDelay(n, max_delay=max(2, rnd.latency_ticks[1]))
         self.observers: list[Observer] = [
-            make_observer(cfg.observation, cfg.robot.v_max, cfg.robot.omega_max) for _ in range(n)]
+            make_observer(cfg.observation, cfg.robot.v_max, cfg.robot.omega_max, cfg.preprocessor) for _ in range(n)]
         self.obs_dim = self.observers[0].dim
         self.rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
         self.ep_rngs = [np.random.default_rng(0) for _ in range(n)]  # per episode: noise, jitter, heading

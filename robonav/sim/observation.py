@@ -7,11 +7,13 @@ robot (scan bins, odometry, obstacle and trajectory memory patches). Both have t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Protocol
 
 import numpy as np
 
+from robonav.sensors import Preprocessor, PreprocessorConfig
 from robonav.sensors.frame import SensorFrame
 
 
@@ -82,12 +84,14 @@ class PlainObserver:
         return out
 
 
-def make_observer(kind: str, v_max: float = 0.5, omega_max: float = 2.0) -> Observer:
+def make_observer(kind: str, v_max: float = 0.5, omega_max: float = 2.0,
+                  preprocessor: PreprocessorConfig | None = None) -> Observer:
     """Build the observer named by SimConfig.observation."""
     if kind == "plain":
         return PlainObserver(v_max=v_max, omega_max=omega_max)
     if kind == "preprocessor":
-        from robonav.sensors import Preprocessor  # type: ignore[attr-defined]
-
-        return Preprocessor()  # type: ignore[no-any-return]
+        cfg = preprocessor or PreprocessorConfig()
+        if (cfg.v_max, cfg.omega_max) != (v_max, omega_max):
+            cfg = dataclasses.replace(cfg, v_max=v_max, omega_max=omega_max)
+        return Preprocessor(cfg)
     raise ValueError(f"unknown observation kind {kind!r}: expected 'plain' or 'preprocessor'")

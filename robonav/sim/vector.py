@@ -210,7 +210,8 @@ class ProcessVectorEnv(VectorEnv):
             self._procs.append(proc)
         from robonav.sim.observation import make_observer
 
-        o = make_observer(self.config.observation, self.config.robot.v_max, self.config.robot.omega_max)
+        rc = self.config.robot
+        o = make_observer(self.config.observation, rc.v_max, rc.omega_max, self.config.preprocessor)
         self.single_observation_space = gym.spaces.Box(o.low, o.high, (o.dim,), np.float32)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)

@@ -100,9 +100,11 @@ class Trainer:
     def _obs_spec(self) -> dict | None:
         if self.cfg.sim.observation != "preprocessor":
             return None
-        from robonav.sensors import Preprocessor
+        from robonav.sim.observation import make_observer
 
-        return Preprocessor().spec.to_dict()
+        rc = self.cfg.sim.robot
+        pre = make_observer("preprocessor", rc.v_max, rc.omega_max, self.cfg.sim.preprocessor)
+        return pre.spec.to_dict()  # type: ignore[attr-defined]
 
     def _restart(self, episodes: list[EpisodeSpec] | None) -> None:
         """(Re)start every env, at the given episodes if any, with zero LSTM state."""

@@ -14,6 +14,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import robonav.sim  # noqa: F401  (registers the env)
+from robonav.sensors import Preprocessor
 from robonav.sensors.frame import SensorFrame
 from robonav.sim.config import RandomizationConfig, ScannerConfig, SimConfig
 from robonav.sim.env import MazeEnv
@@ -60,25 +61,19 @@ def test_odometry_drifts_from_the_true_pose():
     env = MazeEnv(maze=HALL, seed=0)
     env.reset(seed=4)
     sim = env.sim
-    est = np.zeros(3)
     start = sim.pose[0].copy()
-    errs = []
+    c, s = math.cos(start[2]), math.sin(start[2])
     for _ in range(200):
-        # Record the odometry delta the observer sees by re-deriving it from the plain observer's integration.
-        before = sim.observers[0]._pose.copy()
         env.step(np.array([0.8, 0.25], np.float32))
-        after = sim.observers[0]._pose.copy()
-        del before
-        est = after
-        c, s = math.cos(start[2]), math.sin(start[2])
-        dx, dy = sim.pose[0, 0] - start[0], sim.pose[0, 1] - start[1]
-        true_rel = np.array([c * dx + s * dy, -s * dx + c * dy])
-        errs.append(np.hypot(*(est[:2] - true_rel)))
+    est = sim.observers[0].pose  # the Preprocessor's odometry-frame pose, integrated from the frames alone
+    dx, dy = sim.pose[0, 0] - start[0], sim.pose[0, 1] - start[1]
+    true_rel = np.array([c * dx + s * dy, -s * dx + c * dy])
+    err = float(np.hypot(*(est[:2] - true_rel)))
     env.close()
     travelled = sim.path_length[0]
     assert travelled > 5.0
-    assert errs[-1] > 1e-3, "odometry must not be perfect"
-    assert errs[-1] < 0.25 * travelled, "drift should stay a fraction of the distance"
+    assert err > 1e-3, "odometry must not be perfect"
+    assert err < 0.25 * travelled, "drift should stay a fraction of the distance"
 
 
 @pytest.mark.parametrize("dropout", [0.05, 0.2])
@@ -194,3 +189,24 @@ def test_gym_make_with_maze_argument():
     _, info = env.reset(seed=0)
     assert info["maze_hash"] == HALL.hash()
     env.close()
+
+
+def test_env_observation_is_the_preprocessor_output_for_the_same_frame():
+    env = MazeEnv(maze=HALL, seed=0)
+    obs, _ = env.reset(seed=1)
+    pre = Preprocessor(env.sim.observers[0].spec)
+    np.testing.assert_array_equal(obs, pre(env.sim.frames[0], env.sim.last_command[0]))
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        obs, *_ = env.step(rng.uniform(-1, 1, 2).astype(np.float32))
+        mine = pre(env.sim.frames[0], env.sim.last_command[0])
+        np.testing.assert_array_equal(obs, mine)
+    env.close()
+
+
+def test_memory_channels_can_be_switched_off():
+    full = MazeEnv(maze=HALL)
+    off = MazeEnv(maze=HALL, config={"preprocessor": {"obstacle_coarse": False, "trajectory_coarse": False}})
+    assert full.observation_space.shape[0] - off.observation_space.shape[0] == 2 * 144
+    full.close()
+    off.close()

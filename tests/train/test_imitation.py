@@ -43,6 +43,6 @@ def test_dagger_fits_the_expert(tmp_path):
     assert trainer.imitating
     trainer.train(max_updates=1)
     assert not trainer.imitating  # PPO takes over; the teacher is switched off
-    assert float(trainer.model.log_std[0]) == cfg.imitation.log_std
+    assert float(trainer.model.log_std.detach()[0]) == cfg.imitation.log_std
     trainer.close()
     assert last < 0.6 * first, f"imitation loss {first:.3f} -> {last:.3f}"

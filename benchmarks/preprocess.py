@@ -1,0 +1,192 @@
+"""Benchmark: the whole Preprocessor call (scan, odometry, both memories, both patch scales), Numba vs NumPy.
+
+For 360, 720 and 1080 beams it drives a robot through a generated 7x7 maze (1 m cells, 0.5 m/s, 10 Hz, scans
+cast exactly, 1 cm range noise and 1 % NaN dropouts), precomputes the frames, then times in the same run, on one
+pinned core, the Numba Preprocessor and the NumPy ReferencePreprocessor on the same frames, and prints
+microseconds per frame and their ratio, with the settings. Run it from the repository root:
+
+    .venv/bin/python benchmarks/preprocess.py [--frames 2000] [--reference-frames 300] [--core N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Preprocessor per-frame time, Numba vs NumPy reference")
+    parser.add_argument("--frames", type=int, default=2000, help="frames per Numba pass (one episode)")
+    parser.add_argument("--repeats", type=int, default=3, help="Numba passes over the episode")
+    parser.add_argument("--reference-frames", type=int, default=300, help="frames for the NumPy reference")
+    parser.add_argument("--core", type=int, default=None, help="CPU to pin to (default: the last one allowed)")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line with every figure")
+    return parser.parse_args()
+
+
+# Pinned to one core with one thread everywhere, before numpy and numba are imported (threads they start
+# inherit both).
+ARGS = parse_args()
+CORE = ARGS.core if ARGS.core is not None else max(os.sched_getaffinity(0))
+os.sched_setaffinity(0, {CORE})
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numba  # noqa: E402
+
+from robonav.sensors import Preprocessor, ScanSpec, SensorFrame  # noqa: E402
+from robonav.sensors.reference import ReferencePreprocessor  # noqa: E402
+
+
+def perfect_maze(n: int, seed: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Walls [2n+1, 2n+1] (True = wall, 1 m cells) of a depth-first perfect maze, and the depth-first walk
+    (with its backtracking) through the passage cells: a route that explores and revisits."""
+    rng = np.random.default_rng(seed)
+    walls = np.ones((2 * n + 1, 2 * n + 1), bool)
+    walk, stack, seen = [(0, 0)], [(0, 0)], {(0, 0)}
+    walls[1, 1] = False
+    while stack:
+        i, j = stack[-1]
+        options = [(i + di, j + dj) for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1))
+                   if 0 <= i + di < n and 0 <= j + dj < n and (i + di, j + dj) not in seen]
+        if options:
+            a, b = options[rng.integers(len(options))]
+            walls[2 * a + 1, 2 * b + 1] = walls[i + a + 1, j + b + 1] = False
+            seen.add((a, b))
+            stack.append((a, b))
+        else:
+            stack.pop()
+        if stack:
+            walk.append(stack[-1])
+    return walls, walk
+
+
+def cast(walls: np.ndarray, pose: np.ndarray, angles: np.ndarray, range_max: float) -> np.ndarray:
+    """Exact ranges from ``pose`` (maze coordinates, 1 m cells) along ``angles`` (robot frame); +inf beyond."""
+    a = pose[2] + angles
+    dx, dy = np.cos(a), np.sin(a)
+    i = np.full(a.shape, math.floor(pose[0]))
+    j = np.full(a.shape, math.floor(pose[1]))
+    step_i, step_j = np.where(dx > 0, 1, -1), np.where(dy > 0, 1, -1)
+    with np.errstate(divide="ignore"):
+        delta_x, delta_y = 1.0 / np.abs(dx), 1.0 / np.abs(dy)
+    next_x = np.where(dx > 0, i + 1 - pose[0], pose[0] - i) * delta_x
+    next_y = np.where(dy > 0, j + 1 - pose[1], pose[1] - j) * delta_y
+    dist = np.full(a.shape, np.inf)
+    for _ in range(2 * math.ceil(range_max) + 4):
+        open_, along_x = np.isinf(dist), next_x < next_y
+        t = np.where(along_x, next_x, next_y)
+        i, j = np.where(open_ & along_x, i + step_i, i), np.where(open_ & ~along_x, j + step_j, j)
+        next_x = np.where(open_ & along_x, next_x + delta_x, next_x)
+        next_y = np.where(open_ & ~along_x, next_y + delta_y, next_y)
+        dist = np.where(open_ & walls[np.clip(i, 0, walls.shape[0] - 1), np.clip(j, 0, walls.shape[1] - 1)], t, dist)
+    dist[dist > range_max] = np.inf
+    return dist
+
+
+def make_frames(beams: int, count: int, seed: int = 0) -> list[SensorFrame]:
+    """``count`` frames of a robot following the depth-first walk of a 7x7 maze (turn in place, then drive)."""
+    walls, walk = perfect_maze(7, seed)
+    scan = ScanSpec.evenly_spaced(beams)
+    angles = scan.beam_angles()
+    rng = np.random.default_rng(seed + 1)
+    pose = np.array([1.5, 1.5, 0.0])
+    goal = np.array([12.0, 12.0])  # odometry frame: from the start cell's centre
+    out: list[SensorFrame] = []
+    previous = pose.copy()
+
+    def emit() -> None:
+        nonlocal previous
+        c, s = math.cos(previous[2]), math.sin(previous[2])
+        ex, ey = pose[0] - previous[0], pose[1] - previous[1]
+        dth = (pose[2] - previous[2] + math.pi) % (2 * math.pi) - math.pi
+        r = cast(walls, pose, angles, scan.range_max) + rng.normal(0.0, 0.01, beams)
+        r[rng.random(beams) < 0.01] = np.nan
+        out.append(SensorFrame(r.astype(np.float32), scan, np.array([c * ex + s * ey, c * ey - s * ex, dth]), goal))
+        previous = pose.copy()
+
+    k = 1
+    while len(out) < count:
+        ci, cj = walk[k % len(walk)]
+        k += 1
+        target = (2 * ci + 1.5, 2 * cj + 1.5)  # through the passage between cells, one 1 m step at a time
+        for wx, wy in (((pose[0] + target[0]) / 2, (pose[1] + target[1]) / 2), target):
+            heading = math.atan2(wy - pose[1], wx - pose[0])
+            while abs(err := (heading - pose[2] + math.pi) % (2 * math.pi) - math.pi) > 1e-9 and len(out) < count:
+                pose[2] += max(-0.2, min(0.2, err))  # 2 rad/s
+                emit()
+            while (dist := math.hypot(wx - pose[0], wy - pose[1])) > 1e-9 and len(out) < count:
+                stride = min(dist, 0.05)  # 0.5 m/s
+                pose[0] += stride * math.cos(pose[2])
+                pose[1] += stride * math.sin(pose[2])
+                emit()
+    return out
+
+
+def time_per_frame(pre: Preprocessor | ReferencePreprocessor, frames: list[SensorFrame], repeats: int) -> dict:
+    """Per-call wall times (us) over ``repeats`` passes of the episode: mean, median and 99th percentile."""
+    command = np.array([0.5, 0.0])
+    times = []
+    for _ in range(repeats):
+        pre.reset()
+        for frame in frames:
+            start = time.perf_counter_ns()
+            pre(frame, command)
+            times.append(time.perf_counter_ns() - start)
+    us = np.array(times) / 1000.0
+    return {"mean": float(us.mean()), "p50": float(np.median(us)), "p99": float(np.percentile(us, 99))}
+
+
+def main() -> None:
+    args, core = ARGS, CORE
+
+    pre = Preprocessor()
+    ref = ReferencePreprocessor()
+    c = pre.spec.config
+    t0 = time.perf_counter()
+    pre.warmup()
+    warmup_s = time.perf_counter() - t0
+    channels = [b.name for b in pre.spec.blocks if b.name.startswith(("obstacle", "trajectory"))]
+    print("robonav.sensors Preprocessor: Numba vs NumPy reference, whole call per frame")
+    print(f"  machine: {platform.processor() or platform.machine()}, pinned to core {core}; threads: "
+          + ", ".join(f"{v}={os.environ[v]}" for v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                       "OPENBLAS_NUM_THREADS"))
+          + f"; numba {numba.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
+    print(f"  bins {c.num_bins}, max_range {c.max_range} m; grid {c.grid_cells} x {c.grid_cells} cells of "
+          f"{c.grid_resolution} m ({c.grid_cells * c.grid_resolution:g} m); fine patch {c.fine_pixels} x "
+          f"{c.fine_pixels} px of {c.fine_pixel_size} m; coarse patch {c.coarse_pixels} x {c.coarse_pixels} px of "
+          f"{c.coarse_pixel_size} m; clear_rays {c.clear_rays}; map_range {c.map_range} m")
+    print(f"  channels: {', '.join(channels)}; observation size D = {pre.spec.size}")
+    print(f"  scene: 7x7 perfect maze (1 m cells), depth-first walk at 0.5 m/s and 10 Hz, 1 cm noise, 1 % NaN; "
+          f"Numba {args.repeats} x {args.frames} frames, reference {args.reference_frames} frames; warmup "
+          f"{warmup_s:.1f} s")
+    print()
+    print(f"  {'beams':>5}  {'numba mean':>10}  {'p50':>6}  {'p99':>6}  {'numpy mean':>10}  {'ratio':>6}")
+    results = []
+    for beams in (360, 720, 1080):
+        frames = make_frames(beams, max(args.frames, args.reference_frames))
+        fast = time_per_frame(pre, frames[:args.frames], args.repeats)
+        slow = time_per_frame(ref, frames[:args.reference_frames], 1)
+        ratio = slow["mean"] / fast["mean"]
+        results.append({"beams": beams, "numba_us": fast, "numpy_us": slow, "ratio": ratio})
+        print(f"  {beams:>5}  {fast['mean']:>7.1f} us  {fast['p50']:>6.1f}  {fast['p99']:>6.1f}  "
+              f"{slow['mean']:>7.0f} us  {ratio:>5.0f}x")
+    print()
+    print("  required: <= 40 us per frame at 360 beams (target 20 us), >= 20x faster than the reference")
+    if args.json:
+        print(json.dumps({"core": core, "D": pre.spec.size, "config": c.to_dict(), "results": results}))
+
+
+if __name__ == "__main__":
+    main()
