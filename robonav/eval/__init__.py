@@ -1,1 +1,37 @@
-"""robonav.eval: see DESIGN.md (built by a later issue)."""
+"""robonav.eval: episode lists, metrics (success, SPL, collisions) and running episodes with any policy.
+
+Torch-free. Modules, one role each:
+
+- ``episodes``   `make_episodes`, `save_episodes`, `load_episodes`: what an evaluation runs, paired across policies
+- ``metrics``    `EpisodeResult`, `summarize`, `paired_comparison`, `wilson_interval` (pure Python)
+- ``runner``     the `Policy` protocol, `run_episodes`, `eval_config`, and the expert and random policies
+- ``classical``  `ClassicalPolicy`: the classical baseline (optimistic A* + pure pursuit on the robot's own map),
+                 resting on ``planner`` (cost map, A*) and ``scanmatch`` (scan-to-map odometry correction)
+
+Names are loaded on first use, so ``import robonav.eval.metrics`` does not pull in the simulator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "make_episodes": "episodes", "save_episodes": "episodes", "load_episodes": "episodes",
+    "EpisodeListError": "episodes",
+    "EpisodeResult": "metrics", "summarize": "metrics", "paired_comparison": "metrics",
+    "wilson_interval": "metrics", "PairingError": "metrics",
+    "Policy": "runner", "run_episodes": "runner", "eval_config": "runner", "ExpertPolicy": "runner",
+    "RandomPolicy": "runner",
+    "ClassicalPolicy": "classical", "ClassicalConfig": "classical",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'robonav.eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"robonav.eval.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

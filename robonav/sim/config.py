@@ -142,6 +142,9 @@ class SimConfig:
     """Time limit = factor * shortest path / v_max + time_limit_extra (DESIGN.md)."""
     time_limit_extra: float = 10.0
     """Seconds added to the time limit."""
+    latency_ticks: int = 1
+    """Nominal command latency in control ticks (DESIGN.md: eval and HIL run one); randomization draws from its
+    own range instead."""
     raycaster: str = "grid"
     """Range queries: 'grid' (exact Numba DDA on grid mazes) or 'pybullet' (rayTestBatch, any geometry)."""
     observation: str = "preprocessor"

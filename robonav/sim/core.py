@@ -64,7 +64,7 @@ class MazeSim:
         rnd = cfg.randomization
         self.max_beams = max(cfg.scanner.num_beams, rnd.beams[1] if rnd.enabled else 0)
         self.safety = SafetyLayer(cfg.safety, n)
-        self.delay = CommandDelay(n, max_delay=max(2, rnd.latency_ticks[1]))
+        self.delay = CommandDelay(n, max_delay=max(2, rnd.latency_ticks[1], cfg.latency_ticks))
         self.observers: list[Observer] = [
             make_observer(cfg.observation, cfg.robot.v_max, cfg.robot.omega_max, cfg.preprocessor) for _ in range(n)]
         self.obs_dim = self.observers[0].dim
@@ -110,7 +110,7 @@ class MazeSim:
     def _draw_params(self, rng: np.random.Generator) -> EpisodeParams:
         cfg, rnd, sc, od = self.cfg, self.cfg.randomization, self.cfg.scanner, self.cfg.odometry
         beams, fov, noise, drop, skew = sc.num_beams, sc.fov_deg, sc.noise_std, sc.dropout, sc.skew
-        radius, mu, lat, k = cfg.robot.radius, cfg.robot.wheel_friction, 0, 1.0
+        radius, mu, lat, k = cfg.robot.radius, cfg.robot.wheel_friction, cfg.latency_ticks, 1.0
         if rnd.enabled:
             beams = int(rng.integers(rnd.beams[0], rnd.beams[1] + 1))
             fov = float(rng.uniform(*rnd.fov_deg))

@@ -210,3 +210,16 @@ def test_memory_channels_can_be_switched_off():
     assert full.observation_space.shape[0] - off.observation_space.shape[0] == 2 * 144
     full.close()
     off.close()
+
+
+@pytest.mark.parametrize("latency", [0, 1, 2])
+def test_nominal_command_latency_in_ticks(latency):
+    env = MazeEnv(maze=HALL, config={"latency_ticks": latency}, seed=0)
+    env.reset(seed=0)
+    moved = []
+    for _ in range(4):
+        before = env.sim.pose[0, :2].copy()
+        env.step(np.array([1.0, 0.0], np.float32))
+        moved.append(bool(np.hypot(*(env.sim.pose[0, :2] - before)) > 1e-4))
+    env.close()
+    assert moved == [False] * latency + [True] * (4 - latency)
