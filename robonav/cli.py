@@ -55,7 +55,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from robonav.sim.expert import GeodesicExpert
     from robonav.sim.rollout import record_episode
 
-    cfg = load_settings(SimConfig, args.launch, [o.removeprefix("sim.") for o in args.overrides], section="sim")
+    cfg = load_settings(SimConfig, args.launch, args.overrides, section="sim")
     env = MazeEnv(maze=_maze_arg(args.maze, args.seed), config=cfg, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     expert = GeodesicExpert()
@@ -106,6 +106,70 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_and_config(spec: str):
+    """(policy factory, eval SimConfig) for --policy: classical | expert | random | default | a checkpoint."""
+    import dataclasses
+
+    from robonav.eval.runner import ExpertPolicy, RandomPolicy, eval_config
+
+    if spec == "classical":
+        from robonav.eval.classical import ClassicalPolicy
+
+        return ClassicalPolicy, eval_config()
+    if spec == "expert":
+        return ExpertPolicy, eval_config()
+    if spec == "random":
+        return RandomPolicy, eval_config()
+    from robonav.data import resource
+    from robonav.policy.agent import TorchAgent, load_policy
+    from robonav.sensors.spec import ObservationSpec
+    from robonav.sim.config import SimConfig
+
+    path = resource("policies", "default.pt") if spec == "default" else Path(spec)
+    model, meta = load_policy(path)
+    sim = SimConfig(observation=meta["observation"], period=meta["control_period"])
+    if meta.get("observation_spec"):
+        sim = dataclasses.replace(sim, preprocessor=ObservationSpec.from_dict(meta["observation_spec"]).config)
+    return (lambda n: TorchAgent(model, n)), eval_config(sim)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a policy on paired episodes: success (95 % interval), SPL, collisions, steps, per maze."""
+    from robonav.eval.episodes import load_episodes, make_episodes, save_episodes
+    from robonav.eval.metrics import summarize
+    from robonav.eval.runner import run_episodes
+
+    factory, config = _policy_and_config(args.policy)
+    if args.episode_list and Path(args.episode_list).exists():
+        episodes = load_episodes(args.episode_list)
+    else:
+        episodes = make_episodes(args.mazes, args.episodes, args.seed)
+        if args.episode_list:
+            save_episodes(args.episode_list, episodes)
+
+    def progress(done: int, total: int) -> None:
+        if not args.json:
+            print(f"\r{done}/{total} episodes", end="", file=sys.stderr, flush=True)
+
+    results = run_episodes(factory, episodes, config, num_envs=args.envs, progress=progress)
+    if not args.json:
+        print(file=sys.stderr)
+    summary = summarize(results)
+    summary.update(policy=args.policy, mazes=args.mazes if not args.episode_list else args.episode_list,
+                   seed=args.seed, maze_hashes=sorted({e.maze.hash() for e in episodes}),
+                   episode_seeds=[e.seed for e in episodes])
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        lo, hi = summary["success_ci95"]
+        print(f"{args.policy} on {summary['mazes']}: {summary['episodes']} episodes, success "
+              f"{summary['success_rate']:.3f} [{lo:.3f}, {hi:.3f}], SPL {summary['spl']:.3f}, collisions/episode "
+              f"{summary['collisions_per_episode']:.2f}, mean steps {summary['mean_steps']:.0f}")
+        for fam, row in sorted(summary.get("per_family", {}).items()):
+            print(f"  {fam:<10} success {row['success_rate']:.3f}  SPL {row['spl']:.3f}  ({row['episodes']} episodes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robonav", description=__doc__.splitlines()[0])
     from robonav import __version__
@@ -132,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a policy on paired episodes (success with 95 %% interval, SPL, ...)")
+    p.add_argument("--policy", default="default",
+                   help="a checkpoint path, 'default' (shipped), 'classical', 'expert' (privileged) or 'random'")
+    p.add_argument("--mazes", default="test", help="suite (test, test-9x9, val, hand, ...), maze file or folder")
+    p.add_argument("--episodes", type=int, default=200, help="number of episodes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episode list")
+    p.add_argument("--episode-list", help="JSON-lines episode file: read if it exists, else written (pairing)")
+    p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -173,7 +173,12 @@ def resolve_launch(name: str | Path) -> Path:
 
 def load_settings(cls: type[T], launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
                   section: str | None = None) -> T:
-    """Load ``cls`` from a launch file (optionally one top-level ``section`` of it) plus overrides."""
+    """Load ``cls`` from a launch file (optionally one top-level ``section`` of it) plus overrides.
+
+    With a section, an override may name it or not: ``--set train.seed=1`` and ``--set seed=1`` are the same.
+    """
+    if section is not None:
+        overrides = [o[len(section) + 1:] if o.startswith(f"{section}.") else o for o in overrides]
     data: dict[str, Any] = {}
     where = cls.__name__
     if launch is not None:

@@ -24,7 +24,8 @@ def corrupt_scan(true_ranges: np.ndarray, counts: np.ndarray, noise_std: np.ndar
         gauss[i, :k] = rng.standard_normal(k)
         drop[i, :k] = rng.random(k)
     noisy = true_ranges + gauss * noise_std[:, None]
-    np.copyto(out, noisy, casting="unsafe")
+    with np.errstate(over="ignore"):  # +inf (no return) cast to float32 stays +inf
+        np.copyto(out, noisy, casting="unsafe")
     out[noisy < range_min] = -np.inf
     out[~(noisy <= range_max)] = np.inf  # beyond range, and exact misses (inf + noise)
     out[drop < dropout[:, None]] = np.nan
