@@ -47,6 +47,8 @@ def _maze_arg(spec: str | None, seed: int):
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Drive one episode in the simulator, render it, print a summary."""
+    import dataclasses
+
     import numpy as np
 
     from robonav.settings import load_settings
@@ -56,17 +58,28 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from robonav.sim.rollout import record_episode
 
     cfg = load_settings(SimConfig, args.launch, args.overrides, section="sim")
+    drivers = {"expert", "random", "stop"}
+    factory = None
+    if args.policy not in drivers:  # a checkpoint, default, or classical: built like eval builds it
+        factory, policy_cfg = _policy_and_config(args.policy)
+        cfg = dataclasses.replace(cfg, observation=policy_cfg.observation, preprocessor=policy_cfg.preprocessor,
+                                  period=policy_cfg.period)
     env = MazeEnv(maze=_maze_arg(args.maze, args.seed), config=cfg, seed=args.seed)
-    rng = np.random.default_rng(args.seed)
     expert = GeodesicExpert()
-    policies = {
-        "expert": lambda obs: expert(env.sim)[0] / env._scale,
-        "random": lambda obs: env.action_space.sample(),
-        "stop": lambda obs: np.zeros(2),
-    }
     env.action_space.seed(args.seed)
-    del rng
-    trace = record_episode(env, policies[args.policy], seed=args.seed, max_steps=args.steps)
+    if factory is not None:
+        agent = factory(1)
+        agent.reset(np.array([0]))
+
+        def act(obs):
+            return agent.act(obs[None], env.sim.frames, env.sim)[0] / env._scale
+    else:
+        act = {
+            "expert": lambda obs: expert(env.sim)[0] / env._scale,
+            "random": lambda obs: env.action_space.sample(),
+            "stop": lambda obs: np.zeros(2),
+        }[args.policy]
+    trace = record_episode(env, act, seed=args.seed, max_steps=args.steps)
     env.close()
     info = trace.info
     shortest, path = info["shortest_path_length"], info["path_length"]
@@ -179,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sim", help="run one simulated episode, render it, print a summary")
     _add_launch(p, "sim")
     p.add_argument("--maze", help="maze file, or a generator family such as 'perfect' or 'rooms:9x9'")
-    p.add_argument("--policy", choices=["expert", "random", "stop"], default="expert",
-                   help="who drives: the privileged geodesic expert (demo), random actions, or nobody")
+    p.add_argument("--policy", default="expert",
+                   help="who drives: expert (privileged, demo), random, stop, classical, default, or a checkpoint")
     p.add_argument("--seed", type=int, default=0, help="episode seed")
     p.add_argument("--steps", type=int, default=None, help="stop after this many ticks")
     p.add_argument("--render", metavar="PNG", help="write a top-down picture of the episode")

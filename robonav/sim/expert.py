@@ -57,6 +57,8 @@ class GeodesicExpert:
             if want is None or np.hypot(gx - x, gy - y) < 0.5:
                 want = float(np.arctan2(gy - y, gx - x))
             err = float(np.arctan2(np.sin(want - th), np.cos(want - th)))
+            if abs(err) > 0.8 * np.pi:  # target behind: always turn left, so a student never averages left/right
+                err = abs(err)
             out[i, 1] = np.clip(self.gain * err, -rc.omega_max, rc.omega_max)
             out[i, 0] = rc.v_max * max(0.0, np.cos(err)) ** 3
         return out
