@@ -79,7 +79,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             "random": lambda obs: env.action_space.sample(),
             "stop": lambda obs: np.zeros(2),
         }[args.policy]
-    trace = record_episode(env, act, seed=args.seed, max_steps=args.steps)
+    trace = record_episode(env, act, seed=args.seed, max_steps=args.steps,
+                           memory_every=0 if args.no_memory else (5 if args.gif else 10**9))
     env.close()
     info = trace.info
     shortest, path = info["shortest_path_length"], info["path_length"]
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="stop after this many ticks")
     p.add_argument("--render", metavar="PNG", help="write a top-down picture of the episode")
     p.add_argument("--gif", metavar="GIF", help="write an animated GIF of the episode")
+    p.add_argument("--no-memory", action="store_true", help="do not overlay the obstacle and trajectory memory")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_sim)
 

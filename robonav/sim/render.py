@@ -26,8 +26,11 @@ class EpisodeTrace:
     """Beam angles (robot frame) per tick."""
     goal_xy: tuple[float, float] = (0.0, 0.0)
     info: dict = field(default_factory=dict)
-    overlays: dict[str, np.ndarray] = field(default_factory=dict)
-    """Optional extra layers, e.g. memory grids in world coordinates: name -> (image, extent) pairs."""
+    memory: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """Memory snapshots by tick: (occupied cell centres [K, 2], visited cell centres [M, 2]) in world coordinates,
+    drawn from the robot's own odometry frame, so odometry drift shows as a misaligned map."""
+    memory_cell: float = 0.125
+    """Side of a memory cell (m), for drawing."""
 
 
 def _draw(ax, trace: EpisodeTrace, upto: int | None = None, radius: float = 0.18) -> None:
@@ -37,6 +40,16 @@ def _draw(ax, trace: EpisodeTrace, upto: int | None = None, radius: float = 0.18
     ext = (0.0, m.cols * m.cell, 0.0, m.rows * m.cell)
     ax.imshow(m.occupancy, origin="lower", extent=ext, cmap="Greys", vmin=0, vmax=1.3, interpolation="nearest")
     n = len(trace.poses) if upto is None else upto + 1
+    snaps = [k for k in trace.memory if k < n]
+    if snaps:
+        occupied, visited = trace.memory[max(snaps)]
+        size = (72.0 * trace.memory_cell / max(ext[1], ext[3]) * 4.0) ** 2
+        if len(visited):
+            ax.scatter(visited[:, 0], visited[:, 1], s=size, marker="s", c="tab:cyan", alpha=0.35, lw=0,
+                       label="trajectory memory")
+        if len(occupied):
+            ax.scatter(occupied[:, 0], occupied[:, 1], s=size, marker="s", c="tab:red", alpha=0.5, lw=0,
+                       label="obstacle memory")
     poses = np.asarray(trace.poses[:n])
     ax.plot(poses[:, 0], poses[:, 1], "-", color="tab:blue", lw=1.5, label="path")
     x, y, th = poses[-1]
@@ -67,6 +80,24 @@ def _title(trace: EpisodeTrace, upto: int | None = None) -> str:
     return (f"{name}: {ok}, {info.get('episode_steps', len(trace.poses) - 1)} steps, "
             f"path {info.get('path_length', 0):.1f} m / shortest {info.get('shortest_path_length', 0):.1f} m, "
             f"{info.get('collisions', 0)} collisions")
+
+
+def memory_snapshot(observer, start_pose: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(occupied, visited) cell centres in world coordinates from a Preprocessor's grids, or None for observers
+    without memory. The grids live in the odometry frame, whose origin is the start pose."""
+    if not hasattr(observer, "memory"):
+        return None
+    occ, vis = observer.memory(0)  # [x cell, y cell]
+    res = observer.spec.config.grid_resolution
+    ox, oy = observer.grid_origin
+    x0, y0, th = start_pose
+    c, s = np.cos(th), np.sin(th)
+    out = []
+    for mask in (occ > 0, vis > 0):
+        ix, iy = np.nonzero(mask)
+        px, py = ox + (ix + 0.5) * res, oy + (iy + 0.5) * res
+        out.append(np.stack([x0 + c * px - s * py, y0 + s * px + c * py], axis=1))
+    return out[0], out[1]
 
 
 def render_png(trace: EpisodeTrace, path: str | Path, dpi: int = 120) -> Path:

@@ -7,12 +7,16 @@ from collections.abc import Callable
 import numpy as np
 
 from robonav.sim.env import MazeEnv
-from robonav.sim.render import EpisodeTrace
+from robonav.sim.render import EpisodeTrace, memory_snapshot
 
 
 def record_episode(env: MazeEnv, act: Callable[[np.ndarray], np.ndarray], seed: int | None = None,
-                   max_steps: int | None = None) -> EpisodeTrace:
-    """Reset ``env`` (with ``seed``), step it with ``act(obs)`` until the episode ends, return the trace."""
+                   max_steps: int | None = None, memory_every: int = 0) -> EpisodeTrace:
+    """Reset ``env`` (with ``seed``), step it with ``act(obs)`` until the episode ends, return the trace.
+
+    ``memory_every`` > 0 also snapshots the observer's obstacle and trajectory memory every that many ticks and at
+    the end (for the PNG/GIF overlay).
+    """
     obs, info = env.reset(seed=seed)
     sim = env.sim
     ep = sim.episodes[0]
@@ -21,13 +25,26 @@ def record_episode(env: MazeEnv, act: Callable[[np.ndarray], np.ndarray], seed: 
     trace = EpisodeTrace(ep.maze, [sim.pose[0].copy()], [sim.ranges[0, :nb].copy()],
                          [sim.beam_rel[0, :nb].copy()], (float(sim.goal_xy[0, 0]), float(sim.goal_xy[0, 1])), info)
     steps = 0
+    start = sim.pose[0].copy()
+
+    def snap() -> None:
+        m = memory_snapshot(sim.observers[0], start)
+        if m is not None:
+            trace.memory[steps] = m
+            trace.memory_cell = sim.observers[0].spec.config.grid_resolution  # type: ignore[attr-defined]
+
+    if memory_every:
+        snap()
     while True:
         obs, _, terminated, truncated, info = env.step(act(obs))
         steps += 1
         trace.poses.append(sim.pose[0].copy())
         trace.scans.append(sim.ranges[0, :nb].copy())
         trace.angles.append(sim.beam_rel[0, :nb].copy())
-        if terminated or truncated or (max_steps is not None and steps >= max_steps):
+        done = terminated or truncated or (max_steps is not None and steps >= max_steps)
+        if memory_every and (steps % memory_every == 0 or done):
+            snap()
+        if done:
             break
     trace.info = info
     return trace

@@ -108,7 +108,7 @@ class MazeVectorEnv(VectorEnv):
 
     def rng_states(self) -> list[dict]:
         """States of the per-env episode-drawing generators (JSON-able)."""
-        return [r.bit_generator.state for r in self.sim.rngs]
+        return [dict(r.bit_generator.state) for r in self.sim.rngs]
 
     def set_rng_states(self, states: list[dict]) -> None:
         for r, st in zip(self.sim.rngs, states):

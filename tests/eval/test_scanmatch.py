@@ -1,0 +1,211 @@
+"""Scan-to-map matching: scan points and normals, map updates and Gauss-Newton vs their NumPy twins, recovery of
+known poses in synthetic rooms, and the odometry drift it removes on a real simulated episode."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from robonav.eval.scanmatch import (
+    C_COUNT,
+    ScanMatchConfig,
+    ScanMatcher,
+    _insert,
+    _match,
+    _solve3,
+    insert_reference,
+    match_reference,
+    scan_points,
+    walls_reference,
+)
+
+FULL = np.linspace(-np.pi, np.pi, 360, endpoint=False)  # a 360-beam full circle
+
+
+def box_scan(pose: tuple[float, float, float], box: tuple[float, float, float, float],
+             angles: np.ndarray = FULL, range_max: float = 3.5) -> np.ndarray:
+    """REP 117 ranges from ``pose`` inside the axis-aligned box (x0, x1, y0, y1): +inf beyond range_max."""
+    x, y, th = pose
+    x0, x1, y0, y1 = box
+    a = th + angles
+    dx, dy = np.cos(a), np.sin(a)
+    with np.errstate(divide="ignore"):
+        tx = np.where(dx > 0, (x1 - x) / dx, np.where(dx < 0, (x0 - x) / dx, np.inf))
+        ty = np.where(dy > 0, (y1 - y) / dy, np.where(dy < 0, (y0 - y) / dy, np.inf))
+    r = np.minimum(tx, ty)
+    return np.where(r <= range_max, r, np.inf).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ scan points
+def test_scan_points_of_a_straight_wall_and_a_corner() -> None:
+    # The box's east wall at x = 2 seen from the origin; the north wall at y = 2 meets it at (2, 2).
+    ranges = box_scan((0.0, 0.0, 0.0), (-50.0, 2.0, -50.0, 2.0))
+    px, py, nx, ny, link = scan_points(ranges, FULL, 0.05, 3.5, 0.35)
+    assert len(px) == int(np.isfinite(ranges).sum())
+    east = np.abs(px - 2.0) < 1e-4
+    north = np.abs(py - 2.0) < 1e-4
+    # Every interior east-wall point has the normal (+-1, 0); along the north wall (0, +-1).
+    inner_east = east & (np.abs(py) < 1.0)
+    assert np.allclose(np.abs(nx[inner_east]), 1.0) and np.allclose(ny[inner_east], 0.0, atol=1e-5)
+    inner_north = north & (np.abs(px) < 1.0)
+    assert np.allclose(np.abs(ny[inner_north]), 1.0)
+    # The corner point (45 degrees) bends by 90 degrees between its neighbours: no normal there.
+    corner = np.argmin(np.hypot(px - 2.0, py - 2.0))
+    assert nx[corner] == 0.0 and ny[corner] == 0.0
+    # Neighbouring points on a wall are linked; the two ends of the seen stretch (next to +inf beams) are not
+    # linked onward and have no normal.
+    assert link[inner_east].all()
+    ends = [k for k in range(len(px)) if not link[k]]
+    assert len(ends) == 1  # only the last point of the stretch; the first links to its successor
+    assert nx[ends[0]] == 0.0 and ny[ends[0]] == 0.0
+
+
+def test_scan_points_skip_rep117_codes_and_close_the_circle() -> None:
+    angles = np.array([-np.pi, -np.pi / 2, 0.0, np.pi / 2])
+    ranges = np.array([1.0, np.nan, -np.inf, 0.2], dtype=np.float32)
+    px, py, _, _, link = scan_points(ranges, angles, 0.1, 3.5, 5.0)
+    np.testing.assert_allclose(px, [-1.0, 0.0], atol=1e-7)
+    np.testing.assert_allclose(py, [0.0, 0.2], atol=1e-7)
+    # Beam 3 neighbours beam 0 in a full circle: the last point links to the first.
+    assert link.tolist() == [False, True]
+
+
+# ------------------------------------------------------------------------------------------- map update
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 2**32 - 1))
+def test_insert_matches_the_reference(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    xs, ys = rng.uniform(-1.3, 1.3, n), rng.uniform(-1.3, 1.3, n)  # some points fall off the 2.4 m grid
+    angle = rng.uniform(-np.pi, np.pi, n)
+    keep = rng.random(n) < 0.8
+    nxs, nys = np.where(keep, np.cos(angle), 0.0), np.where(keep, np.sin(angle), 0.0)
+    link = rng.random(n) < 0.6
+    grid = np.zeros((24, 24, 5), dtype=np.float32)
+    for _ in range(2):  # twice: the second pass folds into existing means (and flips opposed normals)
+        _insert(grid, 0.1, -1.2, -1.2, xs, ys, nxs, nys, link)
+    ref = np.zeros_like(grid)
+    for _ in range(2):
+        insert_reference(ref, 0.1, (-1.2, -1.2), xs, ys, nxs, nys, link)
+    np.testing.assert_allclose(grid, ref, rtol=0, atol=1e-5)
+
+
+def test_insert_keeps_running_means_by_hand() -> None:
+    grid = np.zeros((4, 4, 5), dtype=np.float32)
+    none = np.array([False])
+    _insert(grid, 1.0, 0.0, 0.0, np.array([1.2]), np.array([2.4]), np.array([1.0]), np.array([0.0]), none)
+    _insert(grid, 1.0, 0.0, 0.0, np.array([1.6]), np.array([2.8]), np.array([-1.0]), np.array([0.0]), none)
+    # Cell (1, 2): mean of (1.2, 2.4) and (1.6, 2.8); the opposed normal is flipped before it is averaged.
+    np.testing.assert_allclose(grid[1, 2], [1.4, 2.6, 1.0, 0.0, 2.0], atol=1e-6)
+    assert grid[..., C_COUNT].sum() == 2.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 0.4), st.floats(-2.0, 2.0), st.floats(-2.0, 2.0))
+def test_walls_match_the_reference(seed: int, wres: float, wx: float, wy: float) -> None:
+    m = room_matcher((-2.0, 2.0, -1.5, 1.5), tuple(np.random.default_rng(seed).uniform(-0.5, 0.5, 3)))
+    shape = (int(3.0 / wres), int(2.0 / wres) + 1)
+    got = m.walls((wx, wy), wres, shape)
+    assert np.array_equal(got, walls_reference(m.grid, m.res, m.origin, (wx, wy), wres, shape))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_the_3x3_solver_matches_numpy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(3, 3))
+    spd = a @ a.T + np.diag(rng.uniform(0.1, 100.0, 3))
+    b = rng.normal(size=3)
+    np.testing.assert_allclose(_solve3(spd, b), np.linalg.solve(spd, b), rtol=1e-8, atol=1e-10)
+
+
+def room_matcher(box=(-2.0, 2.0, -1.5, 1.5), pose=(0.3, 0.2, 0.1)) -> ScanMatcher:
+    m = ScanMatcher(ScanMatchConfig(extent=12.0))
+    m.update(np.array(pose), box_scan(pose, box), FULL, 0.05, 3.5)
+    return m
+
+
+def test_gauss_newton_matches_the_reference() -> None:
+    m = room_matcher()
+    truth = (0.45, 0.1, 0.05)
+    px, py, nx, ny, _ = scan_points(box_scan(truth, (-2.0, 2.0, -1.5, 1.5)), FULL, 0.05, 3.5, 0.35)
+    prior = np.array([0.49, 0.07, 0.07])
+    pose = prior.copy()
+    _match(m.grid, m.res, *m.origin, px, py, nx, ny, pose, m.point_w, m.huber, m.max_distance, m.prior_xy,
+           m.prior_theta, 8)
+    ref = match_reference(m.grid, m.res, m.origin, px, py, nx, ny, prior, m.point_w, m.huber, m.max_distance,
+                          m.prior_xy, m.prior_theta, 8)
+    np.testing.assert_allclose(pose, ref, atol=1e-9)
+
+
+def test_a_room_scan_recovers_the_pose() -> None:
+    box = (-2.0, 2.0, -1.5, 1.5)
+    m = room_matcher(box)
+    truth = np.array([0.45, 0.1, 0.05])
+    prior = truth + np.array([0.04, -0.03, 0.02])
+    pose = m.update(prior, box_scan(tuple(truth), box), FULL, 0.05, 3.5)
+    assert np.hypot(*(pose[:2] - truth[:2])) < 0.005
+    assert abs(pose[2] - truth[2]) < 0.002
+    assert m.matched_points > 200
+
+
+def test_a_corridor_leaves_the_unobservable_direction_to_odometry() -> None:
+    corridor = (-100.0, 100.0, -0.5, 0.5)  # walls far beyond range along x
+    m = room_matcher(corridor, (0.0, 0.0, 0.0))
+    truth = np.array([0.3, 0.05, 0.02])
+    prior = truth + np.array([0.1, 0.03, -0.02])
+    pose = m.update(prior, box_scan(tuple(truth), corridor), FULL, 0.05, 3.5)
+    assert pose[0] == pytest.approx(prior[0], abs=0.005)   # along the corridor: the odometry's value
+    assert pose[1] == pytest.approx(truth[1], abs=0.005)   # across it and the heading: the scan's
+    assert pose[2] == pytest.approx(truth[2], abs=0.003)
+
+
+def test_an_empty_map_keeps_the_prediction_and_walls_are_reported() -> None:
+    m = ScanMatcher(ScanMatchConfig(extent=12.0))
+    prior = np.array([0.0, 0.0, 0.0])
+    pose = m.update(prior, box_scan((0.0, 0.0, 0.0), (-5.0, 1.0, -5.0, 5.0)), FULL, 0.05, 3.5)
+    assert np.array_equal(pose, prior) and m.matched_points == 0
+    # The east wall x = 1 lies in the planning cells i = 8 of a 0.125 m grid from x = 0 (x in [1.0, 1.125)): mean
+    # points sit on the wall, within float32 rounding of it (i = 7 at worst); nothing else is a wall.
+    walls = m.walls((0.0, -1.0), 0.125, (12, 16))
+    assert np.asarray(walls[7:9].any(axis=0))[1:15].all() and not walls[:7].any() and not walls[9:].any()
+    m.reset()
+    assert not m.grid.any()
+
+
+@pytest.mark.slow
+def test_matching_removes_the_odometry_drift_of_a_real_episode() -> None:
+    from robonav.eval.classical import _compose
+    from robonav.eval.episodes import make_episodes
+    from robonav.eval.runner import eval_config
+    from robonav.sim.core import MazeSim
+    from robonav.sim.expert import GeodesicExpert
+
+    sim = MazeSim(1, eval_config(), seed=0)
+    sim.reset_env(0, make_episodes("test", 7)[6])
+    x0, y0, t0 = sim.pose[0]
+    m, expert = ScanMatcher(), GeodesicExpert()
+    f = sim.frames[0]
+    assert f is not None
+    est = m.update(np.zeros(3), f.ranges, f.scan.beam_angles(), f.scan.range_min, f.scan.range_max)
+    odom = np.zeros(3)
+    worst = 0.0
+    for _ in range(3000):
+        _, _, terminated, truncated = sim.step(expert(sim))
+        f = sim.frames[0]
+        assert f is not None
+        odom = _compose(odom, f.odom_delta)
+        est = m.update(_compose(est, f.odom_delta), f.ranges, f.scan.beam_angles(), f.scan.range_min,
+                       f.scan.range_max)
+        dx, dy = sim.pose[0, 0] - x0, sim.pose[0, 1] - y0  # the true pose in the odometry frame
+        truth = np.array([math.cos(t0) * dx + math.sin(t0) * dy, -math.sin(t0) * dx + math.cos(t0) * dy])
+        worst = max(worst, float(np.hypot(*(est[:2] - truth))))
+        if terminated[0] or truncated[0]:
+            break
+    odom_error = float(np.hypot(*(odom[:2] - truth)))
+    sim.close()
+    assert worst < 0.15, f"scan-matched pose strayed {worst:.3f} m from the truth"
+    assert odom_error > 0.5, f"wheel odometry alone ended only {odom_error:.3f} m off: pick a harder episode"
