@@ -54,15 +54,22 @@ class ScannerConfig:
 
 @dataclass(frozen=True)
 class OdometryConfig:
-    """Wheel odometry errors: the policy never sees the true pose."""
+    """Wheel odometry errors: the policy never sees the true pose.
 
-    scale_std: float = 0.02
+    The nominal values describe calibrated wheels with a gyro-aided heading. The goal is given in the odometry
+    frame and success is judged on the true pose, so odometry error caps any navigator: with 0.01 rad/m of
+    heading drift and 2 % scale error, the pose error at arrival has a median of 0.8 m and no odometry-only
+    navigator reaches 90 % within the 0.3 m goal radius (the classical baseline without its scan matcher: 52 %).
+    With these values the median is 0.08 m (94 % under 0.3 m). Randomization multiplies them by 0.5 to 2.
+    """
+
+    scale_std: float = 0.005
     """Per-episode wheel-scale error (fraction of distance), drawn once per episode."""
-    trans_noise: float = 0.02
+    trans_noise: float = 0.005
     """Per-tick translation noise, as a fraction of the distance moved that tick."""
-    rot_noise: float = 0.02
+    rot_noise: float = 0.005
     """Per-tick rotation noise, as a fraction of the angle turned that tick."""
-    heading_drift_std: float = 0.01
+    heading_drift_std: float = 0.0005
     """Per-episode heading drift (rad per metre driven), drawn once per episode."""
 
 

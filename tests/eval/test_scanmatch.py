@@ -184,7 +184,10 @@ def test_matching_removes_the_odometry_drift_of_a_real_episode() -> None:
     from robonav.sim.core import MazeSim
     from robonav.sim.expert import GeodesicExpert
 
-    sim = MazeSim(1, eval_config(), seed=0)
+    from robonav.sim.config import OdometryConfig, SimConfig
+
+    harsh = OdometryConfig(scale_std=0.02, trans_noise=0.02, rot_noise=0.02, heading_drift_std=0.01)
+    sim = MazeSim(1, eval_config(SimConfig(odometry=harsh)), seed=0)
     sim.reset_env(0, make_episodes("test", 7)[6])
     x0, y0, t0 = sim.pose[0]
     m, expert = ScanMatcher(), GeodesicExpert()
