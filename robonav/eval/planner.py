@@ -25,6 +25,8 @@ import math
 import numpy as np
 from numba import njit
 
+from robonav.sim.heap import heap_pop, heap_push
+
 __all__ = ["astar", "astar_reference", "cost_map", "cost_map_reference", "nonzero_bounds"]
 
 SQRT2 = math.sqrt(2.0)
@@ -124,46 +126,6 @@ def nonzero_bounds(grid: np.ndarray) -> tuple[int, int, int, int] | None:
 
 # --------------------------------------------------------------------------------------------------- A*
 @njit(cache=True, nogil=True)
-def _push(keys: np.ndarray, items: np.ndarray, n: int, key: float, item: int) -> int:
-    i = n
-    keys[i] = key
-    items[i] = item
-    while i > 0:
-        p = (i - 1) // 2
-        if keys[i] < keys[p] or (keys[i] == keys[p] and items[i] < items[p]):
-            keys[i], keys[p] = keys[p], keys[i]
-            items[i], items[p] = items[p], items[i]
-            i = p
-        else:
-            break
-    return n + 1
-
-
-@njit(cache=True, nogil=True)
-def _pop(keys: np.ndarray, items: np.ndarray, n: int) -> tuple[int, int]:
-    """Pop the smallest (key, item); returns (item, new size)."""
-    item = items[0]
-    n -= 1
-    keys[0] = keys[n]
-    items[0] = items[n]
-    i = 0
-    while True:
-        m = 2 * i + 1
-        if m >= n:
-            break
-        r = m + 1
-        if r < n and (keys[r] < keys[m] or (keys[r] == keys[m] and items[r] < items[m])):
-            m = r
-        if keys[m] < keys[i] or (keys[m] == keys[i] and items[m] < items[i]):
-            keys[i], keys[m] = keys[m], keys[i]
-            items[i], items[m] = items[m], items[i]
-            i = m
-        else:
-            break
-    return item, n
-
-
-@njit(cache=True, nogil=True)
 def _octile(i: int, j: int, gi: int, gj: int, res: float) -> float:
     a = abs(i - gi)
     b = abs(j - gj)
@@ -186,10 +148,10 @@ def _astar(cost: np.ndarray, res: float, si: int, sj: int, gi: int, gj: int, g: 
     start = si * h + sj
     goal = gi * h + gj
     flat_g[start] = 0.0
-    n = _push(keys, items, 0, _octile(si, sj, gi, gj, res), start)
+    n = heap_push(keys, items, 0, _octile(si, sj, gi, gj, res), start)
     closed = np.zeros(w * h, dtype=np.bool_)
     while n > 0:
-        u, n = _pop(keys, items, n)
+        _, u, n = heap_pop(keys, items, n)
         if closed[u]:
             continue
         closed[u] = True
@@ -219,7 +181,7 @@ def _astar(cost: np.ndarray, res: float, si: int, sj: int, gi: int, gj: int, g: 
             if nd < flat_g[v]:
                 flat_g[v] = nd
                 flat_parent[v] = u
-                n = _push(keys, items, n, nd + _octile(ni, nj, gi, gj, res), v)
+                n = heap_push(keys, items, n, nd + _octile(ni, nj, gi, gj, res), v)
     if not closed[goal]:
         return 0, np.inf
     count = 0
