@@ -32,7 +32,10 @@ class ImitationConfig:
     beta_start: float = 1.0
     """Probability that the teacher's action is executed, at the first imitation update."""
     beta_end: float = 0.0
-    """... and at the last one (linear in between)."""
+    """... reached after ``beta_updates`` updates (linear in between), then held."""
+    beta_updates: int = 0
+    """Updates over which beta anneals (0: all imitation updates); the rest is pure DAgger on the student's own
+    states, which is where its mistakes get labelled."""
     log_std: float = -1.0
     """Log standard deviation of the policy when PPO takes over (imitation fits only the mean)."""
 

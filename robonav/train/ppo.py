@@ -35,8 +35,9 @@ class PPOConfig:
     """GAE lambda."""
     clip: float = 0.2
     """Surrogate clip range."""
-    value_clip: float = 0.2
-    """Value-prediction clip range around the rollout's values (<= 0: off)."""
+    value_clip: float = 0.0
+    """Value-prediction clip range around the rollout's values (<= 0: off). Off by default: returns here are not
+    normalised (a success is worth 10), and a 0.2 clip on values of that size stalls the critic."""
     vf_coef: float = 0.5
     """Value-loss weight."""
     ent_coef: float = 0.003

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from collections import deque
@@ -167,6 +168,8 @@ class Trainer:
                 max_seconds is not None and time.perf_counter() - start >= max_seconds)
             if self.updates % cfg.checkpoint_every == 0 or self.global_step >= cfg.total_steps or stop:
                 self.save()
+            if cfg.keep_every > 0 and self.updates % cfg.keep_every == 0:
+                shutil.copy(self.dir / "last.pt", self.dir / f"update-{self.updates:06d}.pt")
             if stop:
                 break
         if bar is not None:
@@ -182,7 +185,8 @@ class Trainer:
 
     def _beta(self) -> float:
         im = self.cfg.imitation
-        frac = self.updates / max(1, im.updates - 1)
+        span = im.beta_updates if im.beta_updates > 0 else im.updates
+        frac = self.updates / max(1, span - 1)
         return im.beta_start + min(1.0, frac) * (im.beta_end - im.beta_start)
 
     def _end_imitation(self) -> None:
