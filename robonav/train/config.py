@@ -45,15 +45,9 @@ class TrainConfig:
     checkpoint_every: int = 25
     """Updates between checkpoints (last.pt is always the newest)."""
     keep_every: int = 100
-    """Also keep a numbered copy (update-NNNNNN.pt) every this many updates (a multiple of checkpoint_every;
-    0: never)."""
+    """Also checkpoint and keep a numbered copy (update-NNNNNN.pt) every this many updates (0: never)."""
     sim: SimConfig = field(default_factory=_train_sim)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
-
-    def __post_init__(self) -> None:
-        if self.keep_every and self.keep_every % self.checkpoint_every:
-            raise ValueError(f"train.keep_every ({self.keep_every}) must be a multiple of train.checkpoint_every "
-                             f"({self.checkpoint_every}) so each kept copy is a fresh checkpoint")

@@ -166,9 +166,10 @@ class Trainer:
                                 stage=self.stage)
             stop = (max_updates is not None and self.updates - first_update >= max_updates) or (
                 max_seconds is not None and time.perf_counter() - start >= max_seconds)
-            if self.updates % cfg.checkpoint_every == 0 or self.global_step >= cfg.total_steps or stop:
+            keep = cfg.keep_every > 0 and self.updates % cfg.keep_every == 0
+            if self.updates % cfg.checkpoint_every == 0 or self.global_step >= cfg.total_steps or stop or keep:
                 self.save()
-            if cfg.keep_every > 0 and self.updates % cfg.keep_every == 0:
+            if keep:
                 shutil.copy(self.dir / "last.pt", self.dir / f"update-{self.updates:06d}.pt")
             if stop:
                 break
