@@ -181,10 +181,9 @@ def test_matching_removes_the_odometry_drift_of_a_real_episode() -> None:
     from robonav.eval.classical import _compose
     from robonav.eval.episodes import make_episodes
     from robonav.eval.runner import eval_config
+    from robonav.sim.config import OdometryConfig, SimConfig
     from robonav.sim.core import MazeSim
     from robonav.sim.expert import GeodesicExpert
-
-    from robonav.sim.config import OdometryConfig, SimConfig
 
     harsh = OdometryConfig(scale_std=0.02, trans_noise=0.02, rot_noise=0.02, heading_drift_std=0.01)
     sim = MazeSim(1, eval_config(SimConfig(odometry=harsh)), seed=0)
