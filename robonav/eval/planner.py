@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-from robonav.sim.heap import heap_pop, heap_push
+from robonav.sensors.heap import heap_pop, heap_push
 
 __all__ = ["astar", "astar_reference", "cost_map", "cost_map_reference", "nonzero_bounds"]
 

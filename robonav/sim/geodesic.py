@@ -23,8 +23,8 @@ import math
 import numpy as np
 from numba import njit
 
-from robonav.sim.heap import heap_pop as _heap_pop
-from robonav.sim.heap import heap_push as _heap_push
+from robonav.sensors.heap import heap_pop as _heap_pop
+from robonav.sensors.heap import heap_push as _heap_push
 from robonav.sim.maze import Maze
 
 SQRT2 = math.sqrt(2.0)

@@ -1,4 +1,4 @@
-"""A binary min-heap on preallocated arrays for Numba kernels (Dijkstra on grids, A* in the planner).
+"""A binary min-heap on preallocated arrays for Numba kernels: A* on the robot's own memory, Dijkstra in the sim.
 
 Ties break on the smaller item, so searches are deterministic.
 """
