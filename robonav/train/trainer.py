@@ -210,10 +210,10 @@ class Trainer:
                 dist = self.model.distribution(mean)
                 actions = dist.sample()  # the global torch RNG: its state is checkpointed
                 targets = self.teacher_action
-                if imitating:
+                if imitating:  # DAgger: the deterministic student (what gets deployed) or, with prob. beta, the teacher
                     assert targets is not None, "imitation needs envs that report teacher_action"
                     use_teacher = torch.rand(len(actions)) < beta
-                    actions = torch.where(use_teacher[:, None], targets, actions)
+                    actions = torch.where(use_teacher[:, None], targets, mean.clamp(-1.0, 1.0))
                 logprobs = dist.log_prob(actions).sum(-1)
             obs, reward, terminated, truncated, info = self.envs.step(actions.numpy())
             if "teacher_action" in info:
