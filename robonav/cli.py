@@ -147,6 +147,27 @@ def _policy_and_config(spec: str):
     return (lambda n: TorchAgent(model, n)), eval_config(sim)
 
 
+def _render_episodes(factory, config, episodes, folder: Path) -> None:
+    """Trajectory pictures (with the robot's memories) of the first episodes, one PNG each."""
+    import numpy as np
+
+    from robonav.sim.env import MazeEnv
+    from robonav.sim.render import render_png
+    from robonav.sim.rollout import record_episode
+
+    for k, ep in enumerate(episodes):
+        env = MazeEnv(maze=ep.maze, config=config)
+        agent = factory(1)
+        agent.reset(np.array([0]))
+
+        def act(obs, env=env, agent=agent):
+            return agent.act(obs[None], env.sim.frames, env.sim)[0] / env._scale
+
+        trace = record_episode(env, act, memory_every=10**9, episode=ep)
+        render_png(trace, folder / f"episode-{k:03d}.png")
+        env.close()
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a policy on paired episodes: success (95 % interval), SPL, collisions, steps, per maze."""
     from robonav.eval.episodes import load_episodes, make_episodes, save_episodes
@@ -166,6 +187,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"\r{done}/{total} episodes", end="", file=sys.stderr, flush=True)
 
     results = run_episodes(factory, episodes, config, num_envs=args.envs, progress=progress)
+    if args.render:
+        _render_episodes(factory, config, episodes[: args.render_count], Path(args.render))
+    if args.curve:
+        from robonav.eval.plots import learning_curve
+
+        learning_curve(args.curve, Path(args.render or ".") / "learning_curve.png")
     if not args.json:
         print(file=sys.stderr)
     summary = summarize(results)
@@ -220,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the episode list")
     p.add_argument("--episode-list", help="JSON-lines episode file: read if it exists, else written (pairing)")
     p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+    p.add_argument("--render", metavar="DIR", help="save trajectory pictures of the first episodes in DIR")
+    p.add_argument("--render-count", type=int, default=6, help="how many episodes --render draws")
+    p.add_argument("--curve", metavar="PROGRESS", help="plot a run's progress.jsonl as DIR/learning_curve.png")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_eval)
     return parser

@@ -7,17 +7,19 @@ from collections.abc import Callable
 import numpy as np
 
 from robonav.sim.env import MazeEnv
+from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.render import EpisodeTrace, memory_snapshot
 
 
 def record_episode(env: MazeEnv, act: Callable[[np.ndarray], np.ndarray], seed: int | None = None,
-                   max_steps: int | None = None, memory_every: int = 0) -> EpisodeTrace:
+                   max_steps: int | None = None, memory_every: int = 0,
+                   episode: EpisodeSpec | None = None) -> EpisodeTrace:
     """Reset ``env`` (with ``seed``), step it with ``act(obs)`` until the episode ends, return the trace.
 
-    ``memory_every`` > 0 also snapshots the observer's obstacle and trajectory memory every that many ticks and at
-    the end (for the PNG/GIF overlay).
+    ``episode`` plays that exact episode (maze, start, goal, seed). ``memory_every`` > 0 also snapshots the
+    observer's obstacle and trajectory memory every that many ticks and at the end (for the PNG/GIF overlay).
     """
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options=None if episode is None else {"episode": episode})
     sim = env.sim
     ep = sim.episodes[0]
     assert ep is not None
