@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -66,6 +68,28 @@ def _episodes_to_json(eps: list[EpisodeSpec]) -> list[dict]:
 
 def _episodes_from_json(items: list[dict]) -> list[EpisodeSpec]:
     return [EpisodeSpec(parse_maze(d["maze"], "<checkpoint>"), int(d["seed"])) for d in items]
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM end the run after the current update, with a checkpoint (main thread only)."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._set)
+
+    def _set(self, signum: int, frame: Any) -> None:
+        if self.flag:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.flag = True
+        print("robonav train: stopping after this update (checkpointing); signal again to stop now",
+              file=sys.stderr)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class Trainer:
@@ -124,6 +148,7 @@ class Trainer:
         the run is checkpointed when it stops, so ``--resume`` continues it."""
         cfg, ppo = self.cfg, self.cfg.ppo
         start, first_update = time.perf_counter(), self.updates
+        interrupted = _StopOnSignal()
         storage = RolloutStorage(ppo.steps, ppo.num_envs, self.obs.shape[1], ppo.seq_len,
                                  (self.model.state_layers, cfg.policy.hidden))
         writer = self._writer()
@@ -165,7 +190,7 @@ class Trainer:
                 bar.set_postfix(sps=f"{last['steps_per_s']:.0f}", success=f"{last['success_rate']:.2f}",
                                 stage=self.stage)
             stop = (max_updates is not None and self.updates - first_update >= max_updates) or (
-                max_seconds is not None and time.perf_counter() - start >= max_seconds)
+                max_seconds is not None and time.perf_counter() - start >= max_seconds) or interrupted.flag
             keep = cfg.keep_every > 0 and self.updates % cfg.keep_every == 0
             if self.updates % cfg.checkpoint_every == 0 or self.global_step >= cfg.total_steps or stop or keep:
                 self.save()
@@ -173,6 +198,7 @@ class Trainer:
                 shutil.copy(self.dir / "last.pt", self.dir / f"update-{self.updates:06d}.pt")
             if stop:
                 break
+        interrupted.restore()
         if bar is not None:
             bar.close()
         if writer is not None:
