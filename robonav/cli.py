@@ -29,7 +29,7 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
             print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
 
 
-def _maze_arg(spec: str | None, seed: int):
+def _maze_arg(spec: str | None):
     """--maze: a maze file, a generator family like 'perfect' or 'rooms:9x9', or None for the launch default."""
     if spec is None:
         return None
@@ -64,7 +64,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         factory, policy_cfg = _policy_and_config(args.policy)
         cfg = dataclasses.replace(cfg, observation=policy_cfg.observation, preprocessor=policy_cfg.preprocessor,
                                   period=policy_cfg.period)
-    env = MazeEnv(maze=_maze_arg(args.maze, args.seed), config=cfg, seed=args.seed)
+    env = MazeEnv(maze=_maze_arg(args.maze), config=cfg, seed=args.seed)
     expert = GeodesicExpert()
     env.action_space.seed(args.seed)
     if factory is not None:

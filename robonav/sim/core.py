@@ -94,6 +94,11 @@ class MazeSim:
         self.episodes: list[EpisodeSpec | None] = [None] * n
         self.params: list[EpisodeParams | None] = [None] * n
         self.fields: list[np.ndarray] = [np.zeros((1, 1))] * n
+        # Per-env numbers of the current EpisodeParams, as arrays the hot path reads (filled by reset_env).
+        self.radius = np.zeros(n)
+        self.noise_std, self.dropout = np.zeros(n), np.zeros(n)
+        self.odom_scale, self.heading_drift = np.zeros(n), np.zeros(n)
+        self.trans_noise, self.rot_noise = np.zeros(n), np.zeros(n)
         self._occ = np.ones((n, 1, 1), dtype=np.bool_)
         self._shapes = np.ones((n, 2), dtype=np.int64)
         self._cells = np.ones(n)
@@ -169,6 +174,9 @@ class MazeSim:
         self.episode_id[i] = self._next_episode_id
         self._next_episode_id += 1
         self.episodes[i], self.params[i] = ep, prm
+        self.radius[i], self.noise_std[i], self.dropout[i] = prm.radius, prm.noise_std, prm.dropout
+        self.odom_scale[i], self.heading_drift[i] = prm.odom_scale, prm.heading_drift
+        self.trans_noise[i], self.rot_noise[i] = prm.trans_noise, prm.rot_noise
         nb = prm.scan.num_beams
         self.counts[i] = nb
         self.beam_rel[i, :nb] = prm.scan.beam_angles()
@@ -226,11 +234,9 @@ class MazeSim:
                     self._raycast_one(int(i), one)
                     sub[k] = one[0]
             true[envs] = sub
-        noise = np.array([self.params[i].noise_std for i in envs])  # type: ignore[union-attr]
-        drop = np.array([self.params[i].dropout for i in envs])  # type: ignore[union-attr]
         out = np.empty((len(envs), b), dtype=np.float32)
-        corrupt_scan(true[envs], self.counts[envs], noise, drop, self.cfg.scanner.range_min, rmax,
-                     [self.ep_rngs[i] for i in envs], out)
+        corrupt_scan(true[envs], self.counts[envs], self.noise_std[envs], self.dropout[envs],
+                     self.cfg.scanner.range_min, rmax, [self.ep_rngs[i] for i in envs], out)
         self.ranges[envs] = out
 
     def _raycast_one(self, i: int, out: np.ndarray) -> None:
@@ -262,8 +268,7 @@ class MazeSim:
         rc, T = cfg.robot, cfg.period
         a = np.asarray(actions, dtype=np.float64).reshape(n, 2)
         a = np.clip(np.nan_to_num(a), [-rc.v_max, -rc.omega_max], [rc.v_max, rc.omega_max])
-        radii = np.array([p.radius for p in self.params])  # type: ignore[union-attr]
-        safe = self.safety.filter(a, self.ranges, self.beam_rel, T, radius=radii)
+        safe = self.safety.filter(a, self.ranges, self.beam_rel, T, radius=self.radius)
         self.last_command[:] = safe
         cmd = self.delay.push(safe)
         # Motors: hardware acceleration limits, then the period jitter stretches this tick's motion.
@@ -297,11 +302,7 @@ class MazeSim:
         true_delta = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1],
                                self.pose[:, 2] - self.prev_pose[:, 2]], axis=1)
         self.path_length += np.hypot(d[:, 0], d[:, 1])
-        prm = self.params
-        odom = odometry_delta(true_delta, np.array([p.odom_scale for p in prm]),  # type: ignore[union-attr]
-                              np.array([p.heading_drift for p in prm]),  # type: ignore[union-attr]
-                              np.array([p.trans_noise for p in prm]),  # type: ignore[union-attr]
-                              np.array([p.rot_noise for p in prm]),  # type: ignore[union-attr]
+        odom = odometry_delta(true_delta, self.odom_scale, self.heading_drift, self.trans_noise, self.rot_noise,
                               self.ep_rngs)
         self._scan(np.arange(n))
         self.steps += 1
