@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from robonav.eval.planner import astar, cost_map, nonzero_bounds
 from robonav.eval.scanmatch import ScanMatchConfig, ScanMatcher
 from robonav.sensors.frame import SensorFrame
+from robonav.sensors.planner import astar, cost_map, nonzero_bounds
 from robonav.sensors.preprocessor import Preprocessor
 from robonav.sensors.spec import PreprocessorConfig
 

@@ -6,10 +6,11 @@ Ties break on the smaller item, so searches are deterministic.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from robonav.sensors.jit import allocating_kernel
 
 
-@njit(cache=True, nogil=True)
+@allocating_kernel
 def heap_push(keys: np.ndarray, items: np.ndarray, n: int, key: float, item: int) -> int:
     """Push (key, item) on the binary min-heap held in keys[:n], items[:n]; returns the new size."""
     i = n
@@ -26,7 +27,7 @@ def heap_push(keys: np.ndarray, items: np.ndarray, n: int, key: float, item: int
     return n + 1
 
 
-@njit(cache=True, nogil=True)
+@allocating_kernel
 def heap_pop(keys: np.ndarray, items: np.ndarray, n: int) -> tuple[float, int, int]:
     """Pop the smallest (key, item) (ties: smallest item); returns (key, item, new size)."""
     key = keys[0]

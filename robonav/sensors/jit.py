@@ -47,6 +47,11 @@ def kernel(fn: F) -> F:
     return _compile(fn, {})
 
 
+def allocating_kernel(fn: F) -> F:
+    """Like ``kernel`` but with NRT on, for code that allocates its scratch (the planner's A*, once per plan)."""
+    return _compile(fn, {"_nrt": True})
+
+
 def inline_kernel(fn: F) -> F:
     """A small per-element helper: like ``kernel``, and also inlined into its callers in numba's IR
     (``inline="always"``)."""

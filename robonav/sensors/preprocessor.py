@@ -20,6 +20,7 @@ import numpy as np
 
 from robonav.sensors import layout as L
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
+from robonav.sensors.guidance import Guide
 from robonav.sensors.jit import kernel
 from robonav.sensors.layout import Buffers, level_sizes, make_buffers, reset_buffers
 from robonav.sensors.memory import clear_free, flush_queues, mark_hits, mark_visit, recentre
@@ -152,11 +153,17 @@ class Preprocessor:
         self._table: BeamTable | None = None
         self._episode: int | None = None
         self._stage = np.empty(0, np.float32)
+        self._guide = Guide(spec.config) if spec.config.guidance else None
+        self._guide_out = np.zeros(6)
+        n0 = spec.config.grid_cells
+        self._occ0 = self._b.occ[:n0 * n0].reshape(n0, n0)  # level 0, [x cell, y cell], a view
 
     def reset(self) -> None:
         """Pose to the odometry origin, both memories empty; the next frame starts an episode."""
         reset_buffers(self._b, self.spec)
         self._episode = None
+        if self._guide is not None:
+            self._guide.reset()
 
     def _use_scan(self, scan: ScanSpec) -> BeamTable:
         """Switch the beam tables (and the kernel's range limits) to ``scan``."""
@@ -194,6 +201,9 @@ class Preprocessor:
                 f"SensorFrame.goal must be finite (odometry-frame metres), got {frame.goal!r} (episode "
                 f"{frame.episode_id}, seq {frame.seq}): the frame was not processed"
             )
+        if self._guide is not None:  # plans on the stored (undecayed) obstacle units
+            self._guide(self._occ0, self.grid_origin, b.work_f[L.W_X:L.W_TH + 1], frame.goal, self._guide_out)
+            b.obs[self.spec.block("guidance").slice] = self._guide_out
         return b.obs
 
     def _staged(self, ranges: np.ndarray) -> np.ndarray:

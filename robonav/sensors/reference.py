@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
+from robonav.sensors.guidance import GuideReference
 from robonav.sensors.layout import LUT_OCC, LUT_OFFSET, LUT_VIS, make_luts
 from robonav.sensors.scan import ABOVE_MODES, BELOW_MODES, INVALID, NO_RETURN, RANGE, TOO_CLOSE, BeamTableCache
 from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
@@ -219,11 +220,14 @@ class ReferencePreprocessor:
         self._luts = make_luts(self.spec)
         self._tables = BeamTableCache(c.num_bins, c.clear_rays)
         self._episode: int | None = None
+        self._guide = GuideReference(c) if c.guidance else None
         self.reset()
 
     def reset(self) -> None:
         """Pose to the odometry origin, both memories empty."""
         c = self.spec.config
+        if self._guide is not None:
+            self._guide.reset()
         n = c.grid_cells
         self.occ, self.occ_ticks = np.zeros((n, n), np.int64), np.zeros((n, n), np.int64)
         self.vis, self.vis_ticks = np.zeros((n, n), np.int64), np.zeros((n, n), np.int64)
@@ -364,6 +368,10 @@ class ReferencePreprocessor:
         obs[spec.block("goal").slice] = goal_block(self.pose_tuple, gx, gy, cfg.goal_clip)
         obs[spec.block("command").slice] = command_block(float(last_command[0]), float(last_command[1]), cfg.v_max,
                                                          cfg.omega_max)
+        if self._guide is not None:  # plans on the stored (undecayed) obstacle units, as the kernel's memory holds
+            out = np.zeros(6)
+            self._guide(self.occ, self.origin, self.pose, np.array([gx, gy]), out)
+            obs[spec.block("guidance").slice] = out
         return obs
 
     @property

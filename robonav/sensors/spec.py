@@ -97,16 +97,23 @@ class PreprocessorConfig:
     """Include the fine trajectory patch."""
     trajectory_coarse: bool = True
     """Include the coarse trajectory patch."""
+    guidance: bool = False
+    """Include the guidance block: where an A* path on the obstacle memory leads (robonav.sensors.guidance)."""
+    guidance_every: int = 5
+    """Steps between guidance plans (the path is followed every step in between)."""
+    guidance_lookahead: float = 0.6
+    """Distance (m) along the path of the near guidance point; the far point lies three times as far."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
         positive = ("max_range", "goal_clip", "v_max", "omega_max", "grid_resolution", "fine_pixel_size",
-                    "coarse_pixel_size", "map_range", "log_odds_quantum", "visit_scale", "hit_log_odds")
+                    "coarse_pixel_size", "map_range", "log_odds_quantum", "visit_scale", "hit_log_odds",
+                    "guidance_lookahead")
         for name in positive:
             _require(name, getattr(self, name), math.isfinite(getattr(self, name)) and getattr(self, name) > 0,
                      "a finite number > 0")
-        for name in ("num_bins", "grid_cells", "fine_pixels", "coarse_pixels", "clear_rays"):
+        for name in ("num_bins", "grid_cells", "fine_pixels", "coarse_pixels", "clear_rays", "guidance_every"):
             _require(name, getattr(self, name), getattr(self, name) >= 1, "an integer >= 1")
         for name in ("obstacle_decay_steps", "visit_decay_steps"):
             _require(name, getattr(self, name), getattr(self, name) >= 0, "an integer >= 0 (0: no decay)")
@@ -269,6 +276,11 @@ class ObservationSpec:
         ):
             if on:
                 parts.append((name, shape, 0.0, 1.0, f"{text}; {px} m pixels, rows forward, columns left"))
+        if c.guidance:
+            parts.append(("guidance", (6,), -1.0, 1.0,
+                          f"A* path on the obstacle memory (unknown free) to the goal: sin, cos of the bearing to the "
+                          f"point {c.guidance_lookahead} m and {3 * c.guidance_lookahead:g} m along it, "
+                          "min(length, 40 m) / 40 m, 1 if found (else the goal's bearing and distance)"))
         blocks, offset = [], 0
         for name, shape, low, high, text in parts:
             blocks.append(Block(name, offset, shape, low, high, text))

@@ -23,9 +23,9 @@ import heapq
 import math
 
 import numpy as np
-from numba import njit
 
 from robonav.sensors.heap import heap_pop, heap_push
+from robonav.sensors.jit import allocating_kernel
 
 __all__ = ["astar", "astar_reference", "cost_map", "cost_map_reference", "nonzero_bounds"]
 
@@ -36,7 +36,7 @@ _STEPS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [
 
 
 # ----------------------------------------------------------------------------------------------- cost map
-@njit(cache=True, nogil=True)
+@allocating_kernel
 def _cost_map(blocked: np.ndarray, res: float, lethal_radius: float, soft_radius: float, soft_weight: float,
               lethal_cost: float, dist: np.ndarray, cost: np.ndarray) -> None:
     """Fill ``dist`` (metres to the nearest blocked cell, inf beyond ``soft_radius``) and ``cost`` [W, H]."""
@@ -101,7 +101,7 @@ def cost_map_reference(blocked: np.ndarray, res: float, lethal_radius: float, so
     return np.where(dist == 0.0, np.inf, cost)
 
 
-@njit(cache=True, nogil=True)
+@allocating_kernel
 def _nonzero_bounds(grid: np.ndarray) -> tuple[int, int, int, int]:
     """(i_lo, i_hi, j_lo, j_hi) inclusive bounds of the nonzero cells of ``grid``; (-1, -1, -1, -1) if none."""
     w, h = grid.shape
@@ -125,14 +125,14 @@ def nonzero_bounds(grid: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 # --------------------------------------------------------------------------------------------------- A*
-@njit(cache=True, nogil=True)
+@allocating_kernel
 def _octile(i: int, j: int, gi: int, gj: int, res: float) -> float:
     a = abs(i - gi)
     b = abs(j - gj)
     return res * (max(a, b) + (SQRT2 - 1.0) * min(a, b))
 
 
-@njit(cache=True, nogil=True)
+@allocating_kernel
 def _astar(cost: np.ndarray, res: float, si: int, sj: int, gi: int, gj: int, g: np.ndarray, parent: np.ndarray,
            path: np.ndarray) -> tuple[int, float]:
     """A* from (si, sj) to (gi, gj) on ``cost`` [W, H]; writes the path's cells into ``path`` [K, 2] and returns

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from robonav.eval.planner import (
+from robonav.sensors.planner import (
     BLOCKED_ENDPOINT_COST,
     astar,
     astar_reference,
