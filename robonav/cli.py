@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _policy_and_config(spec: str):
-    """(policy factory, eval SimConfig) for --policy: classical | expert | random | default | a checkpoint."""
+    """(policy factory, eval SimConfig) for --policy: classical | expert | random | default | a checkpoint | X.onnx."""
     import dataclasses
 
     from robonav.eval.runner import ExpertPolicy, RandomPolicy, eval_config
@@ -134,11 +134,20 @@ def _policy_and_config(spec: str):
         return ExpertPolicy, eval_config()
     if spec == "random":
         return RandomPolicy, eval_config()
+    if spec.endswith(".onnx"):  # an exported or quantized step model, run by ONNX Runtime; settings from its sidecar
+        from robonav.deploy.parity import eval_setup
+
+        return eval_setup(spec)
+    import torch
+
     from robonav.data import resource
     from robonav.policy.agent import TorchAgent, load_policy
     from robonav.sensors.spec import ObservationSpec
     from robonav.sim.config import SimConfig
 
+    # A batch of a few envs per step: one thread is fastest, and a second one only spins against the simulator
+    # (with both cores busy, two threads made each step 10x slower here).
+    torch.set_num_threads(1)
     path = resource("policies", "default.pt") if spec == "default" else Path(spec)
     model, meta = load_policy(path)
     sim = SimConfig(observation=meta["observation"], period=meta["control_period"])
@@ -211,6 +220,64 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a checkpoint to ONNX (+ sidecar, weights), then measure step parity and the closed-loop noise floor."""
+    import torch
+
+    from robonav.data import resource
+    from robonav.deploy.export import export_onnx
+    from robonav.deploy.parity import export_parity
+
+    torch.set_num_threads(1)  # a small batch-1 policy: more threads only contend with the simulator
+    checkpoint = resource("policies", "default.pt") if args.policy == "default" else Path(args.policy)
+    done = export_onnx(checkpoint, args.out)
+    parity = export_parity(checkpoint, done.onnx, steps=args.parity_steps, parity_suite=args.parity_mazes,
+                           episodes=args.episodes, suite=args.mazes, seed=args.seed, num_envs=args.envs)
+    step, closed = parity["step"], parity["closed_loop"] or {}
+    result: dict[str, Any] = {
+        "onnx": str(done.onnx), "sidecar": str(done.sidecar), "weights": str(done.weights),
+        "bytes_onnx": done.bytes, "bytes_weights": done.weights.stat().st_size, "opset": done.meta.opset,
+        "ir_version": done.meta.ir_version, "ops": done.ops, "parity_max_abs_error": step["max_abs_error"],
+        "parity_tolerance": step["tolerance"], "parity_steps": step["steps"], "parity_episodes": step["episodes"],
+        "parity_passed": step["passed"], "closed_loop_episodes": closed.get("episodes", 0),
+        "closed_loop_flips": closed.get("flips"), "success_torch": closed.get("success_torch"),
+        "success_onnx": closed.get("success_onnx"), "mcnemar_p": closed.get("mcnemar_p"),
+    }
+    _emit(result, args.json)
+    return 0 if step["passed"] else 1
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """FP16 or INT8 (QDQ) model from an FP32 export, judged against it in closed loop on paired episodes."""
+    from robonav.deploy.parity import judge
+    from robonav.deploy.quantize import QuantizeConfig, quantize_fp16, quantize_int8
+    from robonav.eval.episodes import make_episodes
+
+    src = Path(args.onnx)
+    out = Path(args.out) if args.out else src.with_name(f"{src.stem}.{args.precision}.onnx")
+    if args.precision == "fp16":
+        sidecar = quantize_fp16(src, out)
+    else:
+        config = QuantizeConfig(calibration=args.calibration, calib_suite=args.calib_mazes,
+                                calib_episodes=args.calib_episodes, calib_seed=args.calib_seed,
+                                calib_samples=args.calib_samples, recurrent=args.recurrent, outputs=args.outputs,
+                                num_envs=args.envs)
+        sidecar, _ = quantize_int8(src, out, config)
+    result: dict[str, Any] = {"onnx": str(src), "out": str(out), "precision": args.precision,
+                              "calibration": sidecar.extra.get("calibration"),
+                              **{k: sidecar.extra.get(k) for k in ("recurrent", "matmul_outputs")}}
+    if args.episodes > 0:
+        result.update(judge(src, out, make_episodes(args.mazes, args.episodes, args.seed), args.envs),
+                      mazes=args.mazes, seed=args.seed)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        from robonav.deploy.parity import format_judgement
+
+        print(format_judgement(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robonav", description=__doc__.splitlines()[0])
     from robonav import __version__
@@ -241,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a policy on paired episodes (success with 95 %% interval, SPL, ...)")
     p.add_argument("--policy", default="default",
-                   help="a checkpoint path, 'default' (shipped), 'classical', 'expert' (privileged) or 'random'")
+                   help="a checkpoint path, an exported .onnx, 'default' (shipped), 'classical', 'expert' "
+                        "(privileged) or 'random'")
     p.add_argument("--mazes", default="test", help="suite (test, test-9x9, val, hand, ...), maze file or folder")
     p.add_argument("--episodes", type=int, default=200, help="number of episodes")
     p.add_argument("--seed", type=int, default=0, help="seed of the episode list")
@@ -252,6 +320,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve", metavar="PROGRESS", help="plot a run's progress.jsonl as DIR/learning_curve.png")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX with its sidecar and weights; check parity")
+    p.add_argument("--policy", default="default", help="a checkpoint path or 'default' (shipped)")
+    p.add_argument("--out", required=True, help="the .onnx to write (<out>.json and <out>.npz go beside it)")
+    p.add_argument("--parity-steps", type=int, default=1000,
+                   help="record at least this many ticks of --parity-mazes episodes for step parity")
+    p.add_argument("--parity-mazes", default="val", help="suite of the step-parity recordings")
+    p.add_argument("--episodes", type=int, default=200,
+                   help="paired episodes run closed loop in torch and ONNX Runtime (the noise floor); 0 skips")
+    p.add_argument("--mazes", default="test", help="suite of the closed-loop episodes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the closed-loop episode list")
+    p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="FP16 or INT8 (QDQ) model from an FP32 export, judged in closed loop")
+    p.add_argument("--onnx", required=True, help="the FP32 .onnx written by robonav export")
+    p.add_argument("--precision", required=True, choices=("fp16", "int8"), help="target precision")
+    p.add_argument("--out", help="the .onnx to write (default: <onnx stem>.<precision>.onnx)")
+    p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile", "entropy"),
+                   help="INT8 activation range method (default: %(default)s)")
+    p.add_argument("--calib-episodes", type=int, default=16, help="validation episodes rolled out for calibration")
+    p.add_argument("--calib-mazes", default="val", help="calibration suite: validation split only (val, val-5x5, ...)")
+    p.add_argument("--calib-seed", type=int, default=0, help="seed of the calibration episode list")
+    p.add_argument("--calib-samples", type=int, default=2048, help="control steps fed to the calibrator")
+    p.add_argument("--recurrent", default="int8", choices=("int8", "float"),
+                   help="INT8: quantize the recurrent matmul h @ W_hh too, or keep it float")
+    p.add_argument("--outputs", default="int8", choices=("int8", "float"),
+                   help="INT8: also quantize MatMul/Gemm outputs (ONNX Runtime then runs int8 kernels), or not")
+    p.add_argument("--episodes", type=int, default=200, help="paired episodes of the closed-loop judgement; 0 skips")
+    p.add_argument("--mazes", default="test", help="suite of the judgement episodes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the judgement episode list")
+    p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_quantize)
     return parser
 
 
@@ -268,13 +371,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_user_error(e: Exception) -> bool:
-    """Bad launch files, settings and maze files: the message already says what and where."""
+    """Bad launch files, settings, maze files, refused models and calibration suites: the message says it all."""
     from robonav.settings import SettingsError
 
     if isinstance(e, SettingsError):
         return True
-    maze_mod = sys.modules.get("robonav.sim.maze")
-    return maze_mod is not None and isinstance(e, maze_mod.MazeError)
+    for module, name in (("robonav.sim.maze", "MazeError"), ("robonav.runtime.sidecar", "ModelRefusedError"),
+                         ("robonav.deploy.quantize", "CalibrationSplitError"),
+                         ("robonav.deploy.parity", "CheckpointMismatchError")):
+        mod = sys.modules.get(module)
+        if mod is not None and isinstance(e, getattr(mod, name)):
+            return True
+    return False
 
 
 if __name__ == "__main__":
