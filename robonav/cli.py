@@ -186,8 +186,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     factory, config = _policy_and_config(args.policy)
     if args.episode_list and Path(args.episode_list).exists():
         episodes = load_episodes(args.episode_list)
+        if args.episodes is not None:  # the first N of the list: still paired with any run of the same file
+            episodes = episodes[:args.episodes]
     else:
-        episodes = make_episodes(args.mazes, args.episodes, args.seed)
+        count = 200 if args.episodes is None else args.episodes
+        episodes = [e for seed in (args.seeds or [args.seed]) for e in make_episodes(args.mazes, count, seed)]
         if args.episode_list:
             save_episodes(args.episode_list, episodes)
 
@@ -206,7 +209,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     summary = summarize(results)
     summary.update(policy=args.policy, mazes=args.mazes if not args.episode_list else args.episode_list,
-                   seed=args.seed, maze_hashes=sorted({e.maze.hash() for e in episodes}),
+                   seed=args.seeds or args.seed, maze_hashes=sorted({e.maze.hash() for e in episodes}),
                    episode_seeds=[e.seed for e in episodes])
     if args.json:
         print(json.dumps(summary, sort_keys=True))
@@ -311,8 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a checkpoint path, an exported .onnx, 'default' (shipped), 'classical', 'expert' "
                         "(privileged) or 'random'")
     p.add_argument("--mazes", default="test", help="suite (test, test-9x9, val, hand, ...), maze file or folder")
-    p.add_argument("--episodes", type=int, default=200, help="number of episodes")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="number of episodes (default 200); with an existing --episode-list, its first N")
     p.add_argument("--seed", type=int, default=0, help="seed of the episode list")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="several episode-list seeds: --episodes episodes for each, run as one list")
     p.add_argument("--episode-list", help="JSON-lines episode file: read if it exists, else written (pairing)")
     p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
     p.add_argument("--render", metavar="DIR", help="save trajectory pictures of the first episodes in DIR")

@@ -75,3 +75,17 @@ def file_hash(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+RESUME_KEYS = ("env_rngs", "episodes", "generator", "torch_rng", "successes")
+"""Meta entries only a resumed run needs (dropped by `release_checkpoint` where present)."""
+
+
+def release_checkpoint(src: str | Path, dst: str | Path, **extra: Any) -> Path:
+    """Write the policy of ``src`` as a release checkpoint at ``dst``: the weights and the meta that rebuilds and
+    describes the policy, no optimiser state and no resume state (a third of the size). ``extra`` entries (e.g.
+    ``source_sha256``) are added to the meta. It loads like any checkpoint; it cannot resume a run."""
+    ck = load_checkpoint(src)
+    meta = {k: v for k, v in ck["meta"].items() if k not in RESUME_KEYS}
+    meta.update(extra, release=True)
+    return save_checkpoint(dst, ck["model"], meta, optimizer=None)
