@@ -1,0 +1,197 @@
+"""`UdpDriver`: the control loop's Driver over the robot wire (robonav.runtime.wire) on real UDP sockets.
+
+    driver = UdpDriver(bind=("127.0.0.1", 47800), robot=("127.0.0.1", 47801), watchdog=0.3, clock=clock)
+    frame = driver.latest_frame()         # drains the socket without blocking; the newest complete frame wins
+    driver.publish(v, omega, frame.seq)   # a COMMAND echoing the answered frame's seq
+
+Receiving never raises on bad input: every rejected datagram is dropped and counted under its reason
+(``rejected[reason]``, reasons from wire.REASONS, plus "socket" for receive errors and "internal" for a bug the
+fuzz tests hunt), and the reason is logged: the first of each kind at WARNING, then at most one per ``log_every``
+seconds per reason. The driver binds to loopback unless ``allow_remote`` is set. At start (and when the robot says
+HELLO) it sends its own HELLO carrying ``watchdog``: the robot stops by itself when commands stop for that long.
+Commands are stamped with the loop's clock and written into one preallocated buffer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import socket
+import time
+
+from robonav.control.clock import Clock, RealClock
+from robonav.runtime import wire
+from robonav.sensors.frame import ScanSpec, SensorFrame
+
+__all__ = ["UdpDriver", "UdpDriverConfigError"]
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 65536
+
+
+class UdpDriverConfigError(ValueError):
+    """The driver was configured with an address or setting it refuses (non-loopback bind, bad watchdog)."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class UdpDriver:
+    """Driver protocol (robonav.runtime.driver) over UDP; see the module docstring."""
+
+    def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0), robot: tuple[str, int] | None = None,
+                 watchdog: float = 0.3, clock: Clock | None = None, allow_remote: bool = False,
+                 max_datagrams: int = 512, log_every: float = 1.0, boot_id: int | None = None) -> None:
+        """``bind``: local address (port 0: any free one, see ``address``). ``robot``: where commands go (None:
+        the sender of the first valid datagram). ``watchdog``: seconds without a command after which the robot
+        must stop (sent in HELLO). ``max_datagrams``: most datagrams drained per latest_frame() call."""
+        if not _is_loopback(bind[0]) and not allow_remote:
+            raise UdpDriverConfigError(
+                f"UdpDriver: bind address {bind[0]!r} is not loopback; the driver listens on loopback unless "
+                "configured otherwise. Pass allow_remote=True (launch file: driver.allow_remote) to listen there.")
+        if not 0.0 < watchdog < float("inf"):
+            raise UdpDriverConfigError(f"UdpDriver: watchdog must be a finite time > 0 s, actual: {watchdog!r}.")
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.robot = robot
+        self.watchdog = float(watchdog)
+        self.max_datagrams = max_datagrams
+        self.log_every = log_every
+        self.boot_id = random.getrandbits(32) if boot_id is None else boot_id
+        self.rejected: dict[str, int] = dict.fromkeys((*wire.REASONS, "socket", "internal"), 0)
+        """Datagrams dropped, per reason."""
+        self.last_reason: str | None = None
+        """Message of the newest rejection."""
+        self.received = 0
+        """Datagrams read from the socket."""
+        self.frames = 0
+        """Complete sensor frames assembled."""
+        self.sent = 0
+        """Commands (and stops) sent."""
+        self.send_errors = 0
+        """Sends the socket refused (the robot's watchdog covers the lost command)."""
+        self._rx = wire.Receiver(on_reject=self._reject)
+        self._newest: SensorFrame | None = None
+        self._buf = bytearray(RECV_SIZE)
+        self._cmd = bytearray(wire.COMMAND_SIZE)
+        self._cmd_seq = 0
+        self._hello_seq = 0
+        self._logged_at: dict[str, float] = {}
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self._sock.bind(bind)
+        self._sock.setblocking(False)
+        self.closed = False
+        self._send_hello()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port)."""
+        return self._sock.getsockname()
+
+    @property
+    def descriptions(self) -> dict[int, ScanSpec]:
+        """Scanner descriptions received, by spec_id."""
+        return self._rx.descriptions
+
+    def latest_frame(self) -> SensorFrame | None:
+        """Drain the socket (at most ``max_datagrams``), return the newest complete frame; never raises on input."""
+        if self.closed:
+            return self._newest
+        for _ in range(self.max_datagrams):
+            try:
+                n, addr = self._sock.recvfrom_into(self._buf)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:  # e.g. ICMP port unreachable reported on a later call
+                self._count("socket", f"receive failed: {e!r}; the datagram, if any, is lost.")
+                continue
+            self.received += 1
+            try:
+                msg = self._rx.receive(memoryview(self._buf)[:n])
+            except wire.WireError as e:
+                self._reject(e, addr)
+                continue
+            except Exception as e:  # a bug: counted and logged, never allowed to stop the loop
+                log.exception("UdpDriver: internal error on a datagram from %s", addr)
+                self._count("internal", f"internal error {e!r} on a datagram from {addr}")
+                continue
+            if self.robot is None:
+                self.robot = addr
+            if isinstance(msg, SensorFrame):
+                self.frames += 1
+                self._newest = msg
+            elif isinstance(msg, wire.Hello):
+                self._send_hello()  # the robot (re)started: tell it our watchdog
+        return self._newest
+
+    def publish(self, v: float, omega: float, answers_seq: int) -> None:
+        """Send a COMMAND answering frame ``answers_seq``, stamped with the loop's clock."""
+        self._send_command(v, omega, answers_seq, False)
+
+    def stop(self) -> None:
+        """Send a stop command (v = omega = 0, stop flag) answering the newest frame."""
+        self._send_command(0.0, 0.0, self._newest.seq if self._newest is not None else 0, True)
+
+    def close(self) -> None:
+        """Close the socket; idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._sock.close()
+
+    def __enter__(self) -> UdpDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send_command(self, v: float, omega: float, answers_seq: int, stop: bool) -> None:
+        if self.closed or self.robot is None:
+            return
+        episode = self._newest.episode_id if self._newest is not None else 0
+        try:
+            data = wire.encode_command_into(self._cmd, float(v), float(omega), answers_seq % wire.U32, stop,
+                                            self._cmd_seq, episode, self.clock.now())
+        except wire.WireError as e:  # a non-finite command: send a stop instead, never a bad value
+            self._count("encode", f"command not sent: {e}")
+            data = wire.encode_command_into(self._cmd, 0.0, 0.0, answers_seq % wire.U32, True, self._cmd_seq,
+                                            episode, self.clock.now())
+        self._cmd_seq = (self._cmd_seq + 1) % wire.U32
+        self._send(data)
+
+    def _send_hello(self) -> None:
+        if self.robot is None:
+            return
+        hello = wire.Hello(self.boot_id, wire.ROLE_RUNTIME, self.watchdog, self._hello_seq, 0, self.clock.now())
+        self._hello_seq = (self._hello_seq + 1) % wire.U32
+        self._send(wire.encode_hello(hello))
+
+    def _send(self, data: bytes | memoryview) -> None:
+        try:
+            self._sock.sendto(data, self.robot)  # type: ignore[arg-type]
+            self.sent += 1
+        except OSError as e:
+            self.send_errors += 1
+            self._log_rate_limited("send", f"send to {self.robot} failed: {e!r}")
+
+    def _reject(self, error: wire.WireError, addr: object = None) -> None:
+        self._count(error.reason, f"{error}" + (f" (from {addr})" if addr is not None else ""))
+
+    def _count(self, reason: str, message: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.last_reason = f"{reason}: {message}"
+        self._log_rate_limited(reason, message)
+
+    def _log_rate_limited(self, reason: str, message: str) -> None:
+        now = time.monotonic()
+        last = self._logged_at.get(reason)
+        if last is None or now - last >= self.log_every:
+            self._logged_at[reason] = now
+            log.warning("UdpDriver [%s] (%d so far): %s", reason, self.rejected.get(reason, self.send_errors), message)

@@ -1,0 +1,581 @@
+"""The robot wire: fixed little-endian UDP messages between a robot (or the simulator playing one) and the runtime.
+
+Every datagram is ``header (32 bytes) | payload (payload_len bytes) | crc32 (4 bytes)``; the CRC is zlib's CRC-32
+(IEEE 802.3) over header and payload. deploy/wire/robonav_wire.h holds the same layouts as packed C structs, and
+tests/runtime/golden/ one byte vector per message, so firmware can be checked against this module.
+
+    header   magic "RNAV", version u8, type u8, flags u16 (0), seq u32, episode_id u32, stamp f64 (sender clock, s),
+             payload_len u32, reserved u32 (0)
+    HELLO        robot<->runtime at connect: boot_id u32, role u8, 3 x u8 pad, watchdog_s f64 (runtime: the time
+                 without a command after which the robot must stop)
+    DESCRIPTION  robot->runtime at connect, on change and about once a second: spec_id u32, num_beams u32, flags u32
+                 (bit 0: per-beam angles follow), reserved u32, angle_min, angle_increment, range_min, range_max f64;
+                 then num_beams x f32 angles when flag bit 0 is set (at most MAX_DESCRIPTION_ANGLES)
+    SCAN         robot->runtime, one chunk of a sensor frame: spec_id u32, num_beams u32, chunk_index u16,
+                 chunk_count u16, chunk_beams u16, reserved u16, odom dx, dy, dtheta f64, goal x, y f64; then the
+                 chunk's ranges as u16 millimetres. Chunk i holds beams [i*chunk_beams, min((i+1)*chunk_beams, n));
+                 chunk_count = ceil(n / chunk_beams); every chunk repeats the same odometry, goal, stamp, episode.
+    COMMAND      runtime->robot: answers_seq u32 (the seq of the frame answered), flags u32 (bit 0: stop), v, omega f64
+
+Sequence numbers: each sender numbers each message type on its own u32 counter from 0 at boot (the chunks of one
+frame share the frame's seq, which becomes ``SensorFrame.seq``); receivers compare them modulo 2**32 (RFC 1982) and
+drop old or duplicate ones. A HELLO with a new boot_id means the peer restarted: the receiver starts its counts
+over. Ranges (ROS REP 117): ``RANGE_POS_INF`` = no return within range, ``RANGE_NAN`` = invalid reading,
+``RANGE_NEG_INF`` = too close; finite ranges are rounded to whole millimetres, at most ``RANGE_MAX_MM``; a finite
+range >= 65.5325 m (beyond any describable range_max) goes out as +inf, a negative one as NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
+
+__all__ = [
+    "CHUNK_FIXED", "COMMAND_SIZE", "DATAGRAM_BUDGET", "DESCRIPTION_FIXED", "HEADER_SIZE", "HELLO_SIZE", "MAGIC",
+    "MAX_CHUNK_BEAMS", "MAX_DESCRIPTION_ANGLES", "RANGE_MAX_MM", "RANGE_NAN", "RANGE_NEG_INF", "RANGE_POS_INF",
+    "REASONS", "RESYNC_AFTER", "VERSION", "Command", "Description", "Hello", "MsgType", "Reassembler", "Receiver",
+    "ScanChunk", "WireChunkError", "WireCrcError", "WireEncodeError", "WireError", "WireIncompleteError",
+    "WireMagicError", "WireNonFiniteError", "WireSequenceError", "WireSizeError", "WireTypeError",
+    "WireUnknownDescriptionError", "WireVersionError", "codes_to_ranges", "decode", "encode_command",
+    "encode_command_into", "encode_description", "encode_frame", "encode_hello", "ranges_to_codes", "seq_newer",
+]
+
+MAGIC = b"RNAV"
+VERSION = 1
+DATAGRAM_BUDGET = 1472
+"""Largest datagram sent (UDP payload of a 1,500-byte Ethernet MTU): no IP fragmentation."""
+
+HEADER = struct.Struct("<4sBBHIIdII")
+HEADER_SIZE = HEADER.size  # 32
+CRC_SIZE = 4
+HELLO_PAYLOAD = struct.Struct("<IB3xd")  # 16
+DESCRIPTION_PAYLOAD = struct.Struct("<IIIIdddd")  # 48, then optional f32 angles
+CHUNK_PAYLOAD = struct.Struct("<IIHHHH5d")  # 56, then u16 ranges
+COMMAND_PAYLOAD = struct.Struct("<IIdd")  # 24
+HELLO_SIZE = HEADER_SIZE + HELLO_PAYLOAD.size + CRC_SIZE  # 52
+COMMAND_SIZE = HEADER_SIZE + COMMAND_PAYLOAD.size + CRC_SIZE  # 60
+DESCRIPTION_FIXED = DESCRIPTION_PAYLOAD.size
+CHUNK_FIXED = CHUNK_PAYLOAD.size
+MAX_CHUNK_BEAMS = (DATAGRAM_BUDGET - HEADER_SIZE - CHUNK_FIXED - CRC_SIZE) // 2  # 690
+MAX_DESCRIPTION_ANGLES = (DATAGRAM_BUDGET - HEADER_SIZE - DESCRIPTION_FIXED - CRC_SIZE) // 4  # 347
+
+RANGE_POS_INF = 0xFFFF
+RANGE_NAN = 0xFFFE
+RANGE_NEG_INF = 0xFFFD
+RANGE_MAX_MM = 0xFFFC
+"""Largest finite range code: 65,532 mm. A description's range_max must not exceed 65.532 m."""
+DESC_PER_BEAM_ANGLES = 1
+CMD_STOP = 1
+ROLE_ROBOT, ROLE_RUNTIME = 1, 2
+U32 = 1 << 32
+RESYNC_AFTER = 16
+"""Old frames in a row after which a receiver concludes the robot restarted without a HELLO and follows its new
+sequence counter (each of the first RESYNC_AFTER - 1 is dropped and counted)."""
+
+
+class MsgType:
+    """Message type codes (header byte 5)."""
+
+    HELLO = 1
+    DESCRIPTION = 2
+    SCAN = 3
+    COMMAND = 4
+
+
+_TYPE_NAMES = {1: "HELLO", 2: "DESCRIPTION", 3: "SCAN", 4: "COMMAND"}
+
+
+class WireError(ValueError):
+    """A datagram was rejected (or a message cannot be encoded); ``reason`` keys the receiver's counters."""
+
+    reason = "wire"
+
+
+class WireSizeError(WireError):
+    """The datagram's length does not fit the header's payload_len or the message type's layout."""
+
+    reason = "size"
+
+
+class WireMagicError(WireError):
+    """The datagram does not start with the magic b"RNAV": not a robonav wire message."""
+
+    reason = "magic"
+
+
+class WireVersionError(WireError):
+    """The sender speaks another version of the wire."""
+
+    reason = "version"
+
+
+class WireTypeError(WireError):
+    """The header names a message type this version does not know."""
+
+    reason = "type"
+
+
+class WireCrcError(WireError):
+    """The CRC32 over header and payload does not match the trailer: bytes were corrupted."""
+
+    reason = "crc"
+
+
+class WireSequenceError(WireError):
+    """An old or duplicate sequence number (or a chunk already received)."""
+
+    reason = "sequence"
+
+
+class WireIncompleteError(WireError):
+    """A frame's chunk set was abandoned with chunks missing (a newer frame completed, or too many pending)."""
+
+    reason = "incomplete"
+
+
+class WireNonFiniteError(WireError):
+    """NaN or infinity in a field where it is not allowed (odometry, goal, stamp, command, description)."""
+
+    reason = "non_finite"
+
+
+class WireUnknownDescriptionError(WireError):
+    """A scan names a description id no DESCRIPTION message has announced."""
+
+    reason = "unknown_description"
+
+
+class WireChunkError(WireError):
+    """A scan chunk's index, count or beam fields are inconsistent (with each other, the description or the
+    other chunks of its frame)."""
+
+    reason = "chunk"
+
+
+class WireEncodeError(WireError):
+    """A message cannot be expressed on the wire (a value out of its field's range)."""
+
+    reason = "encode"
+
+
+REASONS = ("size", "magic", "version", "type", "crc", "sequence", "incomplete", "non_finite",
+           "unknown_description", "chunk")
+"""Rejection reasons a receiver counts (the ``reason`` of each WireError subclass)."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Connection message: who the sender is and, from the runtime, the watchdog the robot must apply."""
+
+    boot_id: int
+    """Random per process start; a new one tells the receiver the sender restarted (sequence counts start over)."""
+    role: int = ROLE_RUNTIME
+    """ROLE_ROBOT (1) or ROLE_RUNTIME (2)."""
+    watchdog_s: float = 0.0
+    """Seconds without a command after which the robot stops (0 from a robot)."""
+    seq: int = 0
+    episode_id: int = 0
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class Description:
+    """The scanner description a scan names by ``spec.spec_id``."""
+
+    spec: ScanSpec
+    seq: int = 0
+    episode_id: int = 0
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScanChunk:
+    """One decoded SCAN datagram: a slice of a frame's range codes plus the frame's odometry and goal."""
+
+    seq: int
+    episode_id: int
+    stamp: float
+    spec_id: int
+    num_beams: int
+    chunk_index: int
+    chunk_count: int
+    chunk_beams: int
+    odom_delta: tuple[float, float, float]
+    goal: tuple[float, float]
+    codes: np.ndarray
+    """uint16 range codes of beams [chunk_index * chunk_beams, ...) (a copy, owned by the chunk)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A velocity command answering the frame numbered ``answers_seq`` (stop: v = omega = 0, flag set)."""
+
+    v: float
+    omega: float
+    answers_seq: int
+    stop: bool = False
+    seq: int = 0
+    episode_id: int = 0
+    stamp: float = 0.0
+
+
+def ranges_to_codes(ranges: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float ranges (m, REP 117 codes included) -> uint16 millimetres with the reserved codes (module docstring)."""
+    r = np.asarray(ranges, dtype=np.float64)
+    if out is None:
+        out = np.empty(r.shape, dtype=np.uint16)
+    with np.errstate(invalid="ignore"):
+        mm = np.rint(np.where(np.isfinite(r), r, 0.0) * 1000.0)
+        np.copyto(out, np.clip(mm, 0, RANGE_MAX_MM), casting="unsafe")
+        out[(r >= (RANGE_MAX_MM + 0.5) / 1000.0)] = RANGE_POS_INF  # +inf and beyond the wire's reach
+        out[np.isnan(r) | (r < 0.0) & np.isfinite(r)] = RANGE_NAN
+        out[r == -np.inf] = RANGE_NEG_INF
+    return out
+
+
+def codes_to_ranges(codes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint16 wire codes -> float32 ranges in metres (reserved codes -> +inf, NaN, -inf)."""
+    c = np.asarray(codes, dtype=np.uint16)
+    if out is None:
+        out = np.empty(c.shape, dtype=np.float32)
+    np.divide(c, 1000.0, out=out, casting="unsafe")  # in float64, then rounded once to float32
+    out[c == RANGE_POS_INF] = np.inf
+    out[c == RANGE_NAN] = np.nan
+    out[c == RANGE_NEG_INF] = -np.inf
+    return out
+
+
+def _check_u32(value: int, name: str, where: str) -> int:
+    value = int(value)
+    if not 0 <= value < U32:
+        raise WireEncodeError(f"{where}: {name} must fit an unsigned 32-bit field (0 .. {U32 - 1}), "
+                              f"actual: {value}. Wrap counters modulo 2**32.")
+    return value
+
+
+def _check_finite(values: tuple[float, ...], names: str, where: str) -> None:
+    for name, x in zip(names.split(), values):
+        if not math.isfinite(x):
+            raise WireNonFiniteError(f"{where}: {name} must be finite, actual: {x!r}. Drop or repair the value "
+                                     "at its source; only scan ranges may carry NaN or infinity (as codes).")
+
+
+def _seal(buf: bytearray | memoryview, msg_type: int, seq: int, episode_id: int, stamp: float,
+          payload_len: int) -> None:
+    """Write the header into buf[:32] and the CRC after the payload (the payload must already be in place)."""
+    where = f"encode {_TYPE_NAMES[msg_type]}"
+    _check_finite((stamp,), "stamp", where)
+    HEADER.pack_into(buf, 0, MAGIC, VERSION, msg_type, 0, _check_u32(seq, "seq", where),
+                     _check_u32(episode_id, "episode_id", where), stamp, payload_len, 0)
+    end = HEADER_SIZE + payload_len
+    struct.pack_into("<I", buf, end, zlib.crc32(memoryview(buf)[:end]))
+
+
+def encode_hello(msg: Hello) -> bytes:
+    """HELLO datagram (52 bytes)."""
+    _check_finite((msg.watchdog_s,), "watchdog_s", "encode HELLO")
+    buf = bytearray(HELLO_SIZE)
+    HELLO_PAYLOAD.pack_into(buf, HEADER_SIZE, _check_u32(msg.boot_id, "boot_id", "encode HELLO"), msg.role,
+                            msg.watchdog_s)
+    _seal(buf, MsgType.HELLO, msg.seq, msg.episode_id, msg.stamp, HELLO_PAYLOAD.size)
+    return bytes(buf)
+
+
+def encode_description(msg: Description) -> bytes:
+    """DESCRIPTION datagram; refuses a range_max the millimetre codes cannot carry or too many per-beam angles."""
+    s, where = msg.spec, "encode DESCRIPTION"
+    _check_finite((s.angle_min, s.angle_increment, s.range_min, s.range_max),
+                  "angle_min angle_increment range_min range_max", where)
+    if s.range_max > RANGE_MAX_MM / 1000.0:
+        raise WireEncodeError(f"{where}: range_max must be <= {RANGE_MAX_MM / 1000.0} m (uint16 millimetres), "
+                              f"actual: {s.range_max} m. Report farther returns as +inf.")
+    n_angles = 0 if s.angles is None else s.num_beams
+    if n_angles > MAX_DESCRIPTION_ANGLES:
+        raise WireEncodeError(f"{where}: at most {MAX_DESCRIPTION_ANGLES} per-beam angles fit one datagram, "
+                              f"actual: {n_angles}. Describe the scanner by angle_min and angle_increment.")
+    payload_len = DESCRIPTION_FIXED + 4 * n_angles
+    buf = bytearray(HEADER_SIZE + payload_len + CRC_SIZE)
+    DESCRIPTION_PAYLOAD.pack_into(buf, HEADER_SIZE, _check_u32(s.spec_id, "spec_id", where), s.num_beams,
+                                  DESC_PER_BEAM_ANGLES if n_angles else 0, 0, s.angle_min, s.angle_increment,
+                                  s.range_min, s.range_max)
+    if n_angles:
+        angles = np.asarray(s.angles, dtype="<f4")
+        _check_finite(tuple(float(a) for a in angles), " ".join(f"angles[{i}]" for i in range(n_angles)), where)
+        buf[HEADER_SIZE + DESCRIPTION_FIXED:HEADER_SIZE + payload_len] = angles.tobytes()
+    _seal(buf, MsgType.DESCRIPTION, msg.seq, msg.episode_id, msg.stamp, payload_len)
+    return bytes(buf)
+
+
+def encode_frame(frame: SensorFrame, chunk_beams: int = MAX_CHUNK_BEAMS) -> list[bytes]:
+    """A SensorFrame as its SCAN datagrams (one per ``chunk_beams`` beams; the frame's seq on every chunk)."""
+    where = "encode SCAN"
+    frame.check()
+    if not 1 <= chunk_beams <= MAX_CHUNK_BEAMS:
+        raise WireEncodeError(f"{where}: chunk_beams must be in 1 .. {MAX_CHUNK_BEAMS} (the datagram budget of "
+                              f"{DATAGRAM_BUDGET} bytes), actual: {chunk_beams}.")
+    odom = tuple(float(x) for x in np.asarray(frame.odom_delta, dtype=np.float64).reshape(3))
+    goal = tuple(float(x) for x in np.asarray(frame.goal, dtype=np.float64).reshape(2))
+    _check_finite(odom + goal, "odom_dx odom_dy odom_dtheta goal_x goal_y", where)
+    codes = ranges_to_codes(frame.ranges)
+    n = frame.scan.num_beams
+    count = -(-n // chunk_beams)
+    if count > 0xFFFF:
+        raise WireEncodeError(f"{where}: {n} beams need {count} chunks, more than 65535; raise chunk_beams.")
+    out = []
+    for i in range(count):
+        part = codes[i * chunk_beams:(i + 1) * chunk_beams]
+        payload_len = CHUNK_FIXED + 2 * len(part)
+        buf = bytearray(HEADER_SIZE + payload_len + CRC_SIZE)
+        CHUNK_PAYLOAD.pack_into(buf, HEADER_SIZE, _check_u32(frame.scan.spec_id, "spec_id", where), n, i, count,
+                                chunk_beams, 0, *odom, *goal)
+        buf[HEADER_SIZE + CHUNK_FIXED:HEADER_SIZE + payload_len] = part.astype("<u2").tobytes()
+        _seal(buf, MsgType.SCAN, frame.seq, frame.episode_id, frame.stamp, payload_len)
+        out.append(bytes(buf))
+    return out
+
+
+def encode_command_into(buf: bytearray, v: float, omega: float, answers_seq: int, stop: bool = False,
+                        seq: int = 0, episode_id: int = 0, stamp: float = 0.0) -> memoryview:
+    """Write a COMMAND into a preallocated ``buf`` (>= COMMAND_SIZE bytes): the loop's hot path, no new buffer."""
+    _check_finite((v, omega), "v omega", "encode COMMAND")
+    COMMAND_PAYLOAD.pack_into(buf, HEADER_SIZE, _check_u32(answers_seq, "answers_seq", "encode COMMAND"),
+                              CMD_STOP if stop else 0, v, omega)
+    _seal(buf, MsgType.COMMAND, seq, episode_id, stamp, COMMAND_PAYLOAD.size)
+    return memoryview(buf)[:COMMAND_SIZE]
+
+
+def encode_command(msg: Command) -> bytes:
+    """COMMAND datagram (60 bytes)."""
+    buf = bytearray(COMMAND_SIZE)
+    encode_command_into(buf, msg.v, msg.omega, msg.answers_seq, msg.stop, msg.seq, msg.episode_id, msg.stamp)
+    return bytes(buf)
+
+
+def decode(data: bytes | bytearray | memoryview) -> Hello | Description | ScanChunk | Command:
+    """Check and decode one datagram (stateless: sequence and description checks are the Receiver's).
+
+    Raises the WireError subclass naming the first thing wrong, checked in the order size, magic, version,
+    length, CRC, type, layout, finiteness.
+    """
+    mv = memoryview(data).cast("B")
+    n = len(mv)
+    if n < HEADER_SIZE + CRC_SIZE:
+        raise WireSizeError(f"datagram of {n} bytes is shorter than header + CRC ({HEADER_SIZE + CRC_SIZE} bytes); "
+                            "the sender truncated it or it is not a robonav wire message.")
+    magic, version, msg_type, _flags, seq, episode_id, stamp, payload_len, _res = HEADER.unpack_from(mv, 0)
+    if magic != MAGIC:
+        raise WireMagicError(f"datagram starts with {bytes(magic)!r}, expected magic {MAGIC!r}: not a robonav wire "
+                             "message (check the port the sender writes to).")
+    if version != VERSION:
+        raise WireVersionError(f"wire version {version}, expected {VERSION}: update the sender or the runtime so "
+                               "both speak the same version.")
+    if payload_len != n - HEADER_SIZE - CRC_SIZE:
+        raise WireSizeError(f"header payload_len {payload_len} does not match the datagram ({n} bytes => "
+                            f"{n - HEADER_SIZE - CRC_SIZE} payload bytes); the datagram was truncated or padded.")
+    end = HEADER_SIZE + payload_len
+    crc = struct.unpack_from("<I", mv, end)[0]
+    actual = zlib.crc32(mv[:end])
+    if crc != actual:
+        raise WireCrcError(f"CRC32 {actual:#010x} over {end} bytes does not match the trailer {crc:#010x}: "
+                           "the datagram was corrupted on the way.")
+    name = _TYPE_NAMES.get(msg_type)
+    if name is None:
+        raise WireTypeError(f"message type {msg_type} is unknown, expected one of "
+                            f"{', '.join(f'{k} ({v})' for k, v in _TYPE_NAMES.items())}.")
+    where = f"{name} seq {seq}"
+    _check_finite((stamp,), "stamp", where)
+
+    def want(size: int, what: str) -> None:
+        if payload_len != size:
+            raise WireSizeError(f"{where}: payload of {payload_len} bytes, expected {size} ({what}).")
+
+    if msg_type == MsgType.HELLO:
+        want(HELLO_PAYLOAD.size, "the HELLO layout")
+        boot_id, role, watchdog_s = HELLO_PAYLOAD.unpack_from(mv, HEADER_SIZE)
+        _check_finite((watchdog_s,), "watchdog_s", where)
+        return Hello(boot_id, role, watchdog_s, seq, episode_id, stamp)
+    if msg_type == MsgType.COMMAND:
+        want(COMMAND_PAYLOAD.size, "the COMMAND layout")
+        answers_seq, flags, v, omega = COMMAND_PAYLOAD.unpack_from(mv, HEADER_SIZE)
+        _check_finite((v, omega), "v omega", where)
+        return Command(v, omega, answers_seq, bool(flags & CMD_STOP), seq, episode_id, stamp)
+    if msg_type == MsgType.DESCRIPTION:
+        if payload_len < DESCRIPTION_FIXED:
+            want(DESCRIPTION_FIXED, "at least the fixed DESCRIPTION fields")
+        spec_id, num_beams, flags, _r, amin, ainc, rmin, rmax = DESCRIPTION_PAYLOAD.unpack_from(mv, HEADER_SIZE)
+        _check_finite((amin, ainc, rmin, rmax), "angle_min angle_increment range_min range_max", where)
+        n_angles = num_beams if flags & DESC_PER_BEAM_ANGLES else 0
+        want(DESCRIPTION_FIXED + 4 * n_angles, f"fixed fields + {n_angles} per-beam f32 angles")
+        angles = None
+        if n_angles:
+            a = np.frombuffer(mv, dtype="<f4", count=n_angles, offset=HEADER_SIZE + DESCRIPTION_FIXED)
+            if not np.isfinite(a).all():
+                raise WireNonFiniteError(f"{where}: per-beam angle {int(np.argmin(np.isfinite(a)))} must be "
+                                         "finite. Fix the sender's angle table.")
+            angles = tuple(float(x) for x in a)
+        try:
+            spec = ScanSpec(num_beams, amin, ainc, rmin, rmax, angles, spec_id)
+        except ScanSpecError as e:
+            raise WireChunkError(f"{where}: the description is not a valid ScanSpec: {e}") from None
+        return Description(spec, seq, episode_id, stamp)
+    # SCAN
+    if payload_len < CHUNK_FIXED:
+        want(CHUNK_FIXED, "at least the fixed SCAN fields")
+    spec_id, num_beams, index, count, chunk_beams, _r, dx, dy, dth, gx, gy = CHUNK_PAYLOAD.unpack_from(
+        mv, HEADER_SIZE)
+    _check_finite((dx, dy, dth, gx, gy), "odom_dx odom_dy odom_dtheta goal_x goal_y", where)
+    if num_beams < 1 or not 1 <= chunk_beams <= MAX_CHUNK_BEAMS or count != -(-num_beams // chunk_beams) \
+            or index >= count:
+        raise WireChunkError(f"{where}: chunk fields inconsistent: num_beams {num_beams}, chunk_beams "
+                             f"{chunk_beams} (1 .. {MAX_CHUNK_BEAMS}), chunk_count {count} (expected "
+                             f"ceil(num_beams / chunk_beams)), chunk_index {index} (expected < chunk_count).")
+    beams = min(chunk_beams, num_beams - index * chunk_beams)
+    want(CHUNK_FIXED + 2 * beams, f"fixed fields + {beams} u16 ranges of chunk {index}/{count}")
+    codes = np.frombuffer(mv, dtype="<u2", count=beams, offset=HEADER_SIZE + CHUNK_FIXED).astype(np.uint16)
+    return ScanChunk(seq, episode_id, stamp, spec_id, num_beams, index, count, chunk_beams, (dx, dy, dth),
+                     (gx, gy), codes)
+
+
+def seq_newer(seq: int, last: int) -> bool:
+    """True if u32 ``seq`` comes after ``last`` (RFC 1982 serial arithmetic: wraps at 2**32)."""
+    d = (seq - last) % U32
+    return 0 < d < (U32 >> 1)
+
+
+class _Pending:
+    """One frame's chunks as they arrive."""
+
+    __slots__ = ("codes", "first", "got")
+
+    def __init__(self, first: ScanChunk) -> None:
+        self.first = first
+        self.codes = np.empty(first.num_beams, dtype=np.uint16)
+        self.got = np.zeros(first.chunk_count, dtype=bool)
+
+
+class Reassembler:
+    """Joins SCAN chunks into SensorFrames: chunks in any order, newest frame wins, incomplete sets dropped.
+
+    A frame is returned once its last missing chunk arrives. Completing frame S drops every pending set older than
+    S (counted in ``incomplete`` and reported to ``on_reject`` as WireIncompleteError); so does holding more than
+    ``max_pending`` sets. Chunks of frames at or before the newest completed one, and repeated chunks, raise
+    WireSequenceError. ``descriptions`` maps spec_id to ScanSpec (the Receiver fills it).
+    """
+
+    def __init__(self, descriptions: dict[int, ScanSpec] | None = None, max_pending: int = 4,
+                 on_reject=None) -> None:
+        self.descriptions: dict[int, ScanSpec] = {} if descriptions is None else descriptions
+        self.max_pending = max_pending
+        self.on_reject = on_reject
+        self.incomplete = 0
+        """Chunk sets dropped with chunks missing."""
+        self.last_seq: int | None = None
+        """Seq of the newest completed frame."""
+        self.resyncs = 0
+        """Times RESYNC_AFTER old frames in a row made the reassembler follow a restarted sender."""
+        self._old_run = 0
+        self._pending: dict[int, _Pending] = {}
+
+    @property
+    def pending(self) -> int:
+        """Chunk sets waiting for chunks."""
+        return len(self._pending)
+
+    def reset(self) -> None:
+        """Forget pending sets and the newest seq (the sender restarted)."""
+        self._pending.clear()
+        self.last_seq = None
+        self._old_run = 0
+
+    def add(self, chunk: ScanChunk) -> SensorFrame | None:
+        """Take one chunk; the completed SensorFrame, or None while chunks are missing."""
+        where = f"SCAN seq {chunk.seq} chunk {chunk.chunk_index}/{chunk.chunk_count}"
+        spec = self.descriptions.get(chunk.spec_id)
+        if spec is None:
+            raise WireUnknownDescriptionError(
+                f"{where}: names description id {chunk.spec_id}, known: {sorted(self.descriptions) or 'none'}. "
+                "The robot must send its DESCRIPTION at connect and on change before scans that name it.")
+        if spec.num_beams != chunk.num_beams:
+            raise WireChunkError(f"{where}: num_beams {chunk.num_beams} differs from description {chunk.spec_id} "
+                                 f"({spec.num_beams} beams); send a new description id when the scanner changes.")
+        if self.last_seq is not None and not seq_newer(chunk.seq, self.last_seq):
+            self._old_run += 1
+            if self._old_run >= RESYNC_AFTER:  # the sender restarted without a HELLO: follow its new counter
+                self.resyncs += 1
+                self.reset()
+                return self.add(chunk)
+            raise WireSequenceError(f"{where}: old or duplicate frame, the newest completed frame is seq "
+                                    f"{self.last_seq}; dropped (late, repeated or replayed datagram).")
+        p = self._pending.get(chunk.seq)
+        if p is None:
+            while len(self._pending) >= self.max_pending:
+                self._drop(min(self._pending, key=lambda s: (s - chunk.seq) % U32), "too many pending frames")
+            p = self._pending[chunk.seq] = _Pending(chunk)
+        f = p.first
+        if (chunk.episode_id, chunk.stamp, chunk.spec_id, chunk.num_beams, chunk.chunk_count, chunk.chunk_beams,
+                chunk.odom_delta, chunk.goal) != (f.episode_id, f.stamp, f.spec_id, f.num_beams, f.chunk_count,
+                                                  f.chunk_beams, f.odom_delta, f.goal):
+            raise WireChunkError(f"{where}: episode, stamp, description, beam counts, odometry or goal differ from "
+                                 f"chunk {f.chunk_index} of the same frame; every chunk must repeat them.")
+        if p.got[chunk.chunk_index]:
+            raise WireSequenceError(f"{where}: duplicate chunk, already received; dropped.")
+        start = chunk.chunk_index * chunk.chunk_beams
+        p.codes[start:start + len(chunk.codes)] = chunk.codes
+        p.got[chunk.chunk_index] = True
+        if not p.got.all():
+            return None
+        del self._pending[chunk.seq]
+        for s in [s for s in self._pending if not seq_newer(s, chunk.seq)]:
+            self._drop(s, f"frame {chunk.seq} completed first")
+        self.last_seq = chunk.seq
+        self._old_run = 0
+        return SensorFrame(codes_to_ranges(p.codes), spec, np.array(f.odom_delta), np.array(f.goal),
+                           f.episode_id, f.stamp, f.seq)
+
+    def _drop(self, seq: int, why: str) -> None:
+        p = self._pending.pop(seq)
+        self.incomplete += 1
+        if self.on_reject is not None:
+            missing = np.flatnonzero(~p.got).tolist()
+            self.on_reject(WireIncompleteError(f"SCAN seq {seq}: chunk set dropped incomplete ({why}), missing "
+                                               f"chunks {missing} of {len(p.got)}; the frame is lost."))
+
+
+class Receiver:
+    """The stateful receive side both ends share: decode, per-type sequence checks, descriptions, reassembly.
+
+    ``receive(datagram)`` returns a completed SensorFrame, a Command, a Hello, a Description, or None (a chunk of
+    an unfinished frame), or raises the WireError naming what was wrong. Incomplete chunk sets are reported to
+    ``on_reject``.
+    """
+
+    def __init__(self, on_reject=None, max_pending: int = 4) -> None:
+        self.descriptions: dict[int, ScanSpec] = {}
+        self.reassembler = Reassembler(self.descriptions, max_pending, on_reject)
+        self.peer_boot_id: int | None = None
+        self._last: dict[int, int] = {}  # msg type -> newest accepted seq (SCAN: the reassembler's)
+
+    def receive(self, data: bytes | bytearray | memoryview) -> SensorFrame | Command | Hello | Description | None:
+        msg = decode(data)
+        if isinstance(msg, ScanChunk):
+            return self.reassembler.add(msg)
+        kind = (MsgType.HELLO if isinstance(msg, Hello) else MsgType.COMMAND if isinstance(msg, Command)
+                else MsgType.DESCRIPTION)
+        if isinstance(msg, Hello) and msg.boot_id != self.peer_boot_id:
+            self.peer_boot_id = msg.boot_id  # the peer (re)started: its counters start over
+            self._last.clear()
+            self.reassembler.reset()
+        last = self._last.get(kind)
+        if last is not None and not seq_newer(msg.seq, last):
+            raise WireSequenceError(f"{_TYPE_NAMES[kind]} seq {msg.seq}: old or duplicate, the newest accepted is "
+                                    f"{last}; dropped (late, repeated or replayed datagram).")
+        self._last[kind] = msg.seq
+        if isinstance(msg, Description):
+            self.descriptions[msg.spec.spec_id] = msg.spec
+        return msg

@@ -1,0 +1,332 @@
+"""The robot wire: golden vectors, round trips, every rejection reason, chunk loss/reordering, fuzz, C header."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from robonav.runtime import wire as w
+from robonav.sensors.frame import ScanSpec, SensorFrame
+
+GOLDEN = Path(__file__).parent / "golden"
+HEADER_H = Path(__file__).parents[2] / "deploy" / "wire" / "robonav_wire.h"
+SPEC = ScanSpec(8, -np.pi, np.pi / 4, 0.05, 3.5, None, 7)
+RANGES = np.array([0.5, 1.2344, np.inf, np.nan, -np.inf, 3.5, 0.0, 70.0], np.float32)
+CODES = [500, 1234, w.RANGE_POS_INF, w.RANGE_NAN, w.RANGE_NEG_INF, 3500, 0, w.RANGE_POS_INF]
+
+
+def golden_frame(seq: int = 42) -> SensorFrame:
+    return SensorFrame(RANGES.copy(), SPEC, np.array([0.1, -0.02, 0.05]), np.array([4.0, -2.5]), 3, 10.25, seq)
+
+
+def read_golden(name: str) -> list[bytes]:
+    lines = (GOLDEN / f"{name}.hex").read_text().splitlines()
+    return [bytes.fromhex(s) for s in lines if s and not s.startswith("#")]
+
+
+def recrc(buf: bytes | bytearray) -> bytes:
+    """Rewrite the trailer CRC, so a crafted fault reaches the check after the CRC."""
+    b = bytearray(buf)
+    b[-4:] = struct.pack("<I", zlib.crc32(bytes(b[:-4])))
+    return bytes(b)
+
+
+def receiver_with_spec() -> w.Receiver:
+    rx = w.Receiver()
+    rx.receive(read_golden("description")[0])
+    return rx
+
+
+# ---------------------------------------------------------------- golden vectors
+
+
+def test_golden_command_bytes_by_hand():
+    (cmd,) = read_golden("command")
+    assert cmd[:8] == b"RNAV\x01\x04\x00\x00"  # magic, version 1, type COMMAND, flags 0
+    assert struct.unpack_from("<IIdII", cmd, 8) == (17, 3, 10.3, 24, 0)  # seq, episode, stamp, payload_len, 0
+    assert struct.unpack_from("<IIdd", cmd, 32) == (42, 0, 0.4, -0.75)
+    assert struct.unpack_from("<I", cmd, 56)[0] == zlib.crc32(cmd[:56]) and len(cmd) == w.COMMAND_SIZE == 60
+
+
+@pytest.mark.parametrize("name, encoded, expected", [
+    ("hello", lambda: [w.encode_hello(w.Hello(0x12345678, 2, 0.25, 1, 0, 1.5))],
+     [w.Hello(0x12345678, 2, 0.25, 1, 0, 1.5)]),
+    ("description", lambda: [w.encode_description(w.Description(SPEC, 2, 3, 2.0))], [w.Description(SPEC, 2, 3, 2.0)]),
+    ("description_angles", lambda: [w.encode_description(w.Description(
+        ScanSpec(4, 0.0, 0.0, 0.1, 10.0, (-1.5, -0.5, 0.5, 1.5), 9), 3, 3, 2.5))],
+     [w.Description(ScanSpec(4, 0.0, 0.0, 0.1, 10.0, (-1.5, -0.5, 0.5, 1.5), 9), 3, 3, 2.5)]),
+    ("command", lambda: [w.encode_command(w.Command(0.4, -0.75, 42, False, 17, 3, 10.3))],
+     [w.Command(0.4, -0.75, 42, False, 17, 3, 10.3)]),
+    ("stop", lambda: [w.encode_command(w.Command(0.0, 0.0, 42, True, 18, 3, 10.4))],
+     [w.Command(0.0, 0.0, 42, True, 18, 3, 10.4)]),
+])
+def test_golden_messages(name, encoded, expected):
+    assert encoded() == read_golden(name)
+    assert [w.decode(d) for d in read_golden(name)] == expected
+
+
+@pytest.mark.parametrize("name, chunk_beams, sizes", [("scan", w.MAX_CHUNK_BEAMS, [108]),
+                                                      ("scan_chunks", 3, [98, 98, 96])])
+def test_golden_scan(name, chunk_beams, sizes):
+    data = read_golden(name)
+    assert w.encode_frame(golden_frame(), chunk_beams) == data
+    assert [len(d) for d in data] == sizes  # 32 + 56 + 2 * beams + 4
+    chunks = [w.decode(d) for d in data]
+    assert [c.chunk_index for c in chunks] == list(range(len(data)))
+    assert np.concatenate([c.codes for c in chunks]).tolist() == CODES
+    c = chunks[0]
+    assert (c.seq, c.episode_id, c.stamp, c.spec_id, c.num_beams, c.odom_delta, c.goal) == (
+        42, 3, 10.25, 7, 8, (0.1, -0.02, 0.05), (4.0, -2.5))
+    rx = receiver_with_spec()
+    frames = [rx.receive(d) for d in reversed(data)]
+    frame = frames[-1]
+    assert frames[:-1] == [None] * (len(data) - 1) and isinstance(frame, SensorFrame)
+    np.testing.assert_array_equal(frame.ranges, np.array([0.5, 1.234, np.inf, np.nan, -np.inf, 3.5, 0, np.inf],
+                                                         np.float32))
+    assert frame.ranges.dtype == np.float32 and frame.scan == SPEC
+    assert (frame.seq, frame.episode_id, frame.stamp, frame.goal.tolist()) == (42, 3, 10.25, [4.0, -2.5])
+
+
+# ---------------------------------------------------------------- range codes
+
+
+def test_range_codes_pinned():
+    r = np.array([0.0, 0.0004, 0.0006, 65.532, 65.5324, 65.5326, 1e9, -0.1, np.nan, np.inf, -np.inf])
+    assert w.ranges_to_codes(r).tolist() == [0, 0, 1, 65532, 65532, w.RANGE_POS_INF, w.RANGE_POS_INF, w.RANGE_NAN,
+                                             w.RANGE_NAN, w.RANGE_POS_INF, w.RANGE_NEG_INF]
+    back = w.codes_to_ranges(np.array([0, 1, 65532, 0xFFFD, 0xFFFE, 0xFFFF], np.uint16))
+    np.testing.assert_array_equal(back, np.array([0, 0.001, 65.532, -np.inf, np.nan, np.inf], np.float32))
+
+
+# ---------------------------------------------------------------- round trips
+
+finite = dict(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 1500), chunk=st.integers(1, w.MAX_CHUNK_BEAMS), seed=st.integers(0, 2**32 - 1),
+       seq=st.integers(0, 2**32 - 1), episode=st.integers(0, 2**32 - 1), stamp=st.floats(**finite))
+def test_frame_round_trip_any_order(n, chunk, seed, seq, episode, stamp):
+    rng = np.random.default_rng(seed)
+    r = rng.uniform(-1.0, 80.0, n).astype(np.float32)
+    r[rng.random(n) < 0.1] = np.inf
+    r[rng.random(n) < 0.1] = np.nan
+    r[rng.random(n) < 0.1] = -np.inf
+    spec = ScanSpec(n, -1.0, 0.01, 0.05, 60.0, None, 5)
+    frame = SensorFrame(r, spec, rng.normal(size=3), rng.normal(size=2), episode, stamp, seq)
+    data = w.encode_frame(frame, chunk)
+    assert all(len(d) <= w.DATAGRAM_BUDGET for d in data) and len(data) == -(-n // chunk)
+    rx = w.Reassembler({5: spec})
+    order = rng.permutation(len(data))
+    got = [rx.add(w.decode(data[i])) for i in order]
+    out = got[-1]
+    assert all(g is None for g in got[:-1]) and out is not None
+    near = np.isfinite(r) & (r >= 0) & (r < 65.5)
+    assert np.abs(out.ranges[near] - r[near]).max(initial=0) <= 0.0005 + 8e-6  # half a mm + float32 rounding at 65 m
+    np.testing.assert_array_equal(out.ranges, w.codes_to_ranges(w.ranges_to_codes(r)))
+    np.testing.assert_array_equal(out.odom_delta, frame.odom_delta)
+    assert (out.seq, out.episode_id, out.stamp) == (seq, episode, stamp)
+
+
+@settings(max_examples=40, deadline=None)
+@given(v=st.floats(**finite), om=st.floats(**finite), ans=st.integers(0, 2**32 - 1), stop=st.booleans(),
+       seq=st.integers(0, 2**32 - 1), boot=st.integers(0, 2**32 - 1), wd=st.floats(0, 10))
+def test_command_and_hello_round_trip(v, om, ans, stop, seq, boot, wd):
+    cmd = w.Command(v, om, ans, stop, seq, 1, 2.0)
+    assert w.decode(w.encode_command(cmd)) == cmd
+    hello = w.Hello(boot, 1, wd, seq)
+    assert w.decode(w.encode_hello(hello)) == hello
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, w.MAX_DESCRIPTION_ANGLES), per_beam=st.booleans(), rmax=st.floats(0.2, 65.532),
+       spec_id=st.integers(0, 2**32 - 1))
+def test_description_round_trip(n, per_beam, rmax, spec_id):
+    angles = tuple(float(a) for a in np.linspace(-2, 2, n, dtype=np.float32)) if per_beam else None
+    spec = ScanSpec(n, -0.5, 0.001, 0.1, rmax, angles, spec_id)
+    assert w.decode(w.encode_description(w.Description(spec, 9))).spec == spec
+
+
+# ---------------------------------------------------------------- rejections, one per reason
+
+CMD = read_golden("command")[0]
+
+
+@pytest.mark.parametrize("data, error, match", [
+    (CMD[:20], w.WireSizeError, "datagram of 20 bytes is shorter than header"),
+    (CMD + b"\0", w.WireSizeError, "payload_len 24 does not match the datagram"),
+    (b"XNAV" + CMD[4:], w.WireMagicError, r"starts with b'XNAV', expected magic b'RNAV'"),
+    (CMD[:4] + b"\x02" + CMD[5:], w.WireVersionError, "wire version 2, expected 1"),
+    (CMD[:40] + bytes([CMD[40] ^ 1]) + CMD[41:], w.WireCrcError, "does not match the trailer"),
+    (recrc(CMD[:5] + b"\x09" + CMD[6:]), w.WireTypeError, "message type 9 is unknown"),
+    (recrc(CMD[:5] + b"\x01" + CMD[6:]), w.WireSizeError, "HELLO seq 17: payload of 24 bytes, expected 16"),
+    (recrc(CMD[:40] + struct.pack("<d", np.nan) + CMD[48:]), w.WireNonFiniteError, "v must be finite"),
+    (recrc(CMD[:16] + struct.pack("<d", np.inf) + CMD[24:]), w.WireNonFiniteError, "stamp must be finite"),
+])
+def test_decode_rejections(data, error, match):
+    with pytest.raises(error, match=match) as e:
+        w.decode(data)
+    assert e.value.reason in w.REASONS
+
+
+def scan_with(field_offset: int, fmt: str, value) -> bytes:
+    (d,) = read_golden("scan")
+    b = bytearray(d)
+    struct.pack_into(fmt, b, w.HEADER_SIZE + field_offset, value)
+    return recrc(b)
+
+
+def test_scan_rejections():
+    with pytest.raises(w.WireChunkError, match="chunk_index 1 \\(expected < chunk_count\\)"):
+        w.decode(scan_with(8, "<H", 1))
+    with pytest.raises(w.WireChunkError, match="chunk_count 2 \\(expected ceil"):
+        w.decode(scan_with(10, "<H", 2))
+    with pytest.raises(w.WireNonFiniteError, match="goal_x must be finite"):
+        w.decode(scan_with(40, "<d", np.nan))
+    with pytest.raises(w.WireUnknownDescriptionError, match="names description id 7, known: none"):
+        w.Receiver().receive(read_golden("scan")[0])
+    rx = receiver_with_spec()
+    with pytest.raises(w.WireChunkError, match="num_beams 9 differs from description 7"):
+        bad = golden_frame()
+        bad.scan = ScanSpec(9, spec_id=7)
+        bad.ranges = np.ones(9, np.float32)
+        rx.receive(w.encode_frame(bad)[0])
+    a, _, _ = read_golden("scan_chunks")
+    rx.receive(a)
+    with pytest.raises(w.WireSequenceError, match="duplicate chunk"):
+        rx.receive(a)
+    other = golden_frame()
+    other.goal = np.array([9.0, 9.0])
+    with pytest.raises(w.WireChunkError, match="odometry or goal differ from chunk 0"):
+        rx.receive(w.encode_frame(other, 3)[1])
+
+
+def test_sequence_rejections_and_hello_restart():
+    rx = receiver_with_spec()
+    with pytest.raises(w.WireSequenceError, match="DESCRIPTION seq 2: old or duplicate, the newest accepted is 2"):
+        rx.receive(read_golden("description")[0])
+    assert isinstance(rx.receive(read_golden("scan")[0]), SensorFrame)
+    with pytest.raises(w.WireSequenceError, match="old or duplicate frame, the newest completed frame is seq 42"):
+        rx.receive(read_golden("scan")[0])
+    assert rx.receive(read_golden("command")[0]).answers_seq == 42
+    with pytest.raises(w.WireSequenceError, match="COMMAND seq 17: old or duplicate"):
+        rx.receive(read_golden("command")[0])
+    rx.receive(w.encode_hello(w.Hello(boot_id=77, role=1)))  # the peer restarted: counts start over
+    assert rx.receive(read_golden("command")[0]).seq == 17
+    assert isinstance(rx.receive(read_golden("scan")[0]), SensorFrame)
+
+
+def test_sequence_wraps_and_resyncs_after_silent_restart():
+    assert w.seq_newer(0, 2**32 - 1) and not w.seq_newer(2**32 - 1, 0) and not w.seq_newer(5, 5)
+    re = w.Reassembler({7: SPEC})
+    assert re.add(w.decode(w.encode_frame(golden_frame(1000))[0])) is not None
+    for s in range(w.RESYNC_AFTER - 1):
+        with pytest.raises(w.WireSequenceError):
+            re.add(w.decode(w.encode_frame(golden_frame(s))[0]))
+    assert re.add(w.decode(w.encode_frame(golden_frame(99))[0])).seq == 99 and re.resyncs == 1
+
+
+def test_encode_refusals():
+    with pytest.raises(w.WireNonFiniteError, match="encode COMMAND: omega must be finite"):
+        w.encode_command(w.Command(0.0, np.nan, 1))
+    with pytest.raises(w.WireEncodeError, match="answers_seq must fit an unsigned 32-bit field"):
+        w.encode_command(w.Command(0.0, 0.0, -1))
+    with pytest.raises(w.WireEncodeError, match=r"range_max must be <= 65\.532 m"):
+        w.encode_description(w.Description(ScanSpec(4, range_max=100.0)))
+    with pytest.raises(w.WireEncodeError, match="at most 347 per-beam angles"):
+        w.encode_description(w.Description(ScanSpec(400, angles=tuple(np.zeros(400)))))
+    bad = golden_frame()
+    bad.odom_delta = np.array([0.0, np.nan, 0.0])
+    with pytest.raises(w.WireNonFiniteError, match="encode SCAN: odom_dy must be finite"):
+        w.encode_frame(bad)
+
+
+# ---------------------------------------------------------------- chunk loss and reordering
+
+
+def test_chunk_loss_and_reordering():
+    dropped: list[w.WireError] = []
+    re = w.Reassembler({7: SPEC}, max_pending=2, on_reject=dropped.append)
+    f1, f2, f3, f4 = (w.encode_frame(golden_frame(s), 3) for s in (1, 2, 3, 4))
+    re.add(w.decode(f1[0]))
+    re.add(w.decode(f1[2]))  # f1's chunk 1 is lost
+    assert [re.add(w.decode(d)) for d in (f2[2], f2[0])] == [None, None]
+    assert re.add(w.decode(f2[1])).seq == 2  # completes: f1 can never be used, dropped
+    assert re.incomplete == 1 and re.pending == 0
+    assert isinstance(dropped[0], w.WireIncompleteError)
+    assert "SCAN seq 1: chunk set dropped incomplete (frame 2 completed first), missing chunks [1] of 3" in str(
+        dropped[0])
+    with pytest.raises(w.WireSequenceError):  # f1's lost chunk arrives late
+        re.add(w.decode(f1[1]))
+    for d in (f3[1], f4[0], w.encode_frame(golden_frame(5), 3)[0]):  # 3 pending sets, max 2: the oldest goes
+        re.add(w.decode(d))
+    assert re.incomplete == 2 and "too many pending frames" in str(dropped[1]) and "SCAN seq 3" in str(dropped[1])
+    assert [re.add(w.decode(d)) for d in (f4[2],)] == [None] and re.add(w.decode(f4[1])).seq == 4
+
+
+# ---------------------------------------------------------------- fuzz
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200), golden=st.sampled_from(["hello", "description", "scan_chunks", "command"]),
+       pos=st.integers(0, 2000), val=st.integers(0, 255), fix_crc=st.booleans())
+def test_fuzz_only_wire_errors(data, golden, pos, val, fix_crc):
+    rx = receiver_with_spec()
+    for d in [data, w.MAGIC + data, *read_golden(golden)]:
+        b = bytearray(d)
+        if b:
+            b[pos % len(b)] = val
+        for x in (bytes(b), recrc(b) if fix_crc and len(b) >= 4 else bytes(b)):
+            try:
+                rx.receive(x)
+            except w.WireError as e:
+                assert e.reason in w.REASONS and str(e)
+
+
+# ---------------------------------------------------------------- the C header
+
+C_TEST = r"""
+#include <stdio.h>
+#include <string.h>
+#include "robonav_wire.h"
+int main(void) {
+    unsigned char buf[RNW_COMMAND_SIZE];
+    rnw_header_t h = {{'R','N','A','V'}, RNW_VERSION, RNW_COMMAND, 0, 17, 3, 10.3, sizeof(rnw_command_t), 0};
+    rnw_command_t c = {42, 0, 0.4, -0.75};
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + sizeof h, &c, sizeof c);
+    uint32_t crc = rnw_crc32(0, buf, sizeof h + sizeof c);
+    memcpy(buf + sizeof h + sizeof c, &crc, 4);
+    for (size_t i = 0; i < sizeof buf; i++) printf("%02x", buf[i]);
+    printf("\n%zu %zu %zu %zu %zu %d %d\n", sizeof(rnw_header_t), sizeof(rnw_hello_t), sizeof(rnw_description_t),
+           sizeof(rnw_scan_chunk_t), sizeof(rnw_command_t), RNW_MAX_CHUNK_BEAMS, RNW_MAX_DESCRIPTION_ANGLES);
+    float r[] = {0.5f, 1.2344f, 1.0f / 0.0f, 0.0f / 0.0f, -1.0f / 0.0f, 3.5f, 0.0f, 70.0f, -0.1f};
+    for (int i = 0; i < 9; i++) printf("%u ", rnw_range_code(r[i]));
+    printf("\n");
+    return 0;
+}
+"""
+
+
+def test_c_header_matches_python(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc/gcc) on PATH: the header's sizes are checked where one is installed")
+    (tmp_path / "t.c").write_text(C_TEST)
+    subprocess.run([cc, "-std=c11", "-Wall", "-Werror", "-I", str(HEADER_H.parent), "-o", str(tmp_path / "t"),
+                    str(tmp_path / "t.c")], check=True, capture_output=True)
+    hexline, sizes, codes = subprocess.run([str(tmp_path / "t")], check=True, capture_output=True,
+                                           text=True).stdout.splitlines()
+    assert bytes.fromhex(hexline) == read_golden("command")[0]
+    assert [int(x) for x in sizes.split()] == [w.HEADER_SIZE, w.HELLO_PAYLOAD.size, w.DESCRIPTION_FIXED,
+                                               w.CHUNK_FIXED, w.COMMAND_PAYLOAD.size, w.MAX_CHUNK_BEAMS,
+                                               w.MAX_DESCRIPTION_ANGLES]
+    assert [int(x) for x in codes.split()] == [*CODES, w.RANGE_NAN]
