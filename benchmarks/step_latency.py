@@ -1,4 +1,5 @@
-"""Microseconds per policy step on one pinned CPU core: torch eager, TorchScript, ONNX Runtime FP32, FP16 and INT8.
+"""Microseconds per policy step on one pinned CPU core: torch eager, TorchScript, every runtime backend (ONNX Runtime
+FP32, FP16, INT8; Numba; the PyTorch backend on the CPU) and, where a GPU is visible, the PyTorch CUDA-graph backend.
 
 One policy step is what the robot runs every control tick: obs [1, D] and the recurrent state in, action and the
 next state out, batch 1. Every form runs the same observations in the same process, pinned to one core with one
@@ -11,13 +12,17 @@ the rounds' means and the ratio to torch eager.
 
 Without --onnx/--int8 the checkpoint is exported and quantized into a temporary folder; that INT8 model is
 calibrated on random observations (timing does not depend on the activation ranges; never ship it).
-The ONNX Runtime rows time ``OnnxBackend.step``: the runtime's own call, input checks and state hand-over included.
+The backend rows time ``Backend.step``: the runtime's own call, input checks and state hand-over included; "Numba
+kernel" times the bare kernel call (`policy_step`), to show what the backend wrapper adds. The header gives D, H,
+the encoder's multiply-adds and the whole step's. The CUDA row is end to end (obs in, graph, action out, sync) and
+labelled with the GPU; its CPU thread is pinned like the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -96,7 +101,10 @@ def main() -> int:
 
     from robonav.deploy.export import _step_module
     from robonav.policy.agent import load_policy
+    from robonav.runtime.numba_backend import NumbaBackend
+    from robonav.runtime.numba_kernels import aligned_zeros, policy_step
     from robonav.runtime.onnx_backend import OnnxBackend
+    from robonav.runtime.torch_backend import TorchBackend
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,18 +126,35 @@ def main() -> int:
                         _, h, c = step(obs_t[t], h, c)
             return run
 
-        backends = {k: OnnxBackend(v).open() for k, v in models.items()}
+        backends = {f"ORT {k.upper()}": OnnxBackend(v).open() for k, v in models.items()}
+        backends["Numba"] = NumbaBackend(models["fp32"]).open()
+        backends["torch CPU backend"] = TorchBackend(models["fp32"]).open()
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        if gpu:
+            backends["torch CUDA graph"] = TorchBackend(models["fp32"], device="cuda").open()
 
-        def ort_loop(backend):
+        def backend_loop(backend):
             def run():
                 backend.reset()
                 for t in range(args.steps):
                     backend.step(obs[t])
             return run
 
+        def kernel_loop(backend):
+            packed = backend.packed
+            s_in, s_out = aligned_zeros(backend._state_in.size), aligned_zeros(backend._state_in.size)
+            action, scratch = np.zeros(2, np.float32), aligned_zeros(packed.scratch_size)
+
+            def run():
+                a, b = s_in, s_out
+                for t in range(args.steps):
+                    policy_step(obs[t], a, b, action, packed.weights, packed.layout, scratch)
+                    a, b = b, a
+            return run
+
         forms = {"torch eager": torch_loop(model.step), "TorchScript": torch_loop(scripted),
-                 "ORT FP32": ort_loop(backends["fp32"]), "ORT FP16": ort_loop(backends["fp16"]),
-                 "ORT INT8": ort_loop(backends["int8"])}
+                 **{name: backend_loop(b) for name, b in backends.items()},
+                 "Numba kernel": kernel_loop(backends["Numba"])}
         for run in forms.values():  # warm-up
             run()
         times: dict[str, list[float]] = {k: [] for k in forms}
@@ -139,21 +164,33 @@ def main() -> int:
                 run()
                 times[name].append((time.perf_counter() - t0) / args.steps * 1e6)
         sizes = {k: v.stat().st_size for k, v in models.items()}
+        sizes["npz"] = models["fp32"].with_suffix(".npz").stat().st_size
+        for b in backends.values():
+            b.close()
     us = {k: statistics.median(v) for k, v in times.items()}
     base = us["torch eager"]
     params = sum(p.numel() for p in model.actor.parameters()) + sum(p.numel() for p in model.mu.parameters())
+    widths = [d, *model.cfg.encoder]
+    encoder_macs = sum(a * b for a, b in itertools.pairwise(widths))
+    core_in = widths[-1]
+    core_macs = (sum(((core_in if i == 0 else hidden) + hidden) * 4 * hidden for i in range(model.cfg.layers))
+                 if model.cfg.core == "lstm" else core_in * hidden)
+    step_macs = encoder_macs + core_macs + hidden * 2
     settings = {"obs_dim": d, "hidden": hidden, "layers": layers, "encoder": list(model.cfg.encoder),
+                "encoder_macs": encoder_macs, "step_macs": step_macs, "gpu": gpu,
                 "step_params": params, "threads": 1, "core": core, "steps": args.steps, "rounds": args.rounds,
                 "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "cpu": platform.processor() or
                 platform.machine(), "policy": args.policy or "random weights"}
     print(f"policy step latency, batch 1, one thread pinned to core {core}: D={d}, H={hidden}, L={layers}, encoder "
-          f"{list(model.cfg.encoder)}, {params} parameters in the step; {args.rounds} rounds x {args.steps} steps, "
-          "median of round means", file=sys.stderr if args.json else sys.stdout)
+          f"{list(model.cfg.encoder)} ({encoder_macs} multiply-adds; {step_macs} in the whole step), {params} "
+          f"parameters in the step; {args.rounds} rounds x {args.steps} steps, median of round means"
+          + (f"; CUDA on {gpu}" if gpu else "; no CUDA GPU visible"), file=sys.stderr if args.json else sys.stdout)
     if not args.json:
-        print(f"  {'form':<12}{'us/step':>9}{'min':>9}{'vs eager':>10}{'file bytes':>12}")
-        files = {"ORT FP32": sizes["fp32"], "ORT FP16": sizes["fp16"], "ORT INT8": sizes["int8"]}
+        print(f"  {'form':<18}{'us/step':>9}{'min':>9}{'vs eager':>10}{'file bytes':>12}")
+        files = {"ORT FP32": sizes["fp32"], "ORT FP16": sizes["fp16"], "ORT INT8": sizes["int8"],
+                 "Numba": sizes["npz"]}
         for name, value in us.items():
-            print(f"  {name:<12}{value:>9.1f}{min(times[name]):>9.1f}{base / value:>9.2f}x{files.get(name, ''):>12}")
+            print(f"  {name:<18}{value:>9.1f}{min(times[name]):>9.1f}{base / value:>9.2f}x{files.get(name, ''):>12}")
         print(f"  torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {settings['cpu']}")
     else:
         print(json.dumps({"us_per_step": us, "speedup_vs_eager": {k: base / v for k, v in us.items()},
