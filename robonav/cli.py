@@ -281,6 +281,71 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    """A TensorRT engine and its sidecar from a step model, built on this device; exit 2 where it cannot be."""
+    from robonav.deploy.build import BuildConfig, BuildError, build_engine
+
+    config = BuildConfig(precision=args.precision, workspace_mb=args.workspace_mb, timing_cache=args.timing_cache,
+                         dla_core=args.dla_core)
+    try:
+        done = build_engine(args.onnx, args.out, config)
+    except BuildError as e:
+        print(f"robonav build: {e}", file=sys.stderr)
+        return 2
+    facts = done.meta.extra["engine"]
+    _emit({"engine": str(done.engine), "sidecar": str(done.sidecar), "precision": done.meta.precision,
+           "strongly_typed": facts["strongly_typed"], "tensorrt": facts["tensorrt"], "gpu": facts["gpu"],
+           "compute_capability": facts["compute_capability"], "timing_cache": str(done.timing_cache),
+           "bytes": done.engine.stat().st_size}, args.json)
+    return 0
+
+
+def _run_settings(args: argparse.Namespace):
+    """RunSettings of the launch file's ``run:`` section, --set overrides, then the verb's own flags."""
+    import dataclasses
+
+    from robonav.runtime.run import RunSettings
+    from robonav.settings import load_settings
+
+    settings = load_settings(RunSettings, args.launch, args.overrides, section="run")
+    flags = {"backend": args.backend, "model": args.model, "ticks": getattr(args, "ticks", None),
+             "stress_hz": getattr(args, "stress", None), "driver": getattr(args, "driver", None)}
+    return dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _sim_driver(sidecar, sim, period: float):
+    """driver: sim: a simulated robot with the model's evaluation settings, playing ``sim``'s episode list."""
+    import dataclasses
+
+    from robonav.settings import SettingsError
+
+    try:
+        from robonav.deploy.parity import sim_config
+        from robonav.eval.episodes import make_episodes
+        from robonav.sim.driver import SimDriver
+    except ModuleNotFoundError as e:
+        raise SettingsError(f"driver: sim needs the simulator ({e.name} is not installed): pip install "
+                            "'robonav[sim]', or run with the robot's driver") from e
+    config = dataclasses.replace(sim_config(sidecar), period=period)
+    return SimDriver(config, make_episodes(sim.suite, sim.episodes, sim.seed), seed=sim.seed)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The fixed-step on-robot loop until --ticks or SIGINT/SIGTERM (a stop is always sent)."""
+    from robonav.runtime.run import run_loop
+
+    return run_loop(_run_settings(args), _sim_driver, args.json)
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    """Preprocessor and backend parity on recorded episodes and a timing check, on this machine: PASS or FAIL."""
+    from robonav.runtime.selftest import selftest_verb
+
+    return selftest_verb(_run_settings(args), _sim_driver, recording=args.recording, record_to=args.record,
+                         steps=args.steps, suite=args.mazes, seed=args.seed, budget=args.budget,
+                         tolerance=args.tolerance, as_json=args.json, warmup=args.warmup)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robonav", description=__doc__.splitlines()[0])
     from robonav import __version__
@@ -361,6 +426,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("build", help="on the target: a TensorRT engine (+ sidecar) from a step model")
+    p.add_argument("--onnx", required=True, help="the step model (.onnx with its .json): FP32, FP16 or INT8 (QDQ)")
+    p.add_argument("--out", required=True, help="the .engine to write (<out>.json beside it); a stem of its own")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                   help="engine precision (default: the model's; an FP32 model may also build as fp16)")
+    p.add_argument("--workspace-mb", type=int, default=256, help="builder workspace limit, MiB (default: %(default)s)")
+    p.add_argument("--timing-cache", help="timing cache file, read and updated (default: <out folder>/robonav.timing-"
+                                          "cache)")
+    p.add_argument("--dla-core", type=int, help="build for this DLA core with GPU fallback (fp16/int8 only)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="the fixed-step on-robot loop (policy, safety layer, driver) until a signal")
+    _add_launch(p, "robot")
+    p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="inference backend (run.backend)")
+    p.add_argument("--model", help="step model .onnx / .engine, or 'default' (launch: run.model)")
+    p.add_argument("--driver", choices=("sim",), help="where frames come from and commands go (launch: run.driver)")
+    p.add_argument("--ticks", type=int, help="stop after this many ticks (default: run until SIGINT/SIGTERM)")
+    p.add_argument("--stress", type=float, metavar="HZ", help="run at HZ instead of the model's period: timing only")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("selftest", help="on the target: parity on recorded episodes and a timing check, PASS/FAIL")
+    _add_launch(p, "robot")
+    p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="backend to test (launch: run.backend)")
+    p.add_argument("--model", help="step model .onnx / .engine, or 'default' (launch: run.model)")
+    p.add_argument("--recording", help="selftest recording (default: <model>.selftest.npz beside the model; where "
+                                       "absent, one is recorded now on the simulator)")
+    p.add_argument("--record", metavar="NPZ", help="record the model's episodes with ONNX Runtime into NPZ and exit")
+    p.add_argument("--steps", type=int, default=1000, help="ticks to record (default: %(default)s)")
+    p.add_argument("--mazes", default="val", help="suite of the recorded episodes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the recorded episode list")
+    p.add_argument("--budget", type=float, default=0.5, help="share of the control period the tick's p99 may take")
+    p.add_argument("--tolerance", type=float, help="max |action error| (SI units) instead of the precision's bound")
+    p.add_argument("--warmup", action="store_true",
+                   help="only open the backend and compile (or load cached) Numba kernels, then exit: no checks")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_selftest)
     return parser
 
 
@@ -384,7 +488,10 @@ def _is_user_error(e: Exception) -> bool:
         return True
     for module, name in (("robonav.sim.maze", "MazeError"), ("robonav.runtime.sidecar", "ModelRefusedError"),
                          ("robonav.deploy.quantize", "CalibrationSplitError"),
-                         ("robonav.deploy.parity", "CheckpointMismatchError")):
+                         ("robonav.deploy.parity", "CheckpointMismatchError"),
+                         ("robonav.runtime.backends", "BackendUnavailableError"),
+                         ("robonav.runtime.loop", "LoopSetupError"), ("robonav.runtime.loop", "LoopConfigError"),
+                         ("robonav.runtime.selftest", "RecordingError")):
         mod = sys.modules.get(module)
         if mod is not None and isinstance(e, getattr(mod, name)):
             return True

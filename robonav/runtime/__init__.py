@@ -7,6 +7,13 @@ TensorRT) is imported when a backend opens, never at import time. Modules, one r
                     and the checks that refuse a mismatched one (`ModelRefusedError` and its subclasses)
 - ``backend``       `Backend`: open / reset / step(obs) -> action / close, context manager, input checks
 - ``onnx_backend``  `OnnxBackend` (ONNX Runtime, one robot) and `OnnxPolicy` (N simulated robots, for eval)
+- ``numba_backend`` `NumbaBackend`: the exported ``.npz`` weights through one Numba kernel (``numba_kernels``,
+                    with its NumPy reference); torch- and onnx-free
+- ``torch_backend`` `TorchBackend`: CPU, or CUDA with two captured graphs (state ping-pong)
+- ``trt_backend``   `TrtBackend`: a TensorRT engine, device state, CUDA graphs (``cuda``: ctypes libcudart)
+- ``backends``      `open_backend(kind, model)`: the four by name; ``loop``, ``driver``, ``telemetry``, ``run``,
+                    ``selftest``: the fixed-step control loop and what drives it
+- ``wire``          the robot wire (UDP datagrams, DESIGN.md); ``udp_driver``: `UdpDriver`, the loop's robot over it
 
 Names are loaded on first use.
 """
@@ -22,6 +29,13 @@ _EXPORTS = {
     "ModelHashError": "sidecar", "ModelIOError": "sidecar", "ModelMetadataError": "sidecar",
     "Backend": "backend", "BackendError": "backend", "BackendStateError": "backend", "InputError": "backend",
     "OnnxBackend": "onnx_backend", "OnnxPolicy": "onnx_backend",
+    "NumbaBackend": "numba_backend", "WeightsError": "numba_backend", "load_weights": "numba_backend",
+    "TorchBackend": "torch_backend",
+    "TrtBackend": "trt_backend", "CudaGraphStep": "trt_backend", "EngineMismatchError": "trt_backend",
+    "TrtUnavailableError": "trt_backend",
+    "open_backend": "backends", "BackendUnavailableError": "backends",
+    "ControlLoop": "loop", "LoopConfig": "loop", "Driver": "driver", "ReplayDriver": "driver",
+    "UdpDriver": "udp_driver",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,178 @@
+"""Settings of ``robonav run`` (the ``run:`` section of launch/robot.yaml) and the pieces they choose.
+
+The CLI loads `RunSettings` with robonav.settings.load_settings, opens the backend and builds the loop here;
+it builds the driver itself, because the simulator driver lives on another floor (robonav.sim.driver), which
+robonav.runtime never imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robonav.control.safety import SafetyConfig
+from robonav.runtime.backend import Backend
+from robonav.runtime.driver import Driver
+from robonav.runtime.loop import ControlLoop, LoopConfig, LoopSummary
+from robonav.runtime.sidecar import ModelSidecar
+from robonav.settings import SettingsError
+
+__all__ = ["DRIVERS", "DriverFactory", "RunSettings", "SimDriverSettings", "backend_kwargs", "expand_path",
+           "format_summary", "loop_config", "model_path", "open_run_backend", "run_loop"]
+
+DRIVERS = ("sim",)
+"""Driver kinds `robonav run` builds today; the UDP robot driver joins with the robot-wire issue."""
+
+
+@dataclass(frozen=True)
+class SimDriverSettings:
+    """Episodes the simulator driver (driver: sim) plays, in order, then again."""
+
+    suite: str = "test"
+    """Episode suite (robonav.eval.episodes.make_episodes): test, val, test-9x9, a maze file, ..."""
+    episodes: int = 20
+    """Episodes in the list."""
+    seed: int = 0
+    """Seed of the episode list."""
+
+
+DriverFactory = Callable[[ModelSidecar, SimDriverSettings, float], Driver]
+"""Builds the driver from the model's sidecar, the settings' sim section and the loop period (the CLI does, as
+the simulator driver lives on a floor robonav.runtime never imports)."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The on-robot loop: model, backend, driver, clock, watchdog, telemetry and the safety layer."""
+
+    model: str = "default"
+    """Step model: 'default' (the shipped policies/default.onnx) or a path to an .onnx (ort, numba, torch) or
+    .engine (trt) with its sidecar beside it."""
+    backend: str = "numba"
+    """Inference backend: numba (CPU, core install only), ort (ONNX Runtime, CPU), torch, trt (Jetson)."""
+    threads: int = 1
+    """CPU threads of the ort backend."""
+    device: str = "cpu"
+    """Device of the torch backend ('cpu' or 'cuda')."""
+    driver: str = "sim"
+    """Where frames come from and commands go: 'sim' (a simulated robot, for a dev machine); the UDP robot
+    driver arrives with the robot-wire issue."""
+    clock: str = "real"
+    """Loop clock (robonav.control.make_clock): real, or scaled (with clock_factor) for faster-than-real runs."""
+    clock_factor: float = 1.0
+    """Clock seconds per real second (scaled clock only)."""
+    watchdog: float = 0.3
+    """Seconds without a new sensor frame before the loop sends stops."""
+    ticks: int | None = None
+    """Stop after this many ticks (None: until SIGINT/SIGTERM)."""
+    stress_hz: float | None = None
+    """Run at this rate instead of the model's period: a timing report, not navigation (None: off)."""
+    telemetry: str | None = "robonav-run.jsonl"
+    """JSON-lines telemetry file, appended to (None: none)."""
+    telemetry_every: int = 100
+    """Ticks per telemetry block."""
+    gc_freeze: bool = True
+    """Freeze and disable Python's garbage collector while the loop runs."""
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    """The safety layer between policy and wheels (robonav.control; the same limits as training)."""
+    sim: SimDriverSettings = field(default_factory=SimDriverSettings)
+    """Episodes of the simulator driver."""
+
+    def __post_init__(self) -> None:
+        if self.driver not in DRIVERS:
+            raise SettingsError(f"run.driver must be one of {list(DRIVERS)}, got {self.driver!r} (the UDP robot "
+                                "driver arrives with the robot-wire issue)")
+
+
+def model_path(model: str) -> Path:
+    """The model file: 'default' resolves to the shipped policies/default.onnx."""
+    if model != "default":
+        return Path(model)
+    from robonav.data import ResourceNotFoundError, resource
+
+    try:
+        return resource("policies", "default.onnx")
+    except ResourceNotFoundError as e:
+        raise SettingsError(f"model 'default': {e}; or give a model with --set model=PATH.onnx") from e
+
+
+def backend_kwargs(settings: RunSettings) -> dict[str, Any]:
+    """The constructor arguments `settings` implies for its backend kind."""
+    if settings.backend == "ort":
+        return {"threads": settings.threads}
+    if settings.backend == "torch":
+        return {"device": settings.device}
+    return {}
+
+
+def open_run_backend(settings: RunSettings) -> Backend:
+    """The open backend `settings` names, on its model."""
+    from robonav.runtime.backends import open_backend
+
+    return open_backend(settings.backend, model_path(settings.model), **backend_kwargs(settings))
+
+
+def loop_config(settings: RunSettings, backend: Backend) -> LoopConfig:
+    """LoopConfig at the model's period (or the stress rate) with the settings' watchdog and telemetry."""
+    return LoopConfig.for_model(backend.sidecar, settings.stress_hz, watchdog=settings.watchdog,
+                                ticks=settings.ticks, telemetry=expand_path(settings.telemetry),
+                                telemetry_every=settings.telemetry_every, gc_freeze=settings.gc_freeze)
+
+
+def format_summary(summary: LoopSummary, extra: dict[str, Any] | None = None) -> str:
+    """A few lines for people: counts, then the latency table (us) per stage."""
+    s = summary
+    lines = [f"ended by {s.exit_reason}: {s.ticks} ticks at {s.period * 1e3:g} ms{' (stress)' if s.stress else ''}, "
+             f"{s.frames} frames, {s.deadline_misses} deadline misses ({s.miss_rate:.2e}/tick), "
+             f"{s.skipped_ticks} skipped, {s.held_ticks} held, {s.stale_ticks} stale, {s.stops} stops, "
+             f"{s.episodes} episodes, {s.bad_frames} bad frames",
+             f"  {'stage':<8}{'count':>8}{'mean':>9}{'p50':>9}{'p99':>9}{'p99.9':>9}{'max':>9}  (us)"]
+    for stage, row in s.latency.items():
+        if row.get("count"):
+            lines.append(f"  {stage:<8}{row['count']:>8}{row['mean_us']:>9.1f}{row['p50_us']:>9.1f}"
+                         f"{row['p99_us']:>9.1f}{row['p999_us']:>9.1f}{row['max_us']:>9.1f}")
+    for key, value in (extra or {}).items():
+        lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
+
+
+def expand_path(path: str | None) -> str | None:
+    """``path`` with ~ and environment variables expanded (None stays None)."""
+    return None if path is None else os.path.expandvars(os.path.expanduser(path))
+
+
+def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = False) -> int:
+    """``robonav run``: open the backend, build the driver and the loop, run until --ticks or a signal, print the
+    summary (one JSON line with ``as_json``); returns the exit code (0: the loop ended as asked)."""
+    from robonav.control.clock import make_clock
+
+    backend = open_run_backend(settings)
+    try:
+        config = loop_config(settings, backend)
+        driver = make_driver(backend.sidecar, settings.sim, config.period)
+        try:
+            loop = ControlLoop.for_backend(backend, driver, make_clock(settings.clock, settings.clock_factor), config,
+                                           settings.safety)
+
+            def started() -> None:
+                print(f"robonav run: running {backend.name} at {config.period:g} s per tick"
+                      f"{' (stress)' if config.stress else ''}, driver {settings.driver}; SIGINT/SIGTERM stop it",
+                      file=sys.stderr, flush=True)
+
+            summary = loop.run(on_start=started)
+            summarize = getattr(driver, "summary", None)
+            extra: dict[str, Any] = summarize() if callable(summarize) else {}
+        finally:
+            driver.close()
+    finally:
+        backend.close()
+    if as_json:
+        print(json.dumps({**summary.to_dict(), **extra}, sort_keys=True))
+    else:
+        print(format_summary(summary, extra))
+    return 0
