@@ -28,7 +28,7 @@ import numpy as np
 
 from robonav.eval.scanmatch import ScanMatchConfig, ScanMatcher
 from robonav.sensors.frame import SensorFrame
-from robonav.sensors.planner import astar, cost_map, nonzero_bounds
+from robonav.sensors.planner import astar, cost_map, path_points, search_window
 from robonav.sensors.preprocessor import Preprocessor
 from robonav.sensors.spec import PreprocessorConfig
 
@@ -154,17 +154,9 @@ class _Navigator:
         def cell(x: float, y: float) -> tuple[int, int]:
             return (min(max(math.floor((x - ox) / res), 0), n - 1), min(max(math.floor((y - oy) / res), 0), n - 1))
 
-        ri, rj = cell(pose[0], pose[1])
-        gi, gj = cell(goal[0], goal[1])
-        lo_i, hi_i, lo_j, hi_j = min(ri, gi), max(ri, gi), min(rj, gj), max(rj, gj)
-        known = nonzero_bounds(occ)
-        if known is not None:
-            lo_i, hi_i = min(lo_i, known[0]), max(hi_i, known[1])
-            lo_j, hi_j = min(lo_j, known[2]), max(hi_j, known[3])
-        m = math.ceil(cfg.window_margin / res)
-        lo_i, lo_j = max(lo_i - m, 0), max(lo_j - m, 0)
-        hi_i, hi_j = min(hi_i + m, n - 1), min(hi_j + m, n - 1)
-        blocked = occ[lo_i:hi_i + 1, lo_j:hi_j + 1] > cfg.obstacle_threshold
+        w = search_window(occ, (ox, oy), res, (pose[0], pose[1]), (goal[0], goal[1]), cfg.window_margin)
+        lo_i, lo_j = w.lo_i, w.lo_j
+        blocked = w.view(occ) > cfg.obstacle_threshold
         if self.matcher is not None:
             blocked |= self.matcher.walls((ox + lo_i * res, oy + lo_j * res), res, blocked.shape)
         cost = cost_map(blocked, res, cfg.robot_radius + cfg.lethal_margin, cfg.soft_radius, cfg.soft_weight,
@@ -175,17 +167,11 @@ class _Navigator:
             a, b = max(mi - lo_i - k, 0), max(mi - lo_i + k + 1, 0)
             c, d = max(mj - lo_j - k, 0), max(mj - lo_j + k + 1, 0)
             np.maximum(cost[a:b, c:d], cfg.lethal_cost, out=cost[a:b, c:d])
-        cells, total = astar(cost, res, (ri - lo_i, rj - lo_j), (gi - lo_i, gj - lo_j))
+        cells, total = astar(cost, res, w.start, w.goal)
         self.since_plan = 0
         self.path_index = 0
-        if not math.isfinite(total) or len(cells) == 0:
-            self.path = None
-            return
-        pts = np.empty((len(cells) + 1, 2))
-        pts[:-1, 0] = ox + (cells[:, 0] + lo_i + 0.5) * res
-        pts[:-1, 1] = oy + (cells[:, 1] + lo_j + 0.5) * res
-        pts[-1] = goal  # end exactly on the goal, not on its cell centre
-        self.path = pts
+        found = math.isfinite(total) and len(cells) > 0
+        self.path = path_points(cells, w, (ox, oy), res, goal) if found else None
 
     # -- control --------------------------------------------------------------------------------------------
     def _target(self, pose: np.ndarray, goal: np.ndarray) -> np.ndarray:

@@ -27,7 +27,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from robonav.sensors.planner import astar, astar_reference, cost_map, cost_map_reference, nonzero_bounds
+from robonav.sensors.planner import (
+    astar,
+    astar_reference,
+    cost_map,
+    cost_map_reference,
+    path_points,
+    search_window,
+)
 from robonav.sensors.spec import PreprocessorConfig
 
 __all__ = ["GUIDANCE_SIZE", "PATH_CLIP", "Guide", "GuideReference"]
@@ -74,36 +81,16 @@ class Guide:
 
     def plan(self, occ: np.ndarray, origin: tuple[float, float], pose: np.ndarray, goal: np.ndarray) -> None:
         """A* from the robot's cell to the goal's over the known box grown by WINDOW_MARGIN."""
-        res, n = self.res, occ.shape[0]
-        ox, oy = origin
-
-        def cell(x: float, y: float) -> tuple[int, int]:
-            return (min(max(math.floor((x - ox) / res), 0), n - 1), min(max(math.floor((y - oy) / res), 0), n - 1))
-
-        ri, rj = cell(float(pose[0]), float(pose[1]))
-        gi, gj = cell(float(goal[0]), float(goal[1]))
-        lo_i, hi_i, lo_j, hi_j = min(ri, gi), max(ri, gi), min(rj, gj), max(rj, gj)
-        known = nonzero_bounds(occ)
-        if known is not None:
-            lo_i, hi_i = min(lo_i, known[0]), max(hi_i, known[1])
-            lo_j, hi_j = min(lo_j, known[2]), max(hi_j, known[3])
-        m = math.ceil(WINDOW_MARGIN / res)
-        lo_i, lo_j = max(lo_i - m, 0), max(lo_j - m, 0)
-        hi_i, hi_j = min(hi_i + m, n - 1), min(hi_j + m, n - 1)
-        blocked = occ[lo_i:hi_i + 1, lo_j:hi_j + 1] > 0
-        cost = type(self)._cost_map(blocked, res, ROBOT_RADIUS + LETHAL_MARGIN, SOFT_RADIUS, SOFT_WEIGHT,
+        res = self.res
+        w = search_window(occ, origin, res, (float(pose[0]), float(pose[1])), (float(goal[0]), float(goal[1])),
+                          WINDOW_MARGIN)
+        cost = type(self)._cost_map(w.view(occ) > 0, res, ROBOT_RADIUS + LETHAL_MARGIN, SOFT_RADIUS, SOFT_WEIGHT,
                                     LETHAL_COST)
-        cells, total = type(self)._astar(cost, res, (ri - lo_i, rj - lo_j), (gi - lo_i, gj - lo_j))
+        cells, total = type(self)._astar(cost, res, w.start, w.goal)
         self.since_plan = 0
         self.index = 0
-        if not math.isfinite(total) or len(cells) == 0:
-            self.path = None
-            return
-        pts = np.empty((len(cells) + 1, 2))
-        pts[:-1, 0] = ox + (cells[:, 0] + lo_i + 0.5) * res
-        pts[:-1, 1] = oy + (cells[:, 1] + lo_j + 0.5) * res
-        pts[-1] = goal  # end exactly on the goal, not on its cell centre
-        self.path = pts
+        found = math.isfinite(total) and len(cells) > 0
+        self.path = path_points(cells, w, origin, res, np.asarray(goal, dtype=np.float64)) if found else None
 
     def _along(self, distance: float) -> np.ndarray:
         """The point ``distance`` m along the path past its point ``index``."""

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import heapq
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from robonav.sensors.heap import heap_pop, heap_push
 from robonav.sensors.jit import allocating_kernel
 
-__all__ = ["astar", "astar_reference", "cost_map", "cost_map_reference", "nonzero_bounds"]
+__all__ = ["Window", "astar", "astar_reference", "cost_map", "cost_map_reference", "nonzero_bounds", "path_points",
+           "search_window"]
 
 SQRT2 = math.sqrt(2.0)
 BLOCKED_ENDPOINT_COST = 1e6
@@ -268,3 +270,53 @@ def astar_reference(cost: np.ndarray, res: float, start: tuple[int, int],
     while cells[-1] in parent:
         cells.append(parent[cells[-1]])
     return np.array([divmod(u, h) for u in reversed(cells)], dtype=np.int64), best[goal_flat]
+
+
+# ------------------------------------------------------------------------------------ planning on a memory grid
+class Window(NamedTuple):
+    """The box of a memory grid a plan searches: cells [lo_i, hi_i] x [lo_j, hi_j] (inclusive), and the start
+    and goal cells in window coordinates."""
+
+    lo_i: int
+    lo_j: int
+    hi_i: int
+    hi_j: int
+    start: tuple[int, int]
+    goal: tuple[int, int]
+
+    def view(self, grid: np.ndarray) -> np.ndarray:
+        """The window's part of ``grid`` (a view)."""
+        return grid[self.lo_i:self.hi_i + 1, self.lo_j:self.hi_j + 1]
+
+
+def search_window(occ: np.ndarray, origin: tuple[float, float], res: float, start: tuple[float, float],
+                  goal: tuple[float, float], margin: float) -> Window:
+    """The box around the known (nonzero) cells of ``occ``, the start and the goal, grown by ``margin`` metres and
+    clipped to the grid; start and goal (odometry-frame metres) are clamped onto the grid."""
+    n = occ.shape[0]
+    ox, oy = origin
+
+    def cell(x: float, y: float) -> tuple[int, int]:
+        return (min(max(math.floor((x - ox) / res), 0), n - 1), min(max(math.floor((y - oy) / res), 0), n - 1))
+
+    ri, rj = cell(float(start[0]), float(start[1]))
+    gi, gj = cell(float(goal[0]), float(goal[1]))
+    lo_i, hi_i, lo_j, hi_j = min(ri, gi), max(ri, gi), min(rj, gj), max(rj, gj)
+    known = nonzero_bounds(occ)
+    if known is not None:
+        lo_i, hi_i = min(lo_i, known[0]), max(hi_i, known[1])
+        lo_j, hi_j = min(lo_j, known[2]), max(hi_j, known[3])
+    m = math.ceil(margin / res)
+    lo_i, lo_j = max(lo_i - m, 0), max(lo_j - m, 0)
+    hi_i, hi_j = min(hi_i + m, n - 1), min(hi_j + m, n - 1)
+    return Window(lo_i, lo_j, hi_i, hi_j, (ri - lo_i, rj - lo_j), (gi - lo_i, gj - lo_j))
+
+
+def path_points(cells: np.ndarray, window: Window, origin: tuple[float, float], res: float,
+                goal: np.ndarray) -> np.ndarray:
+    """Odometry-frame points [K + 1, 2] of an A* path's window cells (cell centres), ending exactly on ``goal``."""
+    pts = np.empty((len(cells) + 1, 2))
+    pts[:-1, 0] = origin[0] + (cells[:, 0] + window.lo_i + 0.5) * res
+    pts[:-1, 1] = origin[1] + (cells[:, 1] + window.lo_j + 0.5) * res
+    pts[-1] = goal
+    return pts
