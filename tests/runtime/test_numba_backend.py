@@ -18,8 +18,6 @@ from robonav.runtime.numba_backend import TOLERANCE, NumbaBackend, WeightsError
 from robonav.runtime.numba_kernels import aligned_zeros, numpy_step, pack_weights, policy_step
 from robonav.runtime.sidecar import ModelHashError, read_sidecar, write_sidecar
 
-SUITE = "val-3x3"
-
 
 def random_arrays(rng: np.random.Generator, d: int, encoder: tuple[int, ...], hidden: int, layers: int = 1,
                   critic: bool = False, core: str = "lstm", gain: float = 1.0) -> dict[str, np.ndarray]:
@@ -153,26 +151,6 @@ def exported(tmp_path_factory):
     with torch.inference_mode(False):
         checkpoint = save_checkpoint(folder / "tiny.pt", model.state_dict(), meta)
     return export_onnx(checkpoint, folder / "tiny.onnx")
-
-
-@pytest.fixture(scope="module")
-def recording(exported):
-    """At least 1,000 ticks of 3x3 validation episodes, driven by ONNX Runtime, back to back."""
-    from robonav.deploy.parity import record_steps, sim_config
-    from robonav.runtime.onnx_backend import OnnxPolicy
-
-    rec = record_steps(lambda n: OnnxPolicy(exported.onnx, n), sim_config(exported.meta), 1000, SUITE, 0, 3)
-    assert rec.steps >= 1000 and len(rec.segments) >= 2
-    return rec
-
-
-@pytest.fixture(scope="module")
-def ort_actions(exported, recording):
-    from robonav.deploy.parity import backend_actions
-    from robonav.runtime.onnx_backend import OnnxBackend
-
-    with OnnxBackend(exported.onnx) as backend:
-        return backend_actions(backend, recording)
 
 
 def test_matches_onnx_runtime_over_recorded_episodes(exported, recording, ort_actions):

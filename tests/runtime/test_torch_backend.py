@@ -13,7 +13,6 @@ from robonav.deploy.export import write_weights
 from robonav.policy.actor_critic import ActorCritic, PolicyConfig
 from robonav.runtime.torch_backend import TOLERANCE, TorchBackend, TorchUnavailableError, step_module
 
-SUITE = "val-3x3"
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 
 
@@ -64,26 +63,6 @@ def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("torch")
     checkpoint = save_checkpoint(folder / "tiny.pt", random_policy(spec.size, config, 1).state_dict(), meta)
     return export_onnx(checkpoint, folder / "tiny.onnx")
-
-
-@pytest.fixture(scope="module")
-def recording(exported):
-    """At least 1,000 ticks of 3x3 validation episodes, driven by ONNX Runtime, back to back."""
-    from robonav.deploy.parity import record_steps, sim_config
-    from robonav.runtime.onnx_backend import OnnxPolicy
-
-    rec = record_steps(lambda n: OnnxPolicy(exported.onnx, n), sim_config(exported.meta), 1000, SUITE, 0, 3)
-    assert rec.steps >= 1000 and len(rec.segments) >= 2
-    return rec
-
-
-@pytest.fixture(scope="module")
-def ort_actions(exported, recording):
-    from robonav.deploy.parity import backend_actions
-    from robonav.runtime.onnx_backend import OnnxBackend
-
-    with OnnxBackend(exported.onnx) as backend:
-        return backend_actions(backend, recording)
 
 
 def parity(backend, recording, reference):
