@@ -136,13 +136,10 @@ def record_episodes(factory: PolicyFactory, episodes: list[EpisodeSpec], config:
 
 def backend_actions(backend: Backend, recording: Recording) -> np.ndarray:
     """Actions [T, A] of an open backend over the recording, reset at every episode start."""
+    from robonav.runtime.selftest import replay_actions
+
     obs, starts = recording.sequence()
-    out = np.empty((len(obs), len(backend.sidecar.action_limits)), dtype=np.float32)
-    for t in range(len(obs)):
-        if starts[t]:
-            backend.reset()
-        out[t] = backend.step(obs[t])
-    return out
+    return replay_actions(backend, obs, starts)
 
 
 def torch_actions(model: Any, recording: Recording) -> np.ndarray:
