@@ -82,7 +82,7 @@ typedef struct {
     uint16_t chunk_count; /* ceil(num_beams / chunk_beams) */
     uint16_t chunk_beams; /* 1 .. RNW_MAX_CHUNK_BEAMS, the same in every chunk of a frame */
     uint16_t reserved;
-    double odom_dx, odom_dy, odom_dtheta; /* since the previous frame, in its robot frame (m, rad) */
+    double odom_x, odom_y, odom_theta;    /* pose in the odometry frame (origin: pose at episode start), m, rad */
     double goal_x, goal_y;                /* odometry frame (origin: pose at episode start), m */
     /* then uint16_t ranges[beams of this chunk] */
 } rnw_scan_chunk_t;

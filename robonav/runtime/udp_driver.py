@@ -10,6 +10,11 @@ fuzz tests hunt), and the reason is logged: the first of each kind at WARNING, t
 seconds per reason. The driver binds to loopback unless ``allow_remote`` is set. At start (and when the robot says
 HELLO) it sends its own HELLO carrying ``watchdog``: the robot stops by itself when commands stop for that long.
 Commands are stamped with the loop's clock and written into one preallocated buffer.
+
+Odometry arrives as poses (robonav.runtime.wire); the frame handed to the loop carries the delta from the frame
+handed out before it (robonav.sensors.odometry.PoseDeltas), so frames lost on the wire or superseded between two
+ticks lose no motion. With ``record`` the driver writes every datagram it receives and sends, and every frame the
+loop takes, to a wire recording (robonav.runtime.wirelog) that `robonav replay` reruns.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ import logging
 import random
 import socket
 import time
+from typing import Any
 
 from robonav.control.clock import Clock, RealClock
 from robonav.runtime import wire
+from robonav.runtime.wire_rx import Receiver
+from robonav.runtime.wirelog import RX, TX, WireRecorder
 from robonav.sensors.frame import ScanSpec, SensorFrame
+from robonav.sensors.odometry import PoseDeltas
 
 __all__ = ["UdpDriver", "UdpDriverConfigError"]
 
@@ -49,10 +58,12 @@ class UdpDriver:
 
     def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0), robot: tuple[str, int] | None = None,
                  watchdog: float = 0.3, clock: Clock | None = None, allow_remote: bool = False,
-                 max_datagrams: int = 512, log_every: float = 1.0, boot_id: int | None = None) -> None:
+                 max_datagrams: int = 512, log_every: float = 1.0, boot_id: int | None = None,
+                 record: str | None = None, record_meta: dict[str, Any] | None = None) -> None:
         """``bind``: local address (port 0: any free one, see ``address``). ``robot``: where commands go (None:
         the sender of the first valid datagram). ``watchdog``: seconds without a command after which the robot
-        must stop (sent in HELLO). ``max_datagrams``: most datagrams drained per latest_frame() call."""
+        must stop (sent in HELLO). ``max_datagrams``: most datagrams drained per latest_frame() call.
+        ``record``: a wire recording to write (``record_meta``: what ran, for the replay)."""
         if not _is_loopback(bind[0]) and not allow_remote:
             raise UdpDriverConfigError(
                 f"UdpDriver: bind address {bind[0]!r} is not loopback; the driver listens on loopback unless "
@@ -77,8 +88,12 @@ class UdpDriver:
         """Commands (and stops) sent."""
         self.send_errors = 0
         """Sends the socket refused (the robot's watchdog covers the lost command)."""
-        self._rx = wire.Receiver(on_reject=self._reject)
+        self._rx = Receiver(on_reject=self._reject)
         self._newest: SensorFrame | None = None
+        self._wire_newest: wire.ScanFrame | None = None  # the newest complete frame received
+        self._wire_taken: wire.ScanFrame | None = None  # the one handed to the loop last
+        self._deltas = PoseDeltas()
+        self.recorder = WireRecorder(record, record_meta) if record else None
         self._buf = bytearray(RECV_SIZE)
         self._cmd = bytearray(wire.COMMAND_SIZE)
         self._cmd_seq = 0
@@ -114,6 +129,8 @@ class UdpDriver:
                 self._count("socket", f"receive failed: {e!r}; the datagram, if any, is lost.")
                 continue
             self.received += 1
+            if self.recorder is not None:
+                self.recorder.write(RX, self.clock.now(), memoryview(self._buf)[:n])
             try:
                 msg = self._rx.receive(memoryview(self._buf)[:n])
             except wire.WireError as e:
@@ -125,11 +142,17 @@ class UdpDriver:
                 continue
             if self.robot is None:
                 self.robot = addr
-            if isinstance(msg, SensorFrame):
+            if isinstance(msg, wire.ScanFrame):
                 self.frames += 1
-                self._newest = msg
+                self._wire_newest = msg
             elif isinstance(msg, wire.Hello):
                 self._send_hello()  # the robot (re)started: tell it our watchdog
+        f = self._wire_newest
+        if f is not None and f is not self._wire_taken:
+            self._wire_taken = f
+            self._newest = f.to_sensor_frame(self._deltas.delta(f.episode_id, f.odom_pose))
+            if self.recorder is not None:
+                self.recorder.take(self.clock.now(), f.episode_id, f.seq)
         return self._newest
 
     def publish(self, v: float, omega: float, answers_seq: int) -> None:
@@ -145,6 +168,8 @@ class UdpDriver:
         if not self.closed:
             self.closed = True
             self._sock.close()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def __enter__(self) -> UdpDriver:
         return self
@@ -174,6 +199,8 @@ class UdpDriver:
         self._send(wire.encode_hello(hello))
 
     def _send(self, data: bytes | memoryview) -> None:
+        if self.recorder is not None:
+            self.recorder.write(TX, self.clock.now(), data)
         try:
             self._sock.sendto(data, self.robot)  # type: ignore[arg-type]
             self.sent += 1

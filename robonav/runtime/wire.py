@@ -12,15 +12,18 @@ tests/runtime/golden/ one byte vector per message, so firmware can be checked ag
                  (bit 0: per-beam angles follow), reserved u32, angle_min, angle_increment, range_min, range_max f64;
                  then num_beams x f32 angles when flag bit 0 is set (at most MAX_DESCRIPTION_ANGLES)
     SCAN         robot->runtime, one chunk of a sensor frame: spec_id u32, num_beams u32, chunk_index u16,
-                 chunk_count u16, chunk_beams u16, reserved u16, odom dx, dy, dtheta f64, goal x, y f64; then the
-                 chunk's ranges as u16 millimetres. Chunk i holds beams [i*chunk_beams, min((i+1)*chunk_beams, n));
+                 chunk_count u16, chunk_beams u16, reserved u16, odometry pose x, y, theta f64, goal x, y f64; then
+                 the chunk's ranges as u16 millimetres. Chunk i holds beams [i*chunk_beams, min((i+1)*chunk_beams, n));
                  chunk_count = ceil(n / chunk_beams); every chunk repeats the same odometry, goal, stamp, episode.
     COMMAND      runtime->robot: answers_seq u32 (the seq of the frame answered), flags u32 (bit 0: stop), v, omega f64
 
 Sequence numbers: each sender numbers each message type on its own u32 counter from 0 at boot (the chunks of one
 frame share the frame's seq, which becomes ``SensorFrame.seq``); receivers compare them modulo 2**32 (RFC 1982) and
 drop old or duplicate ones. A HELLO with a new boot_id means the peer restarted: the receiver starts its counts
-over. Ranges (ROS REP 117): ``RANGE_POS_INF`` = no return within range, ``RANGE_NAN`` = invalid reading,
+over. Odometry travels as the robot's pose in the odometry frame (origin: its pose at the episode's start), as
+nav_msgs/Odometry does, not as per-frame deltas: a lost or skipped frame then loses no motion (the receiving
+driver turns poses into the deltas a SensorFrame carries, robonav.sensors.odometry.PoseDeltas).
+Ranges (ROS REP 117): ``RANGE_POS_INF`` = no return within range, ``RANGE_NAN`` = invalid reading,
 ``RANGE_NEG_INF`` = too close; finite ranges are rounded to whole millimetres, at most ``RANGE_MAX_MM``; a finite
 range >= 65.5325 m (beyond any describable range_max) goes out as +inf, a negative one as NaN.
 """
@@ -39,8 +42,8 @@ from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
 __all__ = [
     "CHUNK_FIXED", "COMMAND_SIZE", "DATAGRAM_BUDGET", "DESCRIPTION_FIXED", "HEADER_SIZE", "HELLO_SIZE", "MAGIC",
     "MAX_CHUNK_BEAMS", "MAX_DESCRIPTION_ANGLES", "RANGE_MAX_MM", "RANGE_NAN", "RANGE_NEG_INF", "RANGE_POS_INF",
-    "REASONS", "RESYNC_AFTER", "VERSION", "Command", "Description", "Hello", "MsgType", "Reassembler", "Receiver",
-    "ScanChunk", "WireChunkError", "WireCrcError", "WireEncodeError", "WireError", "WireIncompleteError",
+    "REASONS", "RESYNC_AFTER", "VERSION", "Command", "Description", "Hello", "MsgType",
+    "ScanChunk", "ScanFrame", "WireChunkError", "WireCrcError", "WireEncodeError", "WireError", "WireIncompleteError",
     "WireMagicError", "WireNonFiniteError", "WireSequenceError", "WireSizeError", "WireTypeError",
     "WireUnknownDescriptionError", "WireVersionError", "codes_to_ranges", "decode", "encode_command",
     "encode_command_into", "encode_description", "encode_frame", "encode_hello", "ranges_to_codes", "seq_newer",
@@ -206,10 +209,37 @@ class ScanChunk:
     chunk_index: int
     chunk_count: int
     chunk_beams: int
-    odom_delta: tuple[float, float, float]
+    odom_pose: tuple[float, float, float]
     goal: tuple[float, float]
     codes: np.ndarray
     """uint16 range codes of beams [chunk_index * chunk_beams, ...) (a copy, owned by the chunk)."""
+
+
+@dataclass(frozen=True)
+class ScanFrame:
+    """A complete sensor frame as the wire carries it: a SensorFrame with the odometry pose in place of the delta
+    (the module docstring says why); `to_sensor_frame` makes the SensorFrame once the delta is known."""
+
+    ranges: np.ndarray
+    """float32 [num_beams] ranges in metres, REP 117 codes included."""
+    scan: ScanSpec
+    odom_pose: np.ndarray
+    """float64 [3]: x, y, theta of the robot in the odometry frame (origin: its pose at the episode's start)."""
+    goal: np.ndarray
+    """float64 [2]: the goal in the odometry frame."""
+    episode_id: int = 0
+    stamp: float = 0.0
+    seq: int = 0
+
+    @classmethod
+    def from_sensor_frame(cls, frame: SensorFrame, odom_pose: np.ndarray) -> ScanFrame:
+        """The wire form of ``frame`` for a robot whose odometry pose is ``odom_pose``."""
+        return cls(frame.ranges, frame.scan, np.asarray(odom_pose, dtype=np.float64), frame.goal, frame.episode_id,
+                   frame.stamp, frame.seq)
+
+    def to_sensor_frame(self, odom_delta: np.ndarray) -> SensorFrame:
+        """The SensorFrame the loop takes, with the odometry delta since the frame it took before."""
+        return SensorFrame(self.ranges, self.scan, odom_delta, self.goal, self.episode_id, self.stamp, self.seq)
 
 
 @dataclass(frozen=True)
@@ -312,16 +342,18 @@ def encode_description(msg: Description) -> bytes:
     return bytes(buf)
 
 
-def encode_frame(frame: SensorFrame, chunk_beams: int = MAX_CHUNK_BEAMS) -> list[bytes]:
-    """A SensorFrame as its SCAN datagrams (one per ``chunk_beams`` beams; the frame's seq on every chunk)."""
+def encode_frame(frame: ScanFrame, chunk_beams: int = MAX_CHUNK_BEAMS) -> list[bytes]:
+    """A ScanFrame as its SCAN datagrams (one per ``chunk_beams`` beams; the frame's seq on every chunk)."""
     where = "encode SCAN"
-    frame.check()
+    if np.shape(frame.ranges) != (frame.scan.num_beams,):
+        raise WireEncodeError(f"{where}: ranges have shape {np.shape(frame.ranges)}, expected "
+                              f"({frame.scan.num_beams},) from the ScanSpec (spec_id {frame.scan.spec_id}).")
     if not 1 <= chunk_beams <= MAX_CHUNK_BEAMS:
         raise WireEncodeError(f"{where}: chunk_beams must be in 1 .. {MAX_CHUNK_BEAMS} (the datagram budget of "
                               f"{DATAGRAM_BUDGET} bytes), actual: {chunk_beams}.")
-    odom = tuple(float(x) for x in np.asarray(frame.odom_delta, dtype=np.float64).reshape(3))
+    odom = tuple(float(x) for x in np.asarray(frame.odom_pose, dtype=np.float64).reshape(3))
     goal = tuple(float(x) for x in np.asarray(frame.goal, dtype=np.float64).reshape(2))
-    _check_finite(odom + goal, "odom_dx odom_dy odom_dtheta goal_x goal_y", where)
+    _check_finite(odom + goal, "odom_x odom_y odom_theta goal_x goal_y", where)
     codes = ranges_to_codes(frame.ranges)
     n = frame.scan.num_beams
     count = -(-n // chunk_beams)
@@ -427,9 +459,9 @@ def decode(data: bytes | bytearray | memoryview) -> Hello | Description | ScanCh
     # SCAN
     if payload_len < CHUNK_FIXED:
         want(CHUNK_FIXED, "at least the fixed SCAN fields")
-    spec_id, num_beams, index, count, chunk_beams, _r, dx, dy, dth, gx, gy = CHUNK_PAYLOAD.unpack_from(
+    spec_id, num_beams, index, count, chunk_beams, _r, ox, oy, oth, gx, gy = CHUNK_PAYLOAD.unpack_from(
         mv, HEADER_SIZE)
-    _check_finite((dx, dy, dth, gx, gy), "odom_dx odom_dy odom_dtheta goal_x goal_y", where)
+    _check_finite((ox, oy, oth, gx, gy), "odom_x odom_y odom_theta goal_x goal_y", where)
     if num_beams < 1 or not 1 <= chunk_beams <= MAX_CHUNK_BEAMS or count != -(-num_beams // chunk_beams) \
             or index >= count:
         raise WireChunkError(f"{where}: chunk fields inconsistent: num_beams {num_beams}, chunk_beams "
@@ -438,7 +470,7 @@ def decode(data: bytes | bytearray | memoryview) -> Hello | Description | ScanCh
     beams = min(chunk_beams, num_beams - index * chunk_beams)
     want(CHUNK_FIXED + 2 * beams, f"fixed fields + {beams} u16 ranges of chunk {index}/{count}")
     codes = np.frombuffer(mv, dtype="<u2", count=beams, offset=HEADER_SIZE + CHUNK_FIXED).astype(np.uint16)
-    return ScanChunk(seq, episode_id, stamp, spec_id, num_beams, index, count, chunk_beams, (dx, dy, dth),
+    return ScanChunk(seq, episode_id, stamp, spec_id, num_beams, index, count, chunk_beams, (ox, oy, oth),
                      (gx, gy), codes)
 
 
@@ -446,136 +478,3 @@ def seq_newer(seq: int, last: int) -> bool:
     """True if u32 ``seq`` comes after ``last`` (RFC 1982 serial arithmetic: wraps at 2**32)."""
     d = (seq - last) % U32
     return 0 < d < (U32 >> 1)
-
-
-class _Pending:
-    """One frame's chunks as they arrive."""
-
-    __slots__ = ("codes", "first", "got")
-
-    def __init__(self, first: ScanChunk) -> None:
-        self.first = first
-        self.codes = np.empty(first.num_beams, dtype=np.uint16)
-        self.got = np.zeros(first.chunk_count, dtype=bool)
-
-
-class Reassembler:
-    """Joins SCAN chunks into SensorFrames: chunks in any order, newest frame wins, incomplete sets dropped.
-
-    A frame is returned once its last missing chunk arrives. Completing frame S drops every pending set older than
-    S (counted in ``incomplete`` and reported to ``on_reject`` as WireIncompleteError); so does holding more than
-    ``max_pending`` sets. Chunks of frames at or before the newest completed one, and repeated chunks, raise
-    WireSequenceError. ``descriptions`` maps spec_id to ScanSpec (the Receiver fills it).
-    """
-
-    def __init__(self, descriptions: dict[int, ScanSpec] | None = None, max_pending: int = 4,
-                 on_reject=None) -> None:
-        self.descriptions: dict[int, ScanSpec] = {} if descriptions is None else descriptions
-        self.max_pending = max_pending
-        self.on_reject = on_reject
-        self.incomplete = 0
-        """Chunk sets dropped with chunks missing."""
-        self.last_seq: int | None = None
-        """Seq of the newest completed frame."""
-        self.resyncs = 0
-        """Times RESYNC_AFTER old frames in a row made the reassembler follow a restarted sender."""
-        self._old_run = 0
-        self._pending: dict[int, _Pending] = {}
-
-    @property
-    def pending(self) -> int:
-        """Chunk sets waiting for chunks."""
-        return len(self._pending)
-
-    def reset(self) -> None:
-        """Forget pending sets and the newest seq (the sender restarted)."""
-        self._pending.clear()
-        self.last_seq = None
-        self._old_run = 0
-
-    def add(self, chunk: ScanChunk) -> SensorFrame | None:
-        """Take one chunk; the completed SensorFrame, or None while chunks are missing."""
-        where = f"SCAN seq {chunk.seq} chunk {chunk.chunk_index}/{chunk.chunk_count}"
-        spec = self.descriptions.get(chunk.spec_id)
-        if spec is None:
-            raise WireUnknownDescriptionError(
-                f"{where}: names description id {chunk.spec_id}, known: {sorted(self.descriptions) or 'none'}. "
-                "The robot must send its DESCRIPTION at connect and on change before scans that name it.")
-        if spec.num_beams != chunk.num_beams:
-            raise WireChunkError(f"{where}: num_beams {chunk.num_beams} differs from description {chunk.spec_id} "
-                                 f"({spec.num_beams} beams); send a new description id when the scanner changes.")
-        if self.last_seq is not None and not seq_newer(chunk.seq, self.last_seq):
-            self._old_run += 1
-            if self._old_run >= RESYNC_AFTER:  # the sender restarted without a HELLO: follow its new counter
-                self.resyncs += 1
-                self.reset()
-                return self.add(chunk)
-            raise WireSequenceError(f"{where}: old or duplicate frame, the newest completed frame is seq "
-                                    f"{self.last_seq}; dropped (late, repeated or replayed datagram).")
-        p = self._pending.get(chunk.seq)
-        if p is None:
-            while len(self._pending) >= self.max_pending:
-                self._drop(min(self._pending, key=lambda s: (s - chunk.seq) % U32), "too many pending frames")
-            p = self._pending[chunk.seq] = _Pending(chunk)
-        f = p.first
-        if (chunk.episode_id, chunk.stamp, chunk.spec_id, chunk.num_beams, chunk.chunk_count, chunk.chunk_beams,
-                chunk.odom_delta, chunk.goal) != (f.episode_id, f.stamp, f.spec_id, f.num_beams, f.chunk_count,
-                                                  f.chunk_beams, f.odom_delta, f.goal):
-            raise WireChunkError(f"{where}: episode, stamp, description, beam counts, odometry or goal differ from "
-                                 f"chunk {f.chunk_index} of the same frame; every chunk must repeat them.")
-        if p.got[chunk.chunk_index]:
-            raise WireSequenceError(f"{where}: duplicate chunk, already received; dropped.")
-        start = chunk.chunk_index * chunk.chunk_beams
-        p.codes[start:start + len(chunk.codes)] = chunk.codes
-        p.got[chunk.chunk_index] = True
-        if not p.got.all():
-            return None
-        del self._pending[chunk.seq]
-        for s in [s for s in self._pending if not seq_newer(s, chunk.seq)]:
-            self._drop(s, f"frame {chunk.seq} completed first")
-        self.last_seq = chunk.seq
-        self._old_run = 0
-        return SensorFrame(codes_to_ranges(p.codes), spec, np.array(f.odom_delta), np.array(f.goal),
-                           f.episode_id, f.stamp, f.seq)
-
-    def _drop(self, seq: int, why: str) -> None:
-        p = self._pending.pop(seq)
-        self.incomplete += 1
-        if self.on_reject is not None:
-            missing = np.flatnonzero(~p.got).tolist()
-            self.on_reject(WireIncompleteError(f"SCAN seq {seq}: chunk set dropped incomplete ({why}), missing "
-                                               f"chunks {missing} of {len(p.got)}; the frame is lost."))
-
-
-class Receiver:
-    """The stateful receive side both ends share: decode, per-type sequence checks, descriptions, reassembly.
-
-    ``receive(datagram)`` returns a completed SensorFrame, a Command, a Hello, a Description, or None (a chunk of
-    an unfinished frame), or raises the WireError naming what was wrong. Incomplete chunk sets are reported to
-    ``on_reject``.
-    """
-
-    def __init__(self, on_reject=None, max_pending: int = 4) -> None:
-        self.descriptions: dict[int, ScanSpec] = {}
-        self.reassembler = Reassembler(self.descriptions, max_pending, on_reject)
-        self.peer_boot_id: int | None = None
-        self._last: dict[int, int] = {}  # msg type -> newest accepted seq (SCAN: the reassembler's)
-
-    def receive(self, data: bytes | bytearray | memoryview) -> SensorFrame | Command | Hello | Description | None:
-        msg = decode(data)
-        if isinstance(msg, ScanChunk):
-            return self.reassembler.add(msg)
-        kind = (MsgType.HELLO if isinstance(msg, Hello) else MsgType.COMMAND if isinstance(msg, Command)
-                else MsgType.DESCRIPTION)
-        if isinstance(msg, Hello) and msg.boot_id != self.peer_boot_id:
-            self.peer_boot_id = msg.boot_id  # the peer (re)started: its counters start over
-            self._last.clear()
-            self.reassembler.reset()
-        last = self._last.get(kind)
-        if last is not None and not seq_newer(msg.seq, last):
-            raise WireSequenceError(f"{_TYPE_NAMES[kind]} seq {msg.seq}: old or duplicate, the newest accepted is "
-                                    f"{last}; dropped (late, repeated or replayed datagram).")
-        self._last[kind] = msg.seq
-        if isinstance(msg, Description):
-            self.descriptions[msg.spec.spec_id] = msg.spec
-        return msg

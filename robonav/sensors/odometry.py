@@ -17,7 +17,7 @@ import numpy as np
 
 from robonav.sensors.jit import kernel
 
-__all__ = ["clip_unit", "command_block", "goal_block", "integrate_pose", "wrap_angle"]
+__all__ = ["PoseDeltas", "clip_unit", "command_block", "goal_block", "integrate_pose", "pose_delta", "wrap_angle"]
 
 
 @kernel
@@ -41,6 +41,43 @@ def integrate_pose(pose: np.ndarray, dx: float, dy: float, dth: float) -> bool:
     pose[1] = y
     pose[2] = wrap_angle(t)
     return True
+
+
+def pose_delta(prev: np.ndarray, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The delta (dx, dy, dtheta), in ``prev``'s robot frame, that `integrate_pose` turns ``prev`` into ``pose``
+    with (both float64 [3]: x, y, theta in the odometry frame); dtheta wrapped into [-pi, pi)."""
+    out = np.empty(3) if out is None else out
+    c = math.cos(prev[2])
+    s = math.sin(prev[2])
+    ex = pose[0] - prev[0]
+    ey = pose[1] - prev[1]
+    out[0] = c * ex + s * ey
+    out[1] = c * ey - s * ex
+    out[2] = (pose[2] - prev[2] + math.pi) % (2.0 * math.pi) - math.pi
+    return out
+
+
+class PoseDeltas:
+    """Turns an odometry pose stream (the robot wire, nav_msgs/Odometry) into the per-frame deltas a SensorFrame
+    carries, relative to the last frame handed to the loop rather than the last one sent: a frame lost on the way
+    (or skipped by a loop that takes the newest) loses no motion. On a new episode id the previous pose is the
+    origin, so the first frame the loop sees carries the whole pose since the episode's start (the Preprocessor
+    starts at the origin and lands on it), even when earlier frames of the episode were lost or the runtime
+    restarted mid-episode."""
+
+    def __init__(self) -> None:
+        self.pose = np.zeros(3)
+        """The pose of the last frame handed out (odometry frame)."""
+        self.episode_id: int | None = None
+
+    def delta(self, episode_id: int, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The delta from the last handed-out pose to ``pose`` (from the origin on a new episode id)."""
+        if episode_id != self.episode_id:
+            self.episode_id = episode_id
+            self.pose[:] = 0.0
+        out = pose_delta(self.pose, pose, out)
+        self.pose[:] = pose
+        return out
 
 
 @kernel

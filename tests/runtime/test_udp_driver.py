@@ -20,10 +20,11 @@ from robonav.sensors.frame import ScanSpec, SensorFrame
 SPEC = ScanSpec.evenly_spaced(1000, range_max=30.0, spec_id=3)  # two chunks per frame
 
 
-def frame(seq: int, episode: int = 1) -> SensorFrame:
+def frame(seq: int, episode: int = 1) -> wire.ScanFrame:
+    """Frame ``seq`` of a robot driving straight along x at 1 cm per frame (odometry pose on the wire)."""
     r = np.linspace(0.1, 29.0, SPEC.num_beams).astype(np.float32)
     r[::97] = np.inf
-    return SensorFrame(r, SPEC, np.array([0.01 * seq, 0.0, 0.001]), np.array([3.0, 1.0]), episode, 0.1 * seq, seq)
+    return wire.ScanFrame(r, SPEC, np.array([0.01 * seq, 0.0, 0.0]), np.array([3.0, 1.0]), episode, 0.1 * seq, seq)
 
 
 @pytest.fixture()
@@ -71,6 +72,8 @@ def test_frames_in_bad_counted_commands_echo_seq(rig):
     send(robot, driver, good1)
     f = drain(driver, lambda d: d.frames == 1)
     assert f is not None and (f.seq, f.episode_id, f.scan) == (10, 1, SPEC)
+    assert isinstance(f, SensorFrame)
+    np.testing.assert_allclose(f.odom_delta, [0.10, 0.0, 0.0])  # the first frame taken: the whole pose
     np.testing.assert_array_equal(f.ranges, wire.codes_to_ranges(wire.ranges_to_codes(frame(10).ranges)))
 
     corrupt = bytearray(wire.encode_frame(frame(11))[0])
@@ -81,6 +84,7 @@ def test_frames_in_bad_counted_commands_echo_seq(rig):
     send(robot, driver, [*bad, *good13])
     f = drain(driver, lambda d: d.frames == 2)
     assert f.seq == 13 and driver.rejected["crc"] == 1 and driver.rejected["magic"] == 1
+    np.testing.assert_allclose(f.odom_delta, [0.03, 0.0, 0.0], atol=1e-12)  # 11 and 12 lost: no motion lost
     assert driver.rejected["size"] == 1
     assert driver.rejected["sequence"] == 1 and driver.rejected["incomplete"] == 1  # 12 lost its second chunk
     assert driver.last_reason.startswith("incomplete: SCAN seq 12")
@@ -141,3 +145,34 @@ def test_refuses_non_loopback_bind_and_bad_watchdog():
         UdpDriver(bind=("0.0.0.0", 0))
     with pytest.raises(UdpDriverConfigError, match="watchdog must be a finite time > 0 s"):
         UdpDriver(watchdog=0.0)
+
+
+def test_recording_holds_every_datagram_and_take(tmp_path):
+    from robonav.runtime import wirelog
+
+    robot = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    robot.bind(("127.0.0.1", 0))
+    log = tmp_path / "run.rnavlog"
+    with UdpDriver(robot=robot.getsockname(), watchdog=0.5, clock=ManualClock(2.5), record=str(log),
+                   record_meta={"model": "m"}) as driver:
+        desc = wire.encode_description(wire.Description(SPEC))
+        chunks = wire.encode_frame(frame(5))
+        send(robot, driver, [desc, *chunks])
+        f = drain(driver, lambda d: d.frames == 1)
+        driver.publish(0.2, 0.1, f.seq)
+    records, torn = wirelog.read_log(log)
+    assert torn is None and records[0].meta() == {"model": "m"}
+    kinds = [r.kind for r in records[1:]]
+    assert kinds == [wirelog.TX, wirelog.RX, wirelog.RX, wirelog.RX, wirelog.TAKE, wirelog.TX]  # hello first
+    assert [r.data for r in records[2:5]] == [desc, *chunks]
+    assert records[5].take() == (1, 5)
+    assert wire.decode(records[6].data) == wire.Command(0.2, 0.1, 5, False, seq=0, episode_id=1, stamp=2.5)
+    assert {r.t for r in records[1:]} == {2.5}  # stamped on the driver's clock
+    # A killed recorder leaves a torn last record: read back up to it, with a note.
+    log.write_bytes(log.read_bytes()[:-7])
+    records, torn = wirelog.read_log(log)
+    assert len(records) == 6 and "torn TX record" in torn
+    robot.close()
+    (tmp_path / "other").write_bytes(b"not a log")
+    with pytest.raises(wirelog.WireLogError, match="not a robonav wire recording"):
+        wirelog.read_log(tmp_path / "other")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import struct
 import subprocess
@@ -14,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robonav.runtime import wire as w
-from robonav.sensors.frame import ScanSpec, SensorFrame
+from robonav.runtime import wire_rx as rxm
+from robonav.sensors.frame import ScanSpec
 
 GOLDEN = Path(__file__).parent / "golden"
 HEADER_H = Path(__file__).parents[2] / "deploy" / "wire" / "robonav_wire.h"
@@ -23,8 +25,8 @@ RANGES = np.array([0.5, 1.2344, np.inf, np.nan, -np.inf, 3.5, 0.0, 70.0], np.flo
 CODES = [500, 1234, w.RANGE_POS_INF, w.RANGE_NAN, w.RANGE_NEG_INF, 3500, 0, w.RANGE_POS_INF]
 
 
-def golden_frame(seq: int = 42) -> SensorFrame:
-    return SensorFrame(RANGES.copy(), SPEC, np.array([0.1, -0.02, 0.05]), np.array([4.0, -2.5]), 3, 10.25, seq)
+def golden_frame(seq: int = 42) -> w.ScanFrame:
+    return w.ScanFrame(RANGES.copy(), SPEC, np.array([0.1, -0.02, 0.05]), np.array([4.0, -2.5]), 3, 10.25, seq)
 
 
 def read_golden(name: str) -> list[bytes]:
@@ -39,8 +41,8 @@ def recrc(buf: bytes | bytearray) -> bytes:
     return bytes(b)
 
 
-def receiver_with_spec() -> w.Receiver:
-    rx = w.Receiver()
+def receiver_with_spec() -> rxm.Receiver:
+    rx = rxm.Receiver()
     rx.receive(read_golden("description")[0])
     return rx
 
@@ -83,12 +85,12 @@ def test_golden_scan(name, chunk_beams, sizes):
     assert [c.chunk_index for c in chunks] == list(range(len(data)))
     assert np.concatenate([c.codes for c in chunks]).tolist() == CODES
     c = chunks[0]
-    assert (c.seq, c.episode_id, c.stamp, c.spec_id, c.num_beams, c.odom_delta, c.goal) == (
+    assert (c.seq, c.episode_id, c.stamp, c.spec_id, c.num_beams, c.odom_pose, c.goal) == (
         42, 3, 10.25, 7, 8, (0.1, -0.02, 0.05), (4.0, -2.5))
     rx = receiver_with_spec()
     frames = [rx.receive(d) for d in reversed(data)]
     frame = frames[-1]
-    assert frames[:-1] == [None] * (len(data) - 1) and isinstance(frame, SensorFrame)
+    assert frames[:-1] == [None] * (len(data) - 1) and isinstance(frame, w.ScanFrame)
     np.testing.assert_array_equal(frame.ranges, np.array([0.5, 1.234, np.inf, np.nan, -np.inf, 3.5, 0, np.inf],
                                                          np.float32))
     assert frame.ranges.dtype == np.float32 and frame.scan == SPEC
@@ -121,10 +123,10 @@ def test_frame_round_trip_any_order(n, chunk, seed, seq, episode, stamp):
     r[rng.random(n) < 0.1] = np.nan
     r[rng.random(n) < 0.1] = -np.inf
     spec = ScanSpec(n, -1.0, 0.01, 0.05, 60.0, None, 5)
-    frame = SensorFrame(r, spec, rng.normal(size=3), rng.normal(size=2), episode, stamp, seq)
+    frame = w.ScanFrame(r, spec, rng.normal(size=3), rng.normal(size=2), episode, stamp, seq)
     data = w.encode_frame(frame, chunk)
     assert all(len(d) <= w.DATAGRAM_BUDGET for d in data) and len(data) == -(-n // chunk)
-    rx = w.Reassembler({5: spec})
+    rx = rxm.Reassembler({5: spec})
     order = rng.permutation(len(data))
     got = [rx.add(w.decode(data[i])) for i in order]
     out = got[-1]
@@ -132,7 +134,7 @@ def test_frame_round_trip_any_order(n, chunk, seed, seq, episode, stamp):
     near = np.isfinite(r) & (r >= 0) & (r < 65.5)
     assert np.abs(out.ranges[near] - r[near]).max(initial=0) <= 0.0005 + 8e-6  # half a mm + float32 rounding at 65 m
     np.testing.assert_array_equal(out.ranges, w.codes_to_ranges(w.ranges_to_codes(r)))
-    np.testing.assert_array_equal(out.odom_delta, frame.odom_delta)
+    np.testing.assert_array_equal(out.odom_pose, frame.odom_pose)
     assert (out.seq, out.episode_id, out.stamp) == (seq, episode, stamp)
 
 
@@ -192,19 +194,16 @@ def test_scan_rejections():
     with pytest.raises(w.WireNonFiniteError, match="goal_x must be finite"):
         w.decode(scan_with(40, "<d", np.nan))
     with pytest.raises(w.WireUnknownDescriptionError, match="names description id 7, known: none"):
-        w.Receiver().receive(read_golden("scan")[0])
+        rxm.Receiver().receive(read_golden("scan")[0])
     rx = receiver_with_spec()
     with pytest.raises(w.WireChunkError, match="num_beams 9 differs from description 7"):
-        bad = golden_frame()
-        bad.scan = ScanSpec(9, spec_id=7)
-        bad.ranges = np.ones(9, np.float32)
+        bad = dataclasses.replace(golden_frame(), scan=ScanSpec(9, spec_id=7), ranges=np.ones(9, np.float32))
         rx.receive(w.encode_frame(bad)[0])
     a, _, _ = read_golden("scan_chunks")
     rx.receive(a)
     with pytest.raises(w.WireSequenceError, match="duplicate chunk"):
         rx.receive(a)
-    other = golden_frame()
-    other.goal = np.array([9.0, 9.0])
+    other = dataclasses.replace(golden_frame(), goal=np.array([9.0, 9.0]))
     with pytest.raises(w.WireChunkError, match="odometry or goal differ from chunk 0"):
         rx.receive(w.encode_frame(other, 3)[1])
 
@@ -213,7 +212,7 @@ def test_sequence_rejections_and_hello_restart():
     rx = receiver_with_spec()
     with pytest.raises(w.WireSequenceError, match="DESCRIPTION seq 2: old or duplicate, the newest accepted is 2"):
         rx.receive(read_golden("description")[0])
-    assert isinstance(rx.receive(read_golden("scan")[0]), SensorFrame)
+    assert isinstance(rx.receive(read_golden("scan")[0]), w.ScanFrame)
     with pytest.raises(w.WireSequenceError, match="old or duplicate frame, the newest completed frame is seq 42"):
         rx.receive(read_golden("scan")[0])
     assert rx.receive(read_golden("command")[0]).answers_seq == 42
@@ -221,12 +220,12 @@ def test_sequence_rejections_and_hello_restart():
         rx.receive(read_golden("command")[0])
     rx.receive(w.encode_hello(w.Hello(boot_id=77, role=1)))  # the peer restarted: counts start over
     assert rx.receive(read_golden("command")[0]).seq == 17
-    assert isinstance(rx.receive(read_golden("scan")[0]), SensorFrame)
+    assert isinstance(rx.receive(read_golden("scan")[0]), w.ScanFrame)
 
 
 def test_sequence_wraps_and_resyncs_after_silent_restart():
     assert w.seq_newer(0, 2**32 - 1) and not w.seq_newer(2**32 - 1, 0) and not w.seq_newer(5, 5)
-    re = w.Reassembler({7: SPEC})
+    re = rxm.Reassembler({7: SPEC})
     assert re.add(w.decode(w.encode_frame(golden_frame(1000))[0])) is not None
     for s in range(w.RESYNC_AFTER - 1):
         with pytest.raises(w.WireSequenceError):
@@ -244,8 +243,8 @@ def test_encode_refusals():
     with pytest.raises(w.WireEncodeError, match="at most 347 per-beam angles"):
         w.encode_description(w.Description(ScanSpec(400, angles=tuple(np.zeros(400)))))
     bad = golden_frame()
-    bad.odom_delta = np.array([0.0, np.nan, 0.0])
-    with pytest.raises(w.WireNonFiniteError, match="encode SCAN: odom_dy must be finite"):
+    bad = dataclasses.replace(bad, odom_pose=np.array([0.0, np.nan, 0.0]))
+    with pytest.raises(w.WireNonFiniteError, match="encode SCAN: odom_y must be finite"):
         w.encode_frame(bad)
 
 
@@ -254,7 +253,7 @@ def test_encode_refusals():
 
 def test_chunk_loss_and_reordering():
     dropped: list[w.WireError] = []
-    re = w.Reassembler({7: SPEC}, max_pending=2, on_reject=dropped.append)
+    re = rxm.Reassembler({7: SPEC}, max_pending=2, on_reject=dropped.append)
     f1, f2, f3, f4 = (w.encode_frame(golden_frame(s), 3) for s in (1, 2, 3, 4))
     re.add(w.decode(f1[0]))
     re.add(w.decode(f1[2]))  # f1's chunk 1 is lost

@@ -91,3 +91,29 @@ def test_command_parity(v, w):
     out = np.zeros(2, np.float32)
     command_block(v, w, 0.5, 2.0, out)
     np.testing.assert_array_equal(out, ref.command_block(v, w, 0.5, 2.0))
+
+
+@given(st.tuples(*[st.floats(-50, 50)] * 2, st.floats(-3.14, 3.14)),
+       st.tuples(*[st.floats(-50, 50)] * 2, st.floats(-3.14, 3.14)))
+@settings(max_examples=200, deadline=None)
+def test_pose_delta_is_what_integrate_pose_undoes(prev, pose):
+    from robonav.sensors.odometry import pose_delta
+
+    p = np.array(prev, dtype=np.float64)
+    d = pose_delta(p, np.array(pose))
+    assert integrate_pose(p, *d)
+    assert np.allclose(p[:2], pose[:2], atol=1e-9)
+    assert abs(wrap_angle(p[2] - pose[2])) < 1e-9
+
+
+def test_pose_deltas_restart_at_the_origin_on_a_new_episode_and_skip_lost_frames():
+    from robonav.sensors.odometry import PoseDeltas
+
+    deltas = PoseDeltas()
+    # First frame of episode 3 arrives with the robot already 1 m ahead, turned 90 degrees: the whole pose.
+    np.testing.assert_allclose(deltas.delta(3, np.array([1.0, 0.0, np.pi / 2])), [1.0, 0.0, np.pi / 2])
+    # The next frame handed out is 1 m further along +y (the robot's forward): 1 m forward in its frame, even if
+    # frames between were lost.
+    np.testing.assert_allclose(deltas.delta(3, np.array([1.0, 1.0, np.pi / 2])), [1.0, 0.0, 0.0], atol=1e-12)
+    # A new episode: measured from the origin again.
+    np.testing.assert_allclose(deltas.delta(4, np.array([0.0, -0.5, 0.0])), [0.0, -0.5, 0.0])
