@@ -62,8 +62,10 @@ class Reassembler:
         self.last_seq: int | None = None
         """Seq of the newest completed frame."""
         self.resyncs = 0
-        """Times RESYNC_AFTER old frames in a row made the reassembler follow a restarted sender."""
+        """Times RESYNC_AFTER old frames in a row, with advancing seqs, made the reassembler follow a restarted sender
+        (repeats of one frame, a frozen sender, never do)."""
         self._old_run = 0
+        self._old_seq: int | None = None  # seq of the last old frame counted in _old_run
         self._pending: dict[int, _Pending] = {}
 
     @property
@@ -76,6 +78,7 @@ class Reassembler:
         self._pending.clear()
         self.last_seq = None
         self._old_run = 0
+        self._old_seq = None
 
     def add(self, chunk: ScanChunk) -> ScanFrame | None:
         """Take one chunk; the completed ScanFrame, or None while chunks are missing."""
@@ -89,7 +92,9 @@ class Reassembler:
             raise WireChunkError(f"{where}: num_beams {chunk.num_beams} differs from description {chunk.spec_id} "
                                  f"({spec.num_beams} beams); send a new description id when the scanner changes.")
         if self.last_seq is not None and not seq_newer(chunk.seq, self.last_seq):
-            self._old_run += 1
+            if self._old_seq is None or seq_newer(chunk.seq, self._old_seq):
+                self._old_run += 1  # only an advancing old counter counts: a frozen sender repeats one seq
+                self._old_seq = chunk.seq
             if self._old_run >= RESYNC_AFTER:  # the sender restarted without a HELLO: follow its new counter
                 self.resyncs += 1
                 self.reset()

@@ -231,6 +231,11 @@ def test_sequence_wraps_and_resyncs_after_silent_restart():
         with pytest.raises(w.WireSequenceError):
             re.add(w.decode(w.encode_frame(golden_frame(s))[0]))
     assert re.add(w.decode(w.encode_frame(golden_frame(99))[0])).seq == 99 and re.resyncs == 1
+    frozen = w.encode_frame(golden_frame(50))[0]  # a frozen sender repeats one old frame: never a resync
+    for _ in range(3 * w.RESYNC_AFTER):
+        with pytest.raises(w.WireSequenceError):
+            re.add(w.decode(frozen))
+    assert re.resyncs == 1
 
 
 def test_encode_refusals():

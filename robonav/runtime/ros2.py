@@ -1,0 +1,326 @@
+"""The thin ROS 2 bridge: LaserScan, Odometry and a goal pose in, Twist out; the control loop's Driver.
+
+The message mapping is plain Python on duck-typed messages (anything with the ROS attribute names), so it is
+tested without ROS; rclpy and the message packages are imported only inside `run_node`:
+
+    run_node(lambda driver: loop_with(driver).run(), odom_frame="odom")   # on a robot with ROS 2 sourced
+
+`Ros2Bridge` is fed by the node's callbacks (``on_scan``, ``on_odom``, ``on_goal``, on the executor's thread) and
+read by the loop (``latest_frame``, on the main thread); one lock guards what they share and is held only to swap
+references. Each new goal starts an episode whose origin is the newest odometry pose at that moment: the frame's
+goal and odometry are expressed in that origin's frame (SensorFrame). robonav runs no TF: a goal must already be
+in the odometry frame. A message that does not map is counted (``refused``, ``last_reason``) and logged, never
+raised into the executor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from robonav.sensors.frame import ScanSpec, SensorFrame
+from robonav.sensors.odometry import PoseDeltas, pose_delta
+
+__all__ = ["GoalFrameError", "LaserScanError", "PoseError", "Ros2Bridge", "Ros2MessageError", "fill_twist",
+           "goal_from_pose_stamped", "pose_from_odometry", "run_node", "scan_from_laserscan", "yaw_from_quaternion"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Ros2MessageError(ValueError):
+    """A ROS 2 message the bridge cannot map (the bridge counts it as refused)."""
+
+
+class LaserScanError(Ros2MessageError):
+    """A sensor_msgs/LaserScan that describes no usable scan (empty, bad angles, bad range limits)."""
+
+
+class PoseError(Ros2MessageError):
+    """An odometry or goal pose that is not finite, or whose orientation is not a rotation."""
+
+
+class GoalFrameError(Ros2MessageError):
+    """A goal given in a frame other than the odometry frame (robonav does not run TF)."""
+
+
+def scan_from_laserscan(msg: Any, spec_id: int = 0) -> tuple[ScanSpec, np.ndarray]:
+    """The ScanSpec and float32 ranges of a sensor_msgs/LaserScan.
+
+    REP 117 codes pass through (+inf: no return within range, NaN: invalid, -inf: too close). A finite reading
+    outside [range_min, range_max] is mapped by the same rule: below range_min -> -inf, above range_max -> +inf.
+    Raises LaserScanError for an empty scan, a non-finite or non-positive angle_increment, beams that do not end
+    at angle_max (within half an increment), or range limits outside 0 <= range_min < range_max < inf.
+    """
+    ranges = np.array(msg.ranges, dtype=np.float32)  # a copy: the frame owns it
+    n = ranges.size
+    if ranges.ndim != 1 or n == 0:
+        raise LaserScanError(f"LaserScan: ranges must be a non-empty 1-D sequence, got shape {ranges.shape}; "
+                             "check the scanner driver")
+    a0, inc, a1 = float(msg.angle_min), float(msg.angle_increment), float(msg.angle_max)
+    if not (math.isfinite(inc) and inc > 0.0 and math.isfinite(a0) and math.isfinite(a1)):
+        raise LaserScanError(
+            f"LaserScan: expected finite angles and angle_increment > 0, got angle_min={a0}, angle_max={a1}, "
+            f"angle_increment={inc}; a scanner with decreasing angles must be reversed (ranges and angles) first")
+    end = a0 + (n - 1) * inc
+    if abs(end - a1) > 0.5 * inc + 1e-6:
+        raise LaserScanError(
+            f"LaserScan: {n} beams from angle_min={a0} by angle_increment={inc} end at {end}, expected about "
+            f"angle_max={a1} (within half an increment); the scan's description does not fit its ranges")
+    r0, r1 = float(msg.range_min), float(msg.range_max)
+    if not (0.0 <= r0 < r1 < math.inf):
+        raise LaserScanError(f"LaserScan: expected 0 <= range_min < range_max < inf, got range_min={r0}, "
+                             f"range_max={r1}; check the scanner driver's range settings")
+    with np.errstate(invalid="ignore"):  # NaN compares False: it stays NaN
+        ranges[np.isfinite(ranges) & (ranges < r0)] = -np.inf
+        ranges[np.isfinite(ranges) & (ranges > r1)] = np.inf
+    return ScanSpec(n, a0, inc, r0, r1, None, spec_id), ranges
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Heading (rotation about z) of the quaternion (x, y, z, w) in [-pi, pi); need not be normalised."""
+    yaw = math.atan2(2.0 * (w * z + x * y), w * w + x * x - y * y - z * z)
+    return (yaw + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def pose_from_odometry(msg: Any) -> np.ndarray:
+    """(x, y, yaw) float64 [3] of a nav_msgs/Odometry in its odometry frame (z, roll and pitch are ignored);
+    PoseError for a non-finite position or an orientation quaternion that is zero or not finite."""
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    xyzw = (float(q.x), float(q.y), float(q.z), float(q.w))
+    out = np.array([float(p.x), float(p.y), 0.0])
+    norm = math.sqrt(sum(c * c for c in xyzw))
+    if not (np.isfinite(out).all() and math.isfinite(norm) and norm > 1e-6):
+        raise PoseError(f"Odometry: expected a finite position and a non-zero finite orientation quaternion, got "
+                        f"position ({out[0]}, {out[1]}), orientation (x, y, z, w) = {xyzw}; check the odometry "
+                        "source")
+    out[2] = yaw_from_quaternion(*xyzw)
+    return out
+
+
+def goal_from_pose_stamped(msg: Any, odom_frame: str) -> np.ndarray:
+    """(x, y) float64 [2] of a geometry_msgs/PoseStamped goal given in ``odom_frame`` (its orientation is not
+    used); GoalFrameError for another frame, PoseError for a non-finite position."""
+    frame_id = msg.header.frame_id
+    if frame_id != odom_frame:
+        raise GoalFrameError(
+            f"goal pose: expected header.frame_id {odom_frame!r} (the odometry frame), got {frame_id!r}; robonav "
+            f"does not run TF: transform the goal into {odom_frame!r} first (or set the bridge's odom_frame)")
+    p = msg.pose.position
+    out = np.array([float(p.x), float(p.y)])
+    if not np.isfinite(out).all():
+        raise PoseError(f"goal pose: expected a finite position, got ({out[0]}, {out[1]})")
+    return out
+
+
+def fill_twist(twist: Any, v: float, omega: float) -> Any:
+    """Set a geometry_msgs/Twist to linear.x = v, angular.z = omega, every other component 0; returns it."""
+    lin, ang = twist.linear, twist.angular
+    lin.x, lin.y, lin.z = float(v), 0.0, 0.0
+    ang.x, ang.y, ang.z = 0.0, 0.0, float(omega)
+    return twist
+
+
+def _stamp(msg: Any) -> float:
+    s = msg.header.stamp
+    return float(s.sec) + float(s.nanosec) * 1e-9
+
+
+class Ros2Bridge:
+    """The Driver protocol (robonav.runtime.driver) over ROS 2 callbacks; see the module docstring.
+
+    ``send`` publishes a Twist (the node passes its /cmd_vel publisher's ``publish``); ``twist_factory`` makes an
+    empty Twist; ``odom_frame`` is the frame goals must be given in. ``log_every``: after the first problem of a
+    kind (scan, odom, goal, command, send), at most one log line per that many seconds for the kind.
+    """
+
+    def __init__(self, send: Callable[[Any], object], *, twist_factory: Callable[[], Any], odom_frame: str = "odom",
+                 log_every: float = 1.0) -> None:
+        self.send = send
+        self.odom_frame = odom_frame
+        self.twist_factory = twist_factory
+        self.log_every = log_every
+        self.scans = 0
+        """LaserScan messages mapped."""
+        self.odoms = 0
+        """Odometry messages mapped."""
+        self.goals = 0
+        """Goals accepted (each starts an episode)."""
+        self.frames = 0
+        """SensorFrames handed out (the newest frame's seq)."""
+        self.refused = 0
+        """Messages that failed mapping (dropped)."""
+        self.last_reason: str | None = None
+        """Why the newest refused message failed (or the newest command or send problem)."""
+        self.sent = 0
+        """Twists sent (commands and stops)."""
+        self.send_errors = 0
+        """Sends that raised (the robot's own timeout covers the lost command)."""
+        self.episode_id = 0
+        """Current episode: 0 before the first goal, then +1 per goal."""
+        self.closed = False
+        self._lock = threading.Lock()
+        self._odom: np.ndarray | None = None  # newest odometry pose; replaced, never mutated
+        self._goal: np.ndarray | None = None  # newest goal (odometry frame)
+        self._origin: np.ndarray | None = None  # odometry pose at the episode start
+        self._goal_rel: np.ndarray | None = None  # goal in the origin's frame
+        self._spec: ScanSpec | None = None
+        self._pending: tuple[np.ndarray, ScanSpec, float, np.ndarray | None] | None = None  # newest unread scan
+        self._frame: SensorFrame | None = None
+        self._deltas = PoseDeltas()  # used by latest_frame only (the loop's thread)
+        self._logged_at: dict[str, float] = {}
+
+    # -- the executor's side ------------------------------------------------------------------------------------
+    def on_scan(self, msg: Any) -> None:
+        """A sensor_msgs/LaserScan: becomes the pending scan, paired with the newest odometry pose."""
+        spec_id = self._spec.spec_id if self._spec is not None else 0
+        got = self._map("scan", lambda: (*scan_from_laserscan(msg, spec_id), _stamp(msg)))
+        if got is None:
+            return
+        spec, ranges, stamp = got
+        with self._lock:
+            if spec == self._spec:
+                spec = self._spec  # the same object while the description holds (the loop compares by identity)
+            elif self._spec is not None:  # a changed description gets a new id
+                spec = dataclasses.replace(spec, spec_id=self._spec.spec_id + 1)
+            self._spec = spec
+            self._pending = (ranges, spec, stamp, self._odom)
+            self.scans += 1
+
+    def on_odom(self, msg: Any) -> None:
+        """A nav_msgs/Odometry: the newest pose (and the origin of a goal that waited for one)."""
+        pose = self._map("odom", lambda: pose_from_odometry(msg))
+        if pose is None:
+            return
+        with self._lock:
+            self._odom = pose
+            if self._goal is not None and self._origin is None:
+                self._start_episode()
+            self.odoms += 1
+
+    def on_goal(self, msg: Any) -> None:
+        """A geometry_msgs/PoseStamped goal in the odometry frame: starts a new episode."""
+        goal = self._map("goal", lambda: goal_from_pose_stamped(msg, self.odom_frame))
+        if goal is None:
+            return
+        with self._lock:
+            self._goal = goal
+            self._origin = self._goal_rel = None
+            if self._odom is not None:
+                self._start_episode()
+            self.goals += 1
+
+    def _start_episode(self) -> None:
+        """New episode from the newest odometry pose (lock held)."""
+        assert self._odom is not None and self._goal is not None
+        self._origin = self._odom
+        self._goal_rel = pose_delta(self._origin, np.array([self._goal[0], self._goal[1], 0.0]))[:2].copy()
+        self.episode_id += 1
+
+    # -- the loop's side (the Driver protocol) ------------------------------------------------------------------
+    def latest_frame(self) -> SensorFrame | None:
+        """A new SensorFrame if a scan arrived since the last call (and odometry and a goal are known), else the
+        previous frame (None before the first)."""
+        with self._lock:
+            if self._pending is None or self._goal_rel is None or self._origin is None or self._odom is None:
+                return self._frame
+            ranges, spec, stamp, pose = self._pending
+            self._pending = None
+            pose = self._odom if pose is None else pose
+            origin, goal, episode = self._origin, self._goal_rel, self.episode_id
+        relative = pose_delta(origin, pose)  # the scan's pose in the episode's frame
+        delta = self._deltas.delta(episode, relative)
+        self.frames += 1
+        self._frame = SensorFrame(ranges, spec, delta, goal.copy(), episode, stamp, self.frames)
+        return self._frame
+
+    def publish(self, v: float, omega: float, answers_seq: int) -> None:
+        """Send a Twist (v m/s, omega rad/s); a non-finite command is sent as a stop. ``answers_seq`` is not sent
+        (a Twist has no field for it)."""
+        if not (math.isfinite(v) and math.isfinite(omega)):
+            self._note("command", f"non-finite command ({v}, {omega}) sent as a stop")
+            v = omega = 0.0
+        self._send(v, omega)
+
+    def stop(self) -> None:
+        """Send a zero Twist."""
+        self._send(0.0, 0.0)
+
+    def close(self) -> None:
+        """Send a last stop, then send nothing more; idempotent."""
+        if not self.closed:
+            self._send(0.0, 0.0)
+            self.closed = True
+
+    def _send(self, v: float, omega: float) -> None:
+        if self.closed:
+            return
+        try:
+            self.send(fill_twist(self.twist_factory(), v, omega))
+            self.sent += 1
+        except Exception as e:  # a failed publish must not stop the loop
+            self.send_errors += 1
+            self._note("send", f"send failed: {e!r}")
+
+    def _map(self, kind: str, mapping: Callable[[], T]) -> T | None:
+        """``mapping()``, or None after counting and logging its error (never raised into the executor)."""
+        try:
+            return mapping()
+        except Exception as e:
+            with self._lock:
+                self.refused += 1
+            self._note(kind, f"{kind} message refused: {e}")
+            return None
+
+    def _note(self, kind: str, message: str) -> None:
+        self.last_reason = message
+        now = time.monotonic()
+        last = self._logged_at.get(kind)
+        if last is None or now - last >= self.log_every:
+            self._logged_at[kind] = now
+            log.warning("Ros2Bridge (%d refused, %d send errors): %s", self.refused, self.send_errors, message)
+
+
+def run_node(run_loop: Callable[[Ros2Bridge], Any], *, scan_topic: str = "/scan", odom_topic: str = "/odom",
+             goal_topic: str = "/goal_pose", cmd_topic: str = "/cmd_vel", odom_frame: str = "odom",
+             node_name: str = "robonav", args: list[str] | None = None) -> Any:
+    """Run ``run_loop(bridge)`` in this thread while a ROS 2 node named ``node_name`` feeds the bridge from a
+    SingleThreadedExecutor in a daemon thread; returns what ``run_loop`` returns. Needs a sourced ROS 2
+    (rclpy, sensor_msgs, nav_msgs, geometry_msgs); rclpy is shut down on the way out."""
+    import rclpy
+    from geometry_msgs.msg import PoseStamped, Twist
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import LaserScan
+
+    rclpy.init(args=args)
+    try:
+        node = rclpy.create_node(node_name)
+        publisher = node.create_publisher(Twist, cmd_topic, 10)
+        bridge = Ros2Bridge(send=publisher.publish, odom_frame=odom_frame, twist_factory=Twist)
+        node.create_subscription(LaserScan, scan_topic, bridge.on_scan, qos_profile_sensor_data)
+        node.create_subscription(Odometry, odom_topic, bridge.on_odom, 10)
+        node.create_subscription(PoseStamped, goal_topic, bridge.on_goal, 10)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, name="robonav-ros2", daemon=True)
+        spinner.start()
+        try:
+            return run_loop(bridge)
+        finally:
+            bridge.close()  # a last stop while the publisher still exists
+            executor.shutdown()
+            spinner.join(timeout=2.0)
+            node.destroy_node()
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
