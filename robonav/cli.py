@@ -346,6 +346,41 @@ def cmd_selftest(args: argparse.Namespace) -> int:
                          tolerance=args.tolerance, as_json=args.json, warmup=args.warmup)
 
 
+def cmd_sim_robot(args: argparse.Namespace) -> int:
+    """The simulator as a robot behind the robot wire, until its episodes are played."""
+    from robonav.hil.simrobot import SimRobotSettings, main
+    from robonav.settings import load_settings
+
+    return main(load_settings(SimRobotSettings, args.launch, args.overrides, section="robot"), args.json)
+
+
+def cmd_hil(args: argparse.Namespace) -> int:
+    """Runtime and sim-robot as two processes over UDP (faults between them): navigation, timing, verdict."""
+    import dataclasses
+
+    from robonav.hil.runner import HilSettings, format_report, junit_xml, run_hil
+    from robonav.settings import load_settings
+
+    hil = [o for o in args.overrides if not o.startswith(("run.", "robot."))]
+    settings = load_settings(HilSettings, args.launch, hil, section="hil")
+    flags = {"episodes": args.episodes, "out": args.out}
+    settings = dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    report = run_hil(settings, args.launch, [o for o in args.overrides if o.startswith(("run.", "robot."))])
+    if args.junit:
+        junit_xml(report, args.junit)
+    print(json.dumps(report, sort_keys=True) if args.json else format_report(report))
+    return 0 if report["verdict"]["passed"] else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Rerun a wire recording offline; exit 0 when every command comes out bit for bit."""
+    from robonav.runtime.replay import format_replay, replay
+
+    result = replay(args.log, backend=args.backend, model=args.model)
+    print(json.dumps(result, sort_keys=True) if args.json else format_replay(result))
+    return 0 if result["identical"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robonav", description=__doc__.splitlines()[0])
     from robonav import __version__
@@ -443,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_launch(p, "robot")
     p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="inference backend (run.backend)")
     p.add_argument("--model", help="step model .onnx / .engine, or 'default' (launch: run.model)")
-    p.add_argument("--driver", choices=("sim",), help="where frames come from and commands go (launch: run.driver)")
+    p.add_argument("--driver", choices=("sim", "udp"), help="where frames come from and commands go (run.driver)")
     p.add_argument("--ticks", type=int, help="stop after this many ticks (default: run until SIGINT/SIGTERM)")
     p.add_argument("--stress", type=float, metavar="HZ", help="run at HZ instead of the model's period: timing only")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -465,6 +500,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only open the backend and compile (or load cached) Numba kernels, then exit: no checks")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_selftest)
+
+    p = sub.add_parser("sim-robot", help="the simulator as a robot behind the robot wire (UDP), for HIL")
+    _add_launch(p, "hil")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_sim_robot)
+
+    p = sub.add_parser("hil", help="runtime + sim-robot as two processes over UDP, faults between: a HIL run")
+    _add_launch(p, "hil")
+    p.add_argument("--episodes", type=int, help="episodes to drive (launch: hil.episodes)")
+    p.add_argument("--out", help="folder for logs, reports and telemetry (launch: hil.out; default: a temp folder)")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit verdict for the scenario")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_hil)
+
+    p = sub.add_parser("replay", help="rerun a wire recording offline and check the commands bit for bit")
+    p.add_argument("log", help="wire recording (robonav run --set record=FILE, or robonav hil with hil.record)")
+    p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="backend (default: the recorded one)")
+    p.add_argument("--model", help="step model (default: the recorded one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 
@@ -491,7 +546,8 @@ def _is_user_error(e: Exception) -> bool:
                          ("robonav.deploy.parity", "CheckpointMismatchError"),
                          ("robonav.runtime.backends", "BackendUnavailableError"),
                          ("robonav.runtime.loop", "LoopSetupError"), ("robonav.runtime.loop", "LoopConfigError"),
-                         ("robonav.runtime.selftest", "RecordingError")):
+                         ("robonav.runtime.selftest", "RecordingError"), ("robonav.hil.runner", "HilError"),
+                         ("robonav.runtime.wirelog", "WireLogError")):
         mod = sys.modules.get(module)
         if mod is not None and isinstance(e, getattr(mod, name)):
             return True

@@ -84,8 +84,8 @@ class FaultConfig:
     directions: str = "both"
     """Which way loss, delay, jitter, duplicate, reorder and corrupt apply: both, to_runtime or to_robot."""
     kill_runtime_after: float = 0.0
-    """Clock s after the start at which the HIL runner SIGKILLs and restarts the runtime (0: never; the proxy only
-    validates it)."""
+    """Clock s after the robot's first answered frame at which the HIL runner SIGKILLs and restarts the runtime
+    (0: never; the proxy only validates it)."""
     seed: int = 0
     """Seed of every random draw: the same seed and the same traffic give the same faults."""
 

@@ -89,6 +89,13 @@ class LoopConfig:
     """Freeze and disable the garbage collector while the loop runs (re-enabled after)."""
     handle_signals: bool = True
     """End the loop on SIGINT/SIGTERM (only where run() is called from the main thread)."""
+    align: bool = False
+    """Wait for the first frame and start tick 0 ``align_offset`` periods after it arrived, so the loop runs in
+    step with the sensor (a frame is answered within the period it arrived in) instead of in an arbitrary phase.
+    The driver must return the same newest frame when asked again (robot drivers do; a ReplayDriver does not)."""
+    align_offset: float = 0.2
+    """Periods between the first frame's arrival and tick 0 (align only): room for the frame's other chunks and
+    for the sender's jitter."""
 
     def __post_init__(self) -> None:
         if not (0.0 < self.period < math.inf):
@@ -99,6 +106,8 @@ class LoopConfig:
                                   "between two on-time frames")
         if self.ticks is not None and self.ticks < 0:
             raise LoopConfigError(f"LoopConfig.ticks must be >= 0 or None, actual: {self.ticks!r}")
+        if not 0.0 <= self.align_offset < 1.0:
+            raise LoopConfigError(f"LoopConfig.align_offset must be in [0, 1) periods, actual: {self.align_offset!r}")
         if self.telemetry_every < 1:
             raise LoopConfigError(f"LoopConfig.telemetry_every must be >= 1 tick, actual: {self.telemetry_every!r}")
 
@@ -256,6 +265,8 @@ class ControlLoop:
         covered (never burst to catch up)."""
         cfg, clock, s = self.config, self.clock, self.summary
         period = cfg.period
+        if cfg.align:
+            t0 = self._align()
         self._last_new = t0
         k = 0
         while True:
@@ -276,6 +287,13 @@ class ControlLoop:
                 skip = int(late // period)
                 s.skipped_ticks += skip
                 k += skip
+
+    def _align(self) -> float:
+        """Poll the driver until a frame arrives (or a stop is asked for); the time tick 0 starts at."""
+        clock, period = self.clock, self.config.period
+        while self._stop_reason is None and self.driver.latest_frame() is None:
+            clock.sleep_until(clock.now() + period / 50)
+        return clock.now() + self.config.align_offset * period
 
     def _tick(self, deadline: float) -> None:
         """One tick's work; writes its row. The hot path: no allocation that outlives it."""

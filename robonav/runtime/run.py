@@ -15,18 +15,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robonav.control.clock import Clock
 from robonav.control.safety import SafetyConfig
 from robonav.runtime.backend import Backend
 from robonav.runtime.driver import Driver
 from robonav.runtime.loop import ControlLoop, LoopConfig, LoopSummary
 from robonav.runtime.sidecar import ModelSidecar
+from robonav.runtime.udp_driver import parse_address
 from robonav.settings import SettingsError
 
-__all__ = ["DRIVERS", "DriverFactory", "RunSettings", "SimDriverSettings", "backend_kwargs", "expand_path",
-           "format_summary", "loop_config", "model_path", "open_run_backend", "run_loop"]
+__all__ = ["DRIVERS", "DriverFactory", "RunSettings", "SimDriverSettings", "UdpSettings", "backend_kwargs",
+           "expand_path", "format_summary", "loop_config", "model_path", "open_run_backend", "run_loop", "udp_driver"]
 
-DRIVERS = ("sim",)
-"""Driver kinds `robonav run` builds today; the UDP robot driver joins with the robot-wire issue."""
+DRIVERS = ("sim", "udp")
+"""Driver kinds `robonav run` builds: the simulator in-process (a dev machine), the robot wire over UDP."""
+
+
+@dataclass(frozen=True)
+class UdpSettings:
+    """The robot wire's UDP endpoints (driver: udp)."""
+
+    bind: str = "127.0.0.1:47800"
+    """Where the runtime listens for sensor frames (host:port; loopback unless allow_remote)."""
+    robot: str = "127.0.0.1:47801"
+    """Where commands go (the robot, or a fault proxy in front of it)."""
+    allow_remote: bool = False
+    """Listen on a non-loopback address (a robot on the network)."""
+
+    def __post_init__(self) -> None:
+        parse_address(self.bind, "run.udp.bind")
+        parse_address(self.robot, "run.udp.robot")
 
 
 @dataclass(frozen=True)
@@ -60,8 +78,8 @@ class RunSettings:
     device: str = "cpu"
     """Device of the torch backend ('cpu' or 'cuda')."""
     driver: str = "sim"
-    """Where frames come from and commands go: 'sim' (a simulated robot, for a dev machine); the UDP robot
-    driver arrives with the robot-wire issue."""
+    """Where frames come from and commands go: 'sim' (a simulated robot in this process, for a dev machine) or
+    'udp' (the robot wire: a robot, or `robonav sim-robot` in another process)."""
     clock: str = "real"
     """Loop clock (robonav.control.make_clock): real, or scaled (with clock_factor) for faster-than-real runs."""
     clock_factor: float = 1.0
@@ -72,6 +90,10 @@ class RunSettings:
     """Stop after this many ticks (None: until SIGINT/SIGTERM)."""
     stress_hz: float | None = None
     """Run at this rate instead of the model's period: a timing report, not navigation (None: off)."""
+    align: bool = True
+    """Start the ticks just after the first frame arrives, in step with the sensor: each frame is then answered
+    within the period it arrived in (the one tick of command latency training and eval simulate) rather than up to
+    a period later, depending on the phase the loop happened to start in."""
     telemetry: str | None = "robonav-run.jsonl"
     """JSON-lines telemetry file, appended to (None: none)."""
     telemetry_every: int = 100
@@ -82,11 +104,16 @@ class RunSettings:
     """The safety layer between policy and wheels (robonav.control; the same limits as training)."""
     sim: SimDriverSettings = field(default_factory=SimDriverSettings)
     """Episodes of the simulator driver."""
+    udp: UdpSettings = field(default_factory=UdpSettings)
+    """Endpoints of the UDP driver."""
+    record: str | None = None
+    """driver: udp: write every datagram received and sent to this wire recording (`robonav replay` reruns it)."""
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:
-            raise SettingsError(f"run.driver must be one of {list(DRIVERS)}, got {self.driver!r} (the UDP robot "
-                                "driver arrives with the robot-wire issue)")
+            raise SettingsError(f"run.driver must be one of {list(DRIVERS)}, got {self.driver!r}")
+        if self.record is not None and self.driver != "udp":
+            raise SettingsError(f"run.record records the robot wire: it needs driver: udp, got {self.driver!r}")
 
 
 def model_path(model: str) -> Path:
@@ -121,7 +148,8 @@ def loop_config(settings: RunSettings, backend: Backend) -> LoopConfig:
     """LoopConfig at the model's period (or the stress rate) with the settings' watchdog and telemetry."""
     return LoopConfig.for_model(backend.sidecar, settings.stress_hz, watchdog=settings.watchdog,
                                 ticks=settings.ticks, telemetry=expand_path(settings.telemetry),
-                                telemetry_every=settings.telemetry_every, gc_freeze=settings.gc_freeze)
+                                telemetry_every=settings.telemetry_every, gc_freeze=settings.gc_freeze,
+                                align=settings.align)
 
 
 def format_summary(summary: LoopSummary, extra: dict[str, Any] | None = None) -> str:
@@ -141,6 +169,22 @@ def format_summary(summary: LoopSummary, extra: dict[str, Any] | None = None) ->
     return "\n".join(lines)
 
 
+def udp_driver(settings: RunSettings, backend: Backend, config: LoopConfig, clock: Clock) -> Driver:
+    """The UDP robot driver on the loop's clock; it records the wire when ``settings.record`` says so, with what
+    `robonav replay` needs to rerun the run (model, backend, period, watchdog, safety)."""
+    from dataclasses import asdict
+
+    from robonav.runtime.udp_driver import UdpDriver
+
+    meta = {"model": str(model_path(settings.model).resolve()), "backend": settings.backend,
+            "backend_kwargs": backend_kwargs(settings), "period": config.period, "stress": config.stress,
+            "watchdog": config.watchdog, "safety": asdict(settings.safety), "precision": backend.sidecar.precision}
+    u = settings.udp
+    return UdpDriver(bind=parse_address(u.bind, "run.udp.bind"), robot=parse_address(u.robot, "run.udp.robot"),
+                     watchdog=settings.watchdog, clock=clock, allow_remote=u.allow_remote,
+                     record=expand_path(settings.record), record_meta=meta)
+
+
 def expand_path(path: str | None) -> str | None:
     """``path`` with ~ and environment variables expanded (None stays None)."""
     return None if path is None else os.path.expandvars(os.path.expanduser(path))
@@ -154,10 +198,11 @@ def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = 
     backend = open_run_backend(settings)
     try:
         config = loop_config(settings, backend)
-        driver = make_driver(backend.sidecar, settings.sim, config.period)
+        clock = make_clock(settings.clock, settings.clock_factor)
+        driver = (udp_driver(settings, backend, config, clock) if settings.driver == "udp"
+                  else make_driver(backend.sidecar, settings.sim, config.period))
         try:
-            loop = ControlLoop.for_backend(backend, driver, make_clock(settings.clock, settings.clock_factor), config,
-                                           settings.safety)
+            loop = ControlLoop.for_backend(backend, driver, clock, config, settings.safety)
 
             def started() -> None:
                 print(f"robonav run: running {backend.name} at {config.period:g} s per tick"

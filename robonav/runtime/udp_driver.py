@@ -33,7 +33,7 @@ from robonav.runtime.wirelog import RX, TX, WireRecorder
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas
 
-__all__ = ["UdpDriver", "UdpDriverConfigError"]
+__all__ = ["UdpDriver", "UdpDriverConfigError", "parse_address"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,16 @@ RECV_SIZE = 65536
 
 class UdpDriverConfigError(ValueError):
     """The driver was configured with an address or setting it refuses (non-loopback bind, bad watchdog)."""
+
+
+def parse_address(text: str, where: str) -> tuple[str, int]:
+    """'host:port' -> (host, port); a clear error naming ``where`` (a settings key) otherwise."""
+    from robonav.settings import SettingsError
+
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise SettingsError(f"{where}: {text!r} is not host:port (e.g. 127.0.0.1:47801; port 0 = any free one)")
+    return host, int(port)
 
 
 def _is_loopback(host: str) -> bool:
@@ -170,6 +180,12 @@ class UdpDriver:
             self._sock.close()
             if self.recorder is not None:
                 self.recorder.close()
+
+    def summary(self) -> dict[str, Any]:
+        """Counters for `robonav run`'s report: datagrams, frames, rejections per reason, sends."""
+        return {"udp_received": self.received, "udp_frames": self.frames, "udp_sent": self.sent,
+                "udp_send_errors": self.send_errors, "udp_rejected": dict(self.rejected),
+                "udp_resyncs": self._rx.reassembler.resyncs}
 
     def __enter__(self) -> UdpDriver:
         return self

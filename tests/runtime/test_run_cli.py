@@ -75,11 +75,11 @@ def test_sigterm_ends_robonav_run_with_a_stop_sent_and_exit_code_0(model, tmp_pa
 
 
 def test_run_refuses_an_unknown_driver_in_one_line(model, tmp_path):
-    out = subprocess.run([*ROBONAV, "run", "--set", f"model={model}", "--set", "driver=udp"], cwd=tmp_path,
+    out = subprocess.run([*ROBONAV, "run", "--set", f"model={model}", "--set", "driver=can"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("robonav run: ")
-    assert "run.driver must be one of ['sim'], got 'udp'" in out.stderr
+    assert "run.driver must be one of ['sim', 'udp'], got 'can'" in out.stderr
 
 
 def test_selftest_records_on_a_dev_machine_and_passes(model, tmp_path):
