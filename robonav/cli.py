@@ -381,6 +381,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if result["identical"] else 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Export, INT8, the fastest CPU backend in the loop, HIL over UDP: one table and a picture."""
+    from robonav.demo import main
+
+    return main(args.out, args.episodes, args.mazes, args.seed, args.clock_factor, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robonav", description=__doc__.splitlines()[0])
     from robonav import __version__
@@ -513,6 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", metavar="FILE", help="write a JUnit verdict for the scenario")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_hil)
+
+    p = sub.add_parser("demo", help="the whole path on the default policy: export, INT8, loop, HIL over UDP")
+    p.add_argument("--out", default="out/demo", help="folder for everything the stages write (default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=4, help="HIL and eval episodes per precision")
+    p.add_argument("--mazes", default="test", help="suite of the episodes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episode list")
+    p.add_argument("--clock-factor", type=float, default=8.0, help="HIL clock seconds per real second")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("replay", help="rerun a wire recording offline and check the commands bit for bit")
     p.add_argument("log", help="wire recording (robonav run --set record=FILE, or robonav hil with hil.record)")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib")
+HEAVY = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib", "rclpy")
 
 
 @pytest.mark.parametrize("module, allowed", [
@@ -16,6 +16,13 @@ HEAVY = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib")
     ("robonav.control", ()),
     ("robonav.settings", ()),
     ("robonav.cli", ()),
+    # the on-robot path: numpy, numba, pyyaml and its engine only (opened, never imported, at import time)
+    ("robonav.runtime.run", ()),
+    ("robonav.runtime.udp_driver", ()),
+    ("robonav.runtime.replay", ()),
+    ("robonav.runtime.ros2", ()),
+    ("robonav.runtime.numba_backend", ()),
+    ("robonav.runtime.selftest", ()),
 ])
 def test_light_imports(module, allowed):
     code = (f"import sys, {module}; heavy = [m for m in {HEAVY!r} if m in sys.modules and m not in {allowed!r}];"

@@ -66,6 +66,8 @@ class HilSettings:
     """Folder for the processes' logs, reports, telemetry and wire recording (None: a new temporary folder)."""
     record: bool = False
     """Record the runtime's wire traffic (out/wire.rnavlog) for `robonav replay`."""
+    trajectories: bool = False
+    """Save the episodes' true paths (out/trajectories.npz, the sim-robot's poses per tick) for pictures."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -153,7 +155,10 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
     out.mkdir(parents=True, exist_ok=True)
     runtime_port, robot_port = _free_port(), _free_port()
     clock = [f"clock={s.clock}", f"clock_factor={s.clock_factor}"]
-    passthrough = [o for o in overrides if not o.startswith("hil.")]
+    run_extra = [o for o in overrides if o.startswith("run.")]
+    robot_extra = [o for o in overrides if o.startswith("robot.")]
+    if len(run_extra) + len(robot_extra) != len(overrides):
+        raise SettingsError(f"run_hil: overrides for the sides must start with run. or robot., got {list(overrides)}")
     procs: list[_Process] = []
     faults = dataclasses.replace(s.faults, kill_runtime_after=0.0)
     started = time.monotonic()
@@ -168,7 +173,7 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
             ports = proxy.first_json(30.0)
             robot_to = "{}:{}".format(*ports["robot_side"])
             runtime_to = "{}:{}".format(*ports["runtime_side"])
-        run_sets = [*passthrough, "run.driver=udp", f"run.udp.bind=127.0.0.1:{runtime_port}",
+        run_sets = [*run_extra, "run.driver=udp", f"run.udp.bind=127.0.0.1:{runtime_port}",
                     f"run.udp.robot={runtime_to}", f"run.telemetry={out / 'runtime.jsonl'}",
                     *(f"run.{c}" for c in clock)]
         if s.record:
@@ -176,8 +181,9 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
         runtime = _Process("runtime", _cli("run", launch, run_sets), out)
         procs.append(runtime)
         robot = _Process("sim-robot", _cli("sim-robot", launch, [
-            *passthrough, f"robot.bind=127.0.0.1:{robot_port}", f"robot.runtime={robot_to}",
+            *robot_extra, f"robot.bind=127.0.0.1:{robot_port}", f"robot.runtime={robot_to}",
             f"robot.episodes={s.episodes}", f"robot.suite={s.suite}", f"robot.seed={s.seed}",
+            *([f"robot.trajectories={out / 'trajectories.npz'}"] if s.trajectories else []),
             *(f"robot.{c}" for c in clock)]), out)
         procs.append(robot)
         restarts, runtime_reports = 0, []

@@ -74,6 +74,8 @@ class SimRobotSettings:
     """Clock seconds between repeated DESCRIPTION messages."""
     chunk_beams: int = wire.MAX_CHUNK_BEAMS
     """Beams per SCAN datagram (fewer: more chunks per frame, to exercise reassembly)."""
+    trajectories: str | None = None
+    """Write every episode's true poses (x, y, theta per tick, the start included) to this .npz (None: don't)."""
 
     def __post_init__(self) -> None:
         parse_address(self.bind, "robot.bind")
@@ -137,6 +139,7 @@ class SimRobot:
         self._pose = np.zeros(3)  # wheel odometry pose in the episode's odometry frame
         self._action = np.zeros((1, 2))
         self._desc_at = -np.inf
+        self.trajectories: list[list[np.ndarray]] = []  # true poses per episode
 
     # -- wire --------------------------------------------------------------------------------------------------
 
@@ -235,6 +238,7 @@ class SimRobot:
 
     def _start(self, index: int) -> int:
         self.sim.reset_env(0, self.episodes[index])
+        self.trajectories.append([self.sim.pose[0].copy()])
         self._pose[:] = 0.0
         self._sent_at.clear()
         self._cmd, self._cmd_at, self._applied_seq, self._stopped = None, -np.inf, None, False
@@ -281,6 +285,7 @@ class SimRobot:
             frame = self.sim.frames[0]
             assert frame is not None
             integrate_pose(self._pose, *frame.odom_delta)
+            self.trajectories[-1].append(self.sim.pose[0].copy())
             if terminated[0] or truncated[0]:
                 self.results.append({**self.sim.info(0), "episode": index,
                                      "family": self.episodes[index].maze.family})
@@ -291,7 +296,19 @@ class SimRobot:
                 frame = self.sim.frames[0]
             self._publish(frame, self.clock.now())
             k += 1
+        if s.trajectories:
+            self.save_trajectories(s.trajectories)
         return self.report()
+
+    def save_trajectories(self, path: str) -> None:
+        """The true poses of every finished episode as ``poses_<i>`` float32 [T, 3] arrays (written atomically)."""
+        import os
+
+        done = self.trajectories[:len(self.results)]
+        arrays = {f"poses_{i}": np.asarray(t, dtype=np.float32) for i, t in enumerate(done)}
+        tmp = f"{path}.tmp.npz"
+        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
 
     def report(self) -> dict[str, Any]:
         """The robot's side of a HIL run."""

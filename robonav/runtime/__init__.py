@@ -13,7 +13,10 @@ TensorRT) is imported when a backend opens, never at import time. Modules, one r
 - ``trt_backend``   `TrtBackend`: a TensorRT engine, device state, CUDA graphs (``cuda``: ctypes libcudart)
 - ``backends``      `open_backend(kind, model)`: the four by name; ``loop``, ``driver``, ``telemetry``, ``run``,
                     ``selftest``: the fixed-step control loop and what drives it
-- ``wire``          the robot wire (UDP datagrams, DESIGN.md); ``udp_driver``: `UdpDriver`, the loop's robot over it
+- ``wire``          the robot wire (UDP datagrams, DESIGN.md): layouts, encode, decode; ``wire_rx``: the receive
+                    state (chunk reassembly, sequence checks); ``udp_driver``: `UdpDriver`, the loop's robot over it
+- ``wirelog``       wire recordings; ``replay``: `replay(log)` reruns one through the loop, commands bit for bit
+- ``ros2``          `Ros2Bridge`: LaserScan, Odometry and a goal pose in, Twist out (rclpy only inside `run_node`)
 
 Names are loaded on first use.
 """
@@ -35,7 +38,8 @@ _EXPORTS = {
     "TrtUnavailableError": "trt_backend",
     "open_backend": "backends", "BackendUnavailableError": "backends",
     "ControlLoop": "loop", "LoopConfig": "loop", "Driver": "driver", "ReplayDriver": "driver",
-    "UdpDriver": "udp_driver",
+    "UdpDriver": "udp_driver", "Receiver": "wire_rx", "WireRecorder": "wirelog", "read_log": "wirelog",
+    "replay": "replay", "Ros2Bridge": "ros2", "run_node": "ros2",
 }
 
 __all__ = sorted(_EXPORTS)
