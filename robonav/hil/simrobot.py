@@ -57,7 +57,10 @@ class SimRobotSettings:
     suite: str = "test"
     """Episode suite (robonav.eval.episodes.make_episodes): test, val, test-9x9, a maze file, ..."""
     episodes: int = 6
-    """Episodes to play, in order; then the robot reports and exits."""
+    """Episodes in the list, played in order; then the robot reports and exits (see duration)."""
+    duration: float = 0.0
+    """Clock seconds to run at least: the list is played again from its start as often as needed, and the run ends
+    when the episode running at that time ends (0: the list once)."""
     seed: int = 0
     """Seed of the episode list."""
     period: float = 0.1
@@ -287,12 +290,13 @@ class SimRobot:
             integrate_pose(self._pose, *frame.odom_delta)
             self.trajectories[-1].append(self.sim.pose[0].copy())
             if terminated[0] or truncated[0]:
-                self.results.append({**self.sim.info(0), "episode": index,
-                                     "family": self.episodes[index].maze.family})
+                n = len(self.episodes)
+                self.results.append({**self.sim.info(0), "episode": index % n,
+                                     "family": self.episodes[index % n].maze.family})
                 index += 1
-                if index == len(self.episodes):
+                if (index >= n and s.duration <= 0.0) or (s.duration > 0.0 and now - t0 >= s.duration):
                     break
-                episode_id = self._start(index)
+                episode_id = self._start(index % n)
                 frame = self.sim.frames[0]
             self._publish(frame, self.clock.now())
             k += 1
