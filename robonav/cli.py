@@ -20,6 +20,15 @@ def _add_launch(p: argparse.ArgumentParser, default: str | None) -> None:
                    help="override a launch-file setting, e.g. --set sim.substeps=2 (repeatable)")
 
 
+def _add_episode_list(p: argparse.ArgumentParser, episodes: int, what: str, envs: bool = True) -> None:
+    """--episodes/--mazes/--seed (and --envs) of a verb that runs a list of paired episodes."""
+    p.add_argument("--episodes", type=int, default=episodes, help=f"{what} episodes (default: %(default)s; 0 skips)")
+    p.add_argument("--mazes", default="test", help=f"suite of the {what} episodes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help=f"seed of the {what} episode list")
+    if envs:
+        p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+
+
 def _emit(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, sort_keys=True))
@@ -440,11 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-steps", type=int, default=1000,
                    help="record at least this many ticks of --parity-mazes episodes for step parity")
     p.add_argument("--parity-mazes", default="val", help="suite of the step-parity recordings")
-    p.add_argument("--episodes", type=int, default=200,
-                   help="paired episodes run closed loop in torch and ONNX Runtime (the noise floor); 0 skips")
-    p.add_argument("--mazes", default="test", help="suite of the closed-loop episodes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the closed-loop episode list")
-    p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+    _add_episode_list(p, 200, "closed-loop (torch vs ONNX Runtime: the noise floor)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_export)
 
@@ -462,10 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="INT8: quantize the recurrent matmul h @ W_hh too, or keep it float")
     p.add_argument("--outputs", default="int8", choices=("int8", "float"),
                    help="INT8: also quantize MatMul/Gemm outputs (ONNX Runtime then runs int8 kernels), or not")
-    p.add_argument("--episodes", type=int, default=200, help="paired episodes of the closed-loop judgement; 0 skips")
-    p.add_argument("--mazes", default="test", help="suite of the judgement episodes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the judgement episode list")
-    p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+    _add_episode_list(p, 200, "closed-loop judgement")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_quantize)
 
@@ -523,9 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole path on the default policy: export, INT8, loop, HIL over UDP")
     p.add_argument("--out", default="out/demo", help="folder for everything the stages write (default: %(default)s)")
-    p.add_argument("--episodes", type=int, default=4, help="HIL and eval episodes per precision")
-    p.add_argument("--mazes", default="test", help="suite of the episodes (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the episode list")
+    _add_episode_list(p, 4, "HIL and eval (per precision)", envs=False)
     p.add_argument("--clock-factor", type=float, default=8.0, help="HIL clock seconds per real second")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_demo)

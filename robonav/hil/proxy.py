@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import ipaddress
 import itertools
 import json
 import logging
@@ -38,6 +37,7 @@ from typing import Any
 
 from robonav.control.clock import CLOCK_KINDS, Clock, RealClock, make_clock
 from robonav.hil.faults import FaultConfig, SensorFaults, corrupt_bytes
+from robonav.runtime.udp_driver import is_loopback
 
 __all__ = ["COUNTERS", "DIRECTIONS", "REORDER_HOLD_S", "FaultProxy", "ProxyConfigError", "main"]
 
@@ -65,15 +65,6 @@ class ProxyConfigError(ValueError):
     """The proxy was asked to bind a non-loopback address without allow_remote."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class FaultProxy:
     """Forwards robot <-> runtime datagrams with the faults of a FaultConfig; see the module docstring."""
 
@@ -84,7 +75,7 @@ class FaultProxy:
         first datagram on the robot side). ``robot_side`` / ``runtime_side``: local addresses to bind (port 0:
         any free one). Times in the config are ``clock`` seconds (a ScaledClock's delays pass F times faster)."""
         for name, (host, _port) in (("robot_side", robot_side), ("runtime_side", runtime_side)):
-            if not _is_loopback(host) and not allow_remote:
+            if not is_loopback(host) and not allow_remote:
                 raise ProxyConfigError(
                     f"FaultProxy: {name} address {host!r} is not loopback; the proxy listens on loopback unless "
                     "configured otherwise. Pass allow_remote=True (--allow-remote) to listen there.")

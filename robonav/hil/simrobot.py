@@ -36,7 +36,7 @@ import numpy as np
 
 from robonav.control.clock import Clock, make_clock
 from robonav.runtime import wire
-from robonav.runtime.udp_driver import parse_address
+from robonav.runtime.udp_driver import is_loopback, parse_address
 from robonav.runtime.wire_rx import Receiver
 from robonav.sensors.odometry import integrate_pose
 from robonav.settings import SettingsError
@@ -113,7 +113,7 @@ class SimRobot:
         s = self.settings = settings
         self.clock = clock if clock is not None else make_clock(s.clock, s.clock_factor)
         host, _ = parse_address(s.bind, "robot.bind")
-        if not s.allow_remote and host not in ("127.0.0.1", "localhost", "::1"):
+        if not s.allow_remote and not is_loopback(host):
             raise SettingsError(f"robot.bind {s.bind!r} is not loopback; set robot.allow_remote: true to listen there")
         self.episodes: list[EpisodeSpec] = make_episodes(s.suite, s.episodes, s.seed)
         cfg = dataclasses.replace(eval_config(SimConfig(period=s.period)), latency_ticks=0, observation="plain")

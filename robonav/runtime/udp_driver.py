@@ -33,7 +33,7 @@ from robonav.runtime.wirelog import RX, TX, WireRecorder
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas
 
-__all__ = ["UdpDriver", "UdpDriverConfigError", "parse_address"]
+__all__ = ["UdpDriver", "UdpDriverConfigError", "is_loopback", "parse_address"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def parse_address(text: str, where: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IP addresses (the only ones a driver binds to unless told otherwise)."""
     if host == "localhost":
         return True
     try:
@@ -74,7 +75,7 @@ class UdpDriver:
         the sender of the first valid datagram). ``watchdog``: seconds without a command after which the robot
         must stop (sent in HELLO). ``max_datagrams``: most datagrams drained per latest_frame() call.
         ``record``: a wire recording to write (``record_meta``: what ran, for the replay)."""
-        if not _is_loopback(bind[0]) and not allow_remote:
+        if not is_loopback(bind[0]) and not allow_remote:
             raise UdpDriverConfigError(
                 f"UdpDriver: bind address {bind[0]!r} is not loopback; the driver listens on loopback unless "
                 "configured otherwise. Pass allow_remote=True (launch file: driver.allow_remote) to listen there.")
