@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-steps", type=int, default=1000,
                    help="record at least this many ticks of --parity-mazes episodes for step parity")
     p.add_argument("--parity-mazes", default="val", help="suite of the step-parity recordings")
-    _add_episode_list(p, 200, "closed-loop (torch vs ONNX Runtime: the noise floor)")
+    _add_episode_list(p, 200, "noise-floor (torch vs ONNX Runtime, closed loop)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_export)
 
