@@ -1,7 +1,8 @@
 """The driver interface between the control loop and a robot: sensor frames in, velocity commands out.
 
 A driver hides where frames come from and where commands go: the simulator (robonav.sim.driver.SimDriver, for
-a dev machine, tests and HIL), the UDP robot wire (next issue), a ROS 2 bridge, or a recording (`ReplayDriver`).
+a dev machine and tests), the UDP robot wire (`UdpDriver`: a robot, or the sim-robot of a HIL run), the ROS 2
+bridge (`Ros2Bridge`), or a list of frames (`ReplayDriver`).
 The loop calls it from one thread, once per tick:
 
     frame = driver.latest_frame()          # newest SensorFrame or None; never blocks

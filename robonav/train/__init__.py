@@ -1,1 +1,1 @@
-"""robonav.train: see DESIGN.md (built by a later issue)."""
+"""robonav.train: recurrent PPO (trainer, ppo, gae, storage, imitation, config) and the cue task; see DESIGN.md."""
