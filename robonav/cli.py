@@ -487,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_launch(p, "robot")
     p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="inference backend (run.backend)")
     p.add_argument("--model", help="step model .onnx / .engine, or 'default' (launch: run.model)")
-    p.add_argument("--driver", choices=("sim", "udp"), help="where frames come from and commands go (run.driver)")
+    p.add_argument("--driver", choices=("sim", "udp", "ros2"),
+                   help="where frames come from and commands go (run.driver)")
     p.add_argument("--ticks", type=int, help="stop after this many ticks (default: run until SIGINT/SIGTERM)")
     p.add_argument("--stress", type=float, metavar="HZ", help="run at HZ instead of the model's period: timing only")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

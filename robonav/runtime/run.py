@@ -27,8 +27,9 @@ from robonav.settings import SettingsError
 __all__ = ["DRIVERS", "DriverFactory", "RunSettings", "SimDriverSettings", "UdpSettings", "backend_kwargs",
            "expand_path", "format_summary", "loop_config", "model_path", "open_run_backend", "run_loop", "udp_driver"]
 
-DRIVERS = ("sim", "udp")
-"""Driver kinds `robonav run` builds: the simulator in-process (a dev machine), the robot wire over UDP."""
+DRIVERS = ("sim", "udp", "ros2")
+"""Driver kinds `robonav run` builds: the simulator in-process (a dev machine), the robot wire over UDP, a ROS 2
+node (/scan, /odom, /goal_pose in, /cmd_vel out; needs a sourced ROS 2 with rclpy)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class RunSettings:
     """Device of the torch backend ('cpu' or 'cuda')."""
     driver: str = "sim"
     """Where frames come from and commands go: 'sim' (a simulated robot in this process, for a dev machine) or
-    'udp' (the robot wire: a robot, or `robonav sim-robot` in another process)."""
+    'udp' (the robot wire: a robot, or `robonav sim-robot` in another process) or 'ros2' (a ROS 2 node)."""
     clock: str = "real"
     """Loop clock (robonav.control.make_clock): real, or scaled (with clock_factor) for faster-than-real runs."""
     clock_factor: float = 1.0
@@ -199,9 +200,8 @@ def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = 
     try:
         config = loop_config(settings, backend)
         clock = make_clock(settings.clock, settings.clock_factor)
-        driver = (udp_driver(settings, backend, config, clock) if settings.driver == "udp"
-                  else make_driver(backend.sidecar, settings.sim, config.period))
-        try:
+
+        def drive(driver: Driver) -> tuple[LoopSummary, dict[str, Any]]:
             loop = ControlLoop.for_backend(backend, driver, clock, config, settings.safety)
 
             def started() -> None:
@@ -211,9 +211,19 @@ def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = 
 
             summary = loop.run(on_start=started)
             summarize = getattr(driver, "summary", None)
-            extra: dict[str, Any] = summarize() if callable(summarize) else {}
-        finally:
-            driver.close()
+            return summary, summarize() if callable(summarize) else {}
+
+        if settings.driver == "ros2":  # the node feeds the bridge from its own thread while the loop runs here
+            from robonav.runtime.ros2 import run_node
+
+            summary, extra = run_node(drive)
+        else:
+            driver = (udp_driver(settings, backend, config, clock) if settings.driver == "udp"
+                      else make_driver(backend.sidecar, settings.sim, config.period))
+            try:
+                summary, extra = drive(driver)
+            finally:
+                driver.close()
     finally:
         backend.close()
     if as_json:

@@ -79,7 +79,7 @@ def test_run_refuses_an_unknown_driver_in_one_line(model, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("robonav run: ")
-    assert "run.driver must be one of ['sim', 'udp'], got 'can'" in out.stderr
+    assert "run.driver must be one of ['sim', 'udp', 'ros2'], got 'can'" in out.stderr
 
 
 def test_selftest_records_on_a_dev_machine_and_passes(model, tmp_path):
