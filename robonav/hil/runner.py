@@ -233,10 +233,14 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
 
 def navigation(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The sim-robot's episodes summarised exactly as `robonav eval` summarises its own (success_rate with its
-    interval, spl, collisions_per_episode, mean_steps, per_maze, per_family)."""
+    interval, spl, collisions_per_episode, mean_steps, per_maze, per_family), plus each episode's result (``results``,
+    robonav.eval.metrics.EpisodeResult fields) for paired comparisons."""
+    from dataclasses import asdict
+
     from robonav.eval.metrics import EpisodeResult, summarize
 
-    return summarize([EpisodeResult.from_info(e, e.get("family", "")) for e in episodes])
+    results = [EpisodeResult.from_info(e, e.get("family", "")) for e in episodes]
+    return {**summarize(results), "results": [asdict(r) for r in results]}
 
 
 def merge(s: HilSettings, robot: dict[str, Any], runtime: dict[str, Any] | None, proxy: dict[str, Any] | None,
