@@ -23,13 +23,7 @@ SMALL = R2D2Config(seq_len=8, overlap=4, burn_in=4, n_step=3, batch=4, capacity=
                    target_every=5, replay_ratio=2.0, lr=1e-3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread, as robonav train runs the learner (threads=1): the CPU may be shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _learner(cfg: R2D2Config = SMALL, seed: int = 3) -> R2D2Learner:

@@ -20,13 +20,7 @@ D, SEQ_LEN, OVERLAP, BURN_IN = 5, 6, 3, 3
 ENDS = {(0, 7): "term", (0, 20): "trunc", (1, 13): "term", (1, 31): "trunc"}  # (env, stream step) -> episode end
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread (as robonav train runs the learner): on a shared CPU, more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(seed: int = 0) -> QNetwork:

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.sim.config import MazeConfig, SimConfig
 from robonav.sim.vector import MazeVectorEnv
 from robonav.train.r2d2.learner import R2D2Config, R2D2Learner
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_a_short_run_on_3x3_mazes_improves_success():
