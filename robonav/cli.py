@@ -112,16 +112,26 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train a policy with recurrent PPO from a launch file; --resume continues the run exactly."""
+    """Train a policy from a launch file (recurrent PPO, or R2D2 with train.algo=r2d2); --resume continues the run."""
     from robonav.settings import load_settings
     from robonav.train.config import TrainConfig
-    from robonav.train.trainer import Trainer
 
     cfg = load_settings(TrainConfig, args.launch, args.overrides, section="train")
-    trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet)
+    max_seconds = None if args.minutes is None else 60.0 * args.minutes
+    trainer: Any
+    if cfg.algo == "r2d2":
+        from robonav.train.q_trainer import QTrainer
+
+        trainer = QTrainer(cfg, resume=args.resume, progress=not args.quiet)
+    else:
+        from robonav.train.trainer import Trainer
+
+        trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet)
     try:
-        last = trainer.train(max_updates=args.updates,
-                             max_seconds=None if args.minutes is None else 60.0 * args.minutes)
+        if cfg.algo == "r2d2":  # --updates counts R2D2's chunks (r2d2.chunk_steps environment steps each)
+            last = trainer.train(max_seconds=max_seconds, max_chunks=args.updates)
+        else:
+            last = trainer.train(max_updates=args.updates, max_seconds=max_seconds)
     finally:
         trainer.close()
     result = {"run_dir": str(trainer.dir), "checkpoint": str(trainer.dir / "last.pt"), **last}
@@ -416,11 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_sim)
 
-    p = sub.add_parser("train", help="train an LSTM policy with recurrent PPO (checkpoints, TensorBoard, resume)")
+    p = sub.add_parser("train",
+                       help="train an LSTM policy with recurrent PPO or R2D2 (checkpoints, TensorBoard, resume)")
     _add_launch(p, "train")
     p.add_argument("--resume", action="store_true", help="continue <out>/<run>/last.pt exactly")
     p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this many minutes: a sitting")
-    p.add_argument("--updates", type=int, help="stop (with a checkpoint) after this many updates")
+    p.add_argument("--updates", type=int,
+                   help="stop (with a checkpoint) after this many updates (R2D2: chunks of r2d2.chunk_steps steps)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_train)

@@ -77,7 +77,8 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-RESUME_KEYS = ("env_rngs", "episodes", "generator", "torch_rng", "successes")
+RESUME_KEYS = ("env_rngs", "episodes", "generator", "torch_rng", "successes", "learner_rng", "replay_rng",
+               "learner_successes")
 """Meta entries only a resumed run needs (dropped by `release_checkpoint` where present)."""
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robonav.policy.actor_critic import PolicyConfig
+from robonav.policy.q_network import QConfig
 from robonav.sim.config import RandomizationConfig, SimConfig
 from robonav.train.imitation import ImitationConfig
 from robonav.train.ppo import PPOConfig
+from robonav.train.r2d2.learner import R2D2Config
+
+ALGOS = ("ppo", "r2d2")
+
+
+class TrainConfigError(ValueError):
+    """Training settings that name no learner robonav has."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +51,24 @@ class TrainConfig:
     workers: int = 2
     """Environment worker processes (0: the envs run in the learner's process)."""
     checkpoint_every: int = 25
-    """Updates between checkpoints (last.pt is always the newest)."""
+    """Updates (R2D2: chunks of r2d2.chunk_steps steps) between checkpoints (last.pt is always the newest)."""
     keep_every: int = 100
-    """Also checkpoint and keep a numbered copy (update-NNNNNN.pt) every this many updates (0: never)."""
+    """Also checkpoint and keep a numbered copy (update-NNNNNN.pt; R2D2: chunk-NNNNNN.pt) every this many updates
+    or chunks (0: never)."""
     sim: SimConfig = field(default_factory=_train_sim)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
+    algo: str = "ppo"
+    """The learner: 'ppo' (recurrent PPO, the `ppo` and `imitation` sections) or 'r2d2' (recurrent Q-learning
+    from sequence replay, the `r2d2` and `q` sections; launch/train_q.yaml)."""
+    r2d2: R2D2Config = field(default_factory=R2D2Config)
+    """R2D2 learner settings (used when algo is 'r2d2')."""
+    q: QConfig = field(default_factory=QConfig)
+    """Q-network head: the motion primitives and the dueling head (used when algo is 'r2d2')."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise TrainConfigError(f"train.algo must be one of {list(ALGOS)}, got {self.algo!r}: set "
+                                   "train.algo=ppo (recurrent PPO) or train.algo=r2d2 (recurrent Q-learning)")

@@ -92,7 +92,77 @@ class _StopOnSignal:
             signal.signal(sig, old)
 
 
-class Trainer:
+class RunLog:
+    """What every learner's run does alike (PPO's Trainer, R2D2's QTrainer): the curriculum's promotion rule, the
+    progress bar, progress.jsonl and TensorBoard. Needs ``cfg``, ``dir``, ``progress``, ``global_step``,
+    ``stage``, ``successes``, ``envs`` and ``_simulated`` on the learner's run object."""
+
+    LOSS_KEYS: tuple[str, ...] = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+    """Scalars that TensorBoard groups under losses/ (the rest go under charts/)."""
+
+    cfg: TrainConfig
+    dir: Path
+    progress: bool
+    global_step: int
+    stage: int
+    successes: deque[float]
+    envs: Any
+    _simulated: bool
+
+    def save(self) -> Path:
+        """Checkpoint to <dir>/last.pt (each learner's own)."""
+        raise NotImplementedError
+
+    def _round_done(self, done: int, first: int, max_rounds: int | None, start: float, max_seconds: float | None,
+                    interrupted: _StopOnSignal, name: str) -> bool:
+        """After round ``done`` (an update, a chunk): checkpoint when due (and keep a numbered copy every
+        keep_every rounds); True when the sitting should stop (round or time budget, or a signal)."""
+        cfg = self.cfg
+        stop = (max_rounds is not None and done - first >= max_rounds) or (
+            max_seconds is not None and time.perf_counter() - start >= max_seconds) or interrupted.flag
+        keep = cfg.keep_every > 0 and done % cfg.keep_every == 0
+        if done % cfg.checkpoint_every == 0 or self.global_step >= cfg.total_steps or stop or keep:
+            self.save()
+        if keep:
+            shutil.copy(self.dir / "last.pt", self.dir / f"{name}-{done:06d}.pt")
+        return stop
+
+    def _curriculum(self) -> None:
+        cc = self.cfg.curriculum
+        if (self.stage + 1 < len(cc.stages) and len(self.successes) == cc.window
+                and np.mean(self.successes) >= cc.promote_success):
+            self.stage += 1
+            self.successes.clear()
+            if self._simulated:
+                self.envs.set_maze_config(stage_config(self.cfg, self.stage))
+            print(f"curriculum: stage {self.stage} {cc.stages[self.stage]} at step {self.global_step}",
+                  file=sys.stderr)
+
+    def _writer(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is in the [train] extra; progress.jsonl is always written
+            return None
+        return SummaryWriter(str(self.dir / "tb"))
+
+    def _bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.cfg.total_steps, initial=self.global_step, unit="step", file=sys.stderr,
+                    dynamic_ncols=True)
+
+    def _log(self, writer, row: dict[str, float]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "progress.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for k, v in row.items():
+                writer.add_scalar(f"{'losses' if k in self.LOSS_KEYS else 'charts'}/{k}", v, self.global_step)
+
+
+class Trainer(RunLog):
     """Holds a run's envs, model, optimiser and counters; ``train()`` runs until ``total_steps``."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, envs=None) -> None:
@@ -189,14 +259,7 @@ class Trainer:
                 bar.update(ppo.steps * ppo.num_envs)
                 bar.set_postfix(sps=f"{last['steps_per_s']:.0f}", success=f"{last['success_rate']:.2f}",
                                 stage=self.stage)
-            stop = (max_updates is not None and self.updates - first_update >= max_updates) or (
-                max_seconds is not None and time.perf_counter() - start >= max_seconds) or interrupted.flag
-            keep = cfg.keep_every > 0 and self.updates % cfg.keep_every == 0
-            if self.updates % cfg.checkpoint_every == 0 or self.global_step >= cfg.total_steps or stop or keep:
-                self.save()
-            if keep:
-                shutil.copy(self.dir / "last.pt", self.dir / f"update-{self.updates:06d}.pt")
-            if stop:
+            if self._round_done(self.updates, first_update, max_updates, start, max_seconds, interrupted, "update"):
                 break
         interrupted.restore()
         if bar is not None:
@@ -268,44 +331,6 @@ class Trainer:
         if lengths:
             out.update(episode_steps=float(np.mean(lengths)), spl=float(np.mean(spl)))
         return out
-
-    def _curriculum(self) -> None:
-        cc = self.cfg.curriculum
-        if (self.stage + 1 < len(cc.stages) and len(self.successes) == cc.window
-                and np.mean(self.successes) >= cc.promote_success):
-            self.stage += 1
-            self.successes.clear()
-            if self._simulated:
-                self.envs.set_maze_config(stage_config(self.cfg, self.stage))
-            print(f"curriculum: stage {self.stage} {cc.stages[self.stage]} at step {self.global_step}",
-                  file=sys.stderr)
-
-    # -- logging and checkpoints ----------------------------------------------------------------------------
-
-    def _writer(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is in the [train] extra; progress.jsonl is always written
-            return None
-        return SummaryWriter(str(self.dir / "tb"))
-
-    def _bar(self):
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.cfg.total_steps, initial=self.global_step, unit="step", file=sys.stderr,
-                    dynamic_ncols=True)
-
-    def _log(self, writer, row: dict[str, float]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "progress.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if writer is not None:
-            for k, v in row.items():
-                group = "losses" if k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction") \
-                    else "charts"
-                writer.add_scalar(f"{group}/{k}", v, self.global_step)
 
     def save(self) -> Path:
         """Checkpoint to last.pt (atomically), then restart the episodes in flight (the resume rule)."""

@@ -21,6 +21,12 @@ Stated choices where the paper has no single answer:
   (cut without an episode end: they bootstrap from their next observation), stores everything, and restarts each
   env's episode in flight from its saved (maze, seed) with a zero state; a learner that loads it restarts the
   same episodes, so a resumed run continues exactly as the uninterrupted one.
+- A state saved without its replay (``state_dict(include_replay=False)``, what ``robonav train`` checkpoints: the
+  replay is ~1 GB at the default capacity) is resumed by refilling: the replay starts empty (its sampling RNG
+  continues) and learning waits for ``warmup_steps`` more environment steps, acted by the loaded online network;
+  weights, target, optimiser, counters and the other RNG streams continue exactly. The replay-ratio bound keeps
+  counting from the first warmup, so the refill's steps allow a few catch-up updates (ratio * warmup_steps /
+  (batch * seq_len): about 8 at the defaults).
 """
 
 from __future__ import annotations
@@ -101,6 +107,11 @@ class R2D2Config:
     """Gradient-norm clip (0: off; the paper does not clip)."""
     window: int = 200
     """Finished episodes the reported success rate is computed over."""
+    num_envs: int = 32
+    """Environments acted in side by side by ``robonav train`` (the learner itself acts in the env it is given)."""
+    chunk_steps: int = 4096
+    """Environment steps (all envs) per chunk of ``robonav train``: its unit of logging, curriculum checks and
+    ``checkpoint_every`` (PPO's update, 128 steps x 32 envs)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < self.seq_len:
@@ -111,6 +122,8 @@ class R2D2Config:
                             f"{self.n_step}, {self.burn_in}, {self.batch}, {self.target_every}")
         if self.init_state not in ("zero", "stored"):
             raise R2D2Error(f"r2d2.init_state must be 'zero' or 'stored', got {self.init_state!r}")
+        if self.num_envs < 1 or self.chunk_steps < 1:
+            raise R2D2Error(f"r2d2.num_envs and r2d2.chunk_steps must be >= 1, got {self.num_envs}, {self.chunk_steps}")
         if self.replay_ratio <= 0:
             raise R2D2Error(f"r2d2.replay_ratio must be > 0, got {self.replay_ratio}")
 
@@ -150,6 +163,10 @@ class R2D2Learner:
         self.epsilons = epsilon_ladder(self.num_envs, cfg.eps_base, cfg.eps_alpha)
         self.env_steps = self.updates = self.episodes = 0
         self.successes: deque[float] = deque(maxlen=cfg.window)
+        self.finished: deque[float] = deque(maxlen=1 << 16)
+        """Successes of the episodes that ended, oldest first, for a driver to drain (the curriculum)."""
+        self.learn_from = cfg.warmup_steps
+        """Environment steps (all envs) before which no learner step runs: the warmup, or a refill after resume."""
         self._simulated = hasattr(envs, "episodes_in_flight")
         obs, _ = envs.reset(seed=seed)
         self._begin(obs)
@@ -227,6 +244,7 @@ class R2D2Learner:
             fi = info["final_info"]
             for i in np.flatnonzero(info["_final_info"]):
                 self.successes.append(float(fi["is_success"][i]))
+                self.finished.append(float(fi["is_success"][i]))
         for i in np.flatnonzero(done):
             ended.append(float(self.returns[i]))
             self.returns[i] = 0.0
@@ -238,7 +256,7 @@ class R2D2Learner:
 
     def _may_learn(self) -> bool:
         cfg = self.cfg
-        if self.env_steps < cfg.warmup_steps or len(self.replay) == 0:
+        if self.env_steps < self.learn_from or len(self.replay) == 0:
             return False
         sampled = (self.updates + 1) * cfg.batch * cfg.seq_len
         return sampled <= cfg.replay_ratio * (self.env_steps - cfg.warmup_steps)
@@ -264,8 +282,9 @@ class R2D2Learner:
 
     # -- resume ---------------------------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs, as tensors and plain values (``torch.load(weights_only=True)``).
+    def state_dict(self, include_replay: bool = True) -> dict[str, Any]:
+        """Everything an exact resume needs, as tensors and plain values (``torch.load(weights_only=True)``);
+        ``include_replay=False`` leaves out the replay's contents (kept: its sampling RNG), for a refill resume.
 
         A boundary (module docstring): open sequences are closed into the replay and the envs restart their
         episodes in flight, here and in the learner that loads this."""
@@ -284,7 +303,10 @@ class R2D2Learner:
             "successes": list(self.successes), "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(), "env": env_state,
         })
-        state["replay"] = self.replay.state_dict()  # already a copy (the largest part: not copied twice)
+        if include_replay:
+            state["replay"] = self.replay.state_dict()  # already a copy (the largest part: not copied twice)
+        else:
+            state["replay_rng"] = copy.deepcopy(self.replay.rng.bit_generator.state)
         self._restart(env_state)
         return state
 
@@ -293,7 +315,8 @@ class R2D2Learner:
                 "q": dataclasses.asdict(self.online.q_cfg)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the run ``state`` came from (same settings, same kind of env)."""
+        """Continue the run ``state`` came from (same settings, same kind of env); a state without a replay is
+        resumed by refilling (module docstring)."""
         if state.get("format") != STATE_FORMAT:
             raise R2D2Error(f"expected an R2D2 learner state ({STATE_FORMAT}), found {state.get('format')!r}")
         saved, mine = state["config"], self._settings()
@@ -304,9 +327,15 @@ class R2D2Learner:
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.replay.load_state_dict(state["replay"])
         c = state["counters"]
         self.env_steps, self.updates, self.episodes = int(c["env_steps"]), int(c["updates"]), int(c["episodes"])
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
+            self.learn_from = self.cfg.warmup_steps
+        else:  # refill: an empty replay, its RNG stream continued, and the warmup again
+            self.replay = PrioritizedReplay(self.cfg.capacity, self.cfg.alpha, self.seed)
+            self.replay.rng.bit_generator.state = state["replay_rng"]
+            self.learn_from = self.env_steps + self.cfg.warmup_steps
         self.successes.clear()
         self.successes.extend(state["successes"])
         self.rng.bit_generator.state = state["rng"]

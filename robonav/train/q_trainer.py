@@ -1,0 +1,173 @@
+"""R2D2 training as `robonav train` runs it (``algo: r2d2``), with PPO's trainer outward behaviour.
+
+Top to bottom: make the envs (``r2d2.num_envs`` of them) and the learner (robonav.train.r2d2.learner), then loop
+in chunks of ``r2d2.chunk_steps`` environment steps: act + learn -> curriculum -> log (progress.jsonl,
+TensorBoard, tqdm) -> checkpoint every ``checkpoint_every`` chunks and when the run stops.
+
+Resume rule: a checkpoint is a boundary, as in PPO (every env restarts its episode in flight from the saved
+(maze, seed) with a zero state, in the running and the resumed run alike). The replay's contents are NOT in
+last.pt (about 1 GB at the default capacity): a resumed run refills, i.e. starts with an empty replay and acts
+``r2d2.warmup_steps`` more steps with the loaded online network before learning again; weights, target network,
+optimiser, counters, the curriculum and every RNG stream (actor, replay sampling, torch, env episode draws)
+continue exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
+from robonav.settings import from_dict, to_dict
+from robonav.train.config import TrainConfig
+from robonav.train.r2d2.learner import STATE_FORMAT, R2D2Learner
+from robonav.train.trainer import RunLog, _StopOnSignal, make_envs, policy_meta, stage_config
+
+LOSS_KEYS = ("loss", "q_mean", "discrepancy_first", "discrepancy_last", "param_lag")
+"""Row keys logged under TensorBoard's ``losses/`` group (the rest go under ``charts/``)."""
+
+
+class QTrainerError(ValueError):
+    """Settings or a checkpoint the R2D2 trainer cannot run or resume with."""
+
+
+class QTrainer(RunLog):
+    """Holds an R2D2 run's envs and learner; ``train()`` runs until ``total_steps``."""
+
+    LOSS_KEYS = LOSS_KEYS
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, envs: Any = None) -> None:
+        """``envs``: a ready vector env (SAME_STEP autoreset, normalised actions) instead of the simulator."""
+        if cfg.algo != "r2d2":
+            raise QTrainerError(f"QTrainer trains algo 'r2d2', got train.algo={cfg.algo!r}: use "
+                                "robonav.train.trainer.Trainer for PPO")
+        if cfg.imitation.updates > 0:
+            raise QTrainerError(f"train.imitation.updates={cfg.imitation.updates}: the imitation warm start is "
+                                "PPO's; set train.imitation.updates=0 for algo r2d2 (launch/train_q.yaml does)")
+        self.cfg, self.progress = cfg, progress
+        self.dir = Path(cfg.out) / cfg.run
+        torch.set_num_threads(cfg.threads)  # two threads on a shared 2-core machine made the LSTM ~30x slower
+        torch.manual_seed(cfg.seed)
+        if envs is None:
+            envs = make_envs(dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=cfg.r2d2.num_envs)))
+        self.envs = envs
+        self._simulated = hasattr(envs, "set_maze_config")
+        self.stage = self.chunks = 0
+        self.wall_s = 0.0
+        self.successes: deque[float] = deque(maxlen=cfg.curriculum.window)
+        if self._simulated:
+            envs.set_maze_config(stage_config(cfg, 0))
+        rc = cfg.sim.robot
+        self.learner = R2D2Learner(envs, cfg.r2d2, cfg.policy, cfg.q, (rc.v_max, rc.omega_max), cfg.seed)
+        self.obs_dim = int(envs.single_observation_space.shape[0])
+        self.obs_spec = self._obs_spec()
+        if resume:
+            self._load(self.dir / "last.pt")
+
+    def _obs_spec(self) -> dict | None:
+        if self.cfg.sim.observation != "preprocessor":
+            return None
+        from robonav.sim.observation import make_observer
+
+        rc = self.cfg.sim.robot
+        pre = make_observer("preprocessor", rc.v_max, rc.omega_max, self.cfg.sim.preprocessor)
+        return pre.spec.to_dict()  # type: ignore[attr-defined]
+
+    @property  # RunLog reads it; here the learner owns the count
+    def global_step(self) -> int:  # type: ignore[override]
+        """Environment steps of the run (all envs, across sittings)."""
+        return self.learner.env_steps
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    def train(self, max_seconds: float | None = None, max_chunks: int | None = None) -> dict[str, float]:
+        """Train until total_steps, or stop early after ``max_chunks`` chunks or ``max_seconds`` (a sitting);
+        the run is checkpointed when it stops, so ``--resume`` continues it."""
+        cfg = self.cfg
+        start, first_chunk = time.perf_counter(), self.chunks
+        interrupted = _StopOnSignal()
+        writer = self._writer()
+        bar = self._bar()
+        last: dict[str, float] = {}
+        try:
+            while self.global_step < cfg.total_steps:
+                t0, step0 = time.perf_counter(), self.global_step
+                out = self.learner.train(min(cfg.r2d2.chunk_steps, cfg.total_steps - self.global_step))
+                self.chunks += 1
+                self.successes.extend(self.learner.finished)
+                self.learner.finished.clear()
+                self.wall_s += time.perf_counter() - t0
+                last = {"global_step": self.global_step, "chunk": self.chunks, "wall_s": self.wall_s,
+                        "stage": self.stage,
+                        "success_rate": float(np.mean(self.successes)) if self.successes else 0.0,
+                        "epsilon": float(np.mean(self.learner.epsilons)), **{
+                            k: v for k, v in out.items() if k not in ("env_steps", "success_rate")}}
+                self._log(writer, last)
+                self._curriculum()
+                if bar is not None:
+                    bar.update(self.global_step - step0)
+                    bar.set_postfix(sps=f"{out['steps_per_s']:.0f}", success=f"{last['success_rate']:.2f}",
+                                    stage=self.stage, replay=int(out["replay_size"]))
+                if self._round_done(self.chunks, first_chunk, max_chunks, start, max_seconds, interrupted, "chunk"):
+                    break
+        finally:
+            interrupted.restore()
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        return last
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        """Checkpoint to last.pt atomically, without the replay's contents; a boundary (module docstring)."""
+        state = self.learner.state_dict(include_replay=False)  # restarts the episodes in flight
+        env = state["env"] or {"episodes": None, "rng_states": None}
+        c = state["counters"]
+        meta = {
+            "algo": "r2d2", **policy_meta(self.cfg, self.obs_dim, self.obs_spec), "q": to_dict(self.cfg.q),
+            "config": to_dict(self.cfg), "global_step": c["env_steps"], "updates": c["updates"],
+            "episodes_finished": c["episodes"], "chunks": self.chunks, "wall_s": self.wall_s, "stage": self.stage,
+            "successes": list(self.successes), "learner_successes": state["successes"],
+            "learner_rng": state["rng"], "replay_rng": state["replay_rng"],
+            "torch_rng": state["torch_rng"].tolist(), "env_rngs": env["rng_states"], "episodes": env["episodes"],
+        }
+        rest = {"format": state["format"], "config": state["config"], "target": state["target"],
+                "optimizer": state["optimizer"]}
+        return save_checkpoint(self.dir / "last.pt", state["online"], meta, rest)
+
+    def _load(self, path: Path) -> None:
+        ck = load_checkpoint(path)
+        meta, rest = ck["meta"], ck["optimizer"]
+        if meta.get("algo") != "r2d2" or not isinstance(rest, dict) or rest.get("format") != STATE_FORMAT:
+            raise QTrainerError(f"{path}: not an R2D2 training checkpoint (algo {meta.get('algo', 'ppo')!r}"
+                                f"{', no learner state' if not isinstance(rest, dict) else ''}): resume a run "
+                                "with the algo it started with, or start a new run name")
+        saved = from_dict(TrainConfig, meta["config"], f"{path}:config")
+        differ = [k for k in ("policy", "q", "r2d2") if getattr(saved, k) != getattr(self.cfg, k)]
+        if differ:
+            raise QTrainerError(f"{path}: the checkpoint's {', '.join(differ)} settings differ from the launch "
+                                "file's; resume with the launch file the run started with")
+        self.stage, self.chunks, self.wall_s = int(meta["stage"]), int(meta["chunks"]), float(meta["wall_s"])
+        self.successes.extend(meta["successes"])
+        if self._simulated:
+            self.envs.set_maze_config(stage_config(self.cfg, self.stage))
+        env = None if meta["episodes"] is None else {"episodes": meta["episodes"], "rng_states": meta["env_rngs"]}
+        self.learner.load_state_dict({
+            "format": rest["format"], "config": rest["config"], "online": ck["model"], "target": rest["target"],
+            "optimizer": rest["optimizer"],
+            "counters": {"env_steps": meta["global_step"], "updates": meta["updates"],
+                         "episodes": meta["episodes_finished"]},
+            "successes": meta["learner_successes"], "rng": meta["learner_rng"], "replay_rng": meta["replay_rng"],
+            "torch_rng": torch.tensor(meta["torch_rng"], dtype=torch.uint8), "env": env,
+        })  # no "replay": the learner refills
+
+    def close(self) -> None:
+        self.envs.close()
