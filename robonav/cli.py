@@ -576,6 +576,7 @@ def _is_user_error(e: Exception) -> bool:
                          ("robonav.runtime.backends", "BackendUnavailableError"),
                          ("robonav.runtime.loop", "LoopSetupError"), ("robonav.runtime.loop", "LoopConfigError"),
                          ("robonav.runtime.selftest", "RecordingError"), ("robonav.hil.runner", "HilError"),
+                         ("robonav.hil.simrobot", "SimRobotError"),
                          ("robonav.runtime.wirelog", "WireLogError")):
         mod = sys.modules.get(module)
         if mod is not None and isinstance(e, getattr(mod, name)):

@@ -41,7 +41,11 @@ from robonav.runtime.wire_rx import Receiver
 from robonav.sensors.odometry import integrate_pose
 from robonav.settings import SettingsError
 
-__all__ = ["SimRobot", "SimRobotSettings", "percentiles"]
+__all__ = ["SimRobot", "SimRobotError", "SimRobotSettings", "percentiles"]
+
+
+class SimRobotError(RuntimeError):
+    """The simulated robot could not run its episodes (no runtime answered within the connect timeout)."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,7 @@ class SimRobot:
         give_up = time.monotonic() + self.settings.connect_timeout
         while self._cmd is None:
             if time.monotonic() > give_up:
-                raise TimeoutError(f"sim-robot: no command from the runtime at {self.settings.runtime} within "
+                raise SimRobotError(f"no command from the runtime at {self.settings.runtime} within "
                                    f"{self.settings.connect_timeout} s; is `robonav run --launch hil` running?")
             now = self.clock.now()
             if self.counts["runtime_hellos"] == 0:
