@@ -60,8 +60,8 @@ class ExportResult:
     """The .onnx file."""
     sidecar: Path
     """Its ``<model>.json``."""
-    weights: Path
-    """Its ``<model>.npz``."""
+    weights: Path | None
+    """Its ``<model>.npz`` (the Numba backend's weights; None for a Q network, which that backend does not run)."""
     meta: ModelSidecar
     """The sidecar's content."""
     ops: dict[str, int]
@@ -235,9 +235,11 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
 
     producer = {"robonav": proto.producer_version, "torch": torch.__version__, "onnx": onnx.__version__,
                 "exporter": "torch.onnx.export(dynamo=True)"}
+    algo = str(meta.get("algo", "ppo"))
     sidecar = replace(sidecar, model_sha256=file_sha256(out), ir_version=proto.ir_version).with_extra(
-        producer=producer, source=Path(checkpoint).name, policy=meta.get("policy"))
-    weights = write_weights(model, weights_path(out))
+        producer=producer, source=Path(checkpoint).name, policy=meta.get("policy"), algo=algo)
+    # The Numba backend's weights follow the actor-critic's layout; a Q network runs on the ONNX-based backends.
+    weights = write_weights(model, weights_path(out)) if algo == "ppo" else None
     side = write_sidecar(out, sidecar)
     ops = dict(sorted(Counter(n.op_type for n in proto.graph.node).items()))
     return ExportResult(out, side, weights, sidecar, ops, out.stat().st_size, _smoke(model, out, sidecar))

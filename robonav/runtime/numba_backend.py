@@ -129,6 +129,9 @@ class NumbaBackend(Backend):
         self._scratch = np.zeros(0, np.float32)
 
     def _open(self) -> None:
+        if self.sidecar.extra.get("algo", "ppo") != "ppo":
+            raise WeightsError(f"{self.path}: a {self.sidecar.extra['algo']} Q network; the Numba backend runs the "
+                               "actor-critic's weights only: run it with backend ort, torch or trt")
         self.packed = pack_weights(load_weights(self.weights_file, self.sidecar))
         self._scratch = aligned_zeros(self.packed.scratch_size)
         self.warmup()

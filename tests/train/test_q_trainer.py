@@ -145,6 +145,24 @@ def test_eval_takes_a_q_checkpoint(run):
     assert summary["episodes"] == 2 and 0.0 <= summary["success_rate"] <= 1.0
 
 
+def test_export_takes_a_q_checkpoint_and_the_numba_backend_refuses_it(run, tmp_path):
+    """The step traces to ONNX with exact parity (argmax), no Numba weights are written, and the Numba backend
+    says which backends run a Q network."""
+    from robonav.deploy.export import export_onnx
+    from robonav.deploy.parity import export_parity
+    from robonav.runtime.backends import open_backend
+    from robonav.runtime.numba_backend import WeightsError
+
+    _, tmp, _ = run
+    checkpoint = tmp / "q" / "last.pt"
+    done = export_onnx(checkpoint, tmp_path / "q.onnx")
+    assert done.weights is None and done.meta.extra["algo"] == "r2d2" and done.ops.get("ArgMax") == 1
+    parity = export_parity(checkpoint, done.onnx, steps=100, parity_suite="val-3x3", episodes=0)
+    assert parity["step"]["passed"] and parity["step"]["max_abs_error"] == 0.0
+    with pytest.raises(WeightsError, match="Q network; the Numba backend runs the actor-critic's weights only"):
+        open_backend("numba", done.onnx)
+
+
 def test_train_config_refuses_an_unknown_algo():
     with pytest.raises(TrainConfigError, match=r"train.algo must be one of \['ppo', 'r2d2'\], got 'dqn'"):
         TrainConfig(algo="dqn")
