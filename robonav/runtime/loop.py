@@ -92,7 +92,8 @@ class LoopConfig:
     align: bool = False
     """Wait for the first frame and start tick 0 ``align_offset`` periods after it arrived, so the loop runs in
     step with the sensor (a frame is answered within the period it arrived in) instead of in an arbitrary phase.
-    The driver must return the same newest frame when asked again (robot drivers do; a ReplayDriver does not)."""
+    The loop waits on the driver's ``frame_ready()`` where it has one (the robot drivers: it takes nothing), else
+    on latest_frame(), which must then return the same newest frame when asked again (a ReplayDriver does not)."""
     align_offset: float = 0.2
     """Periods between the first frame's arrival and tick 0 (align only): room for the frame's other chunks and
     for the sender's jitter."""
@@ -289,9 +290,15 @@ class ControlLoop:
                 k += skip
 
     def _align(self) -> float:
-        """Poll the driver until a frame arrives (or a stop is asked for); the time tick 0 starts at."""
+        """Poll the driver until a frame arrives (or a stop is asked for); the time tick 0 starts at. A driver with
+        ``frame_ready()`` is asked that (it takes nothing, so tick 0 takes the first frame the loop sees and
+        integrates its odometry); others are asked latest_frame()."""
         clock, period = self.clock, self.config.period
-        while self._stop_reason is None and self.driver.latest_frame() is None:
+        ready = getattr(self.driver, "frame_ready", None)
+        if not callable(ready):
+            def ready() -> bool:
+                return self.driver.latest_frame() is not None
+        while self._stop_reason is None and not ready():
             clock.sleep_until(clock.now() + period / 50)
         return clock.now() + self.config.align_offset * period
 

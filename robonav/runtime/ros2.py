@@ -226,6 +226,11 @@ class Ros2Bridge:
         self.episode_id += 1
 
     # -- the loop's side (the Driver protocol) ------------------------------------------------------------------
+    def frame_ready(self) -> bool:
+        """Whether latest_frame() would hand out a new frame now; takes nothing (the loop's align waits on it)."""
+        with self._lock:
+            return not (self._pending is None or self._goal_rel is None or self._origin is None or self._odom is None)
+
     def latest_frame(self) -> SensorFrame | None:
         """A new SensorFrame if a scan arrived since the last call (and odometry and a goal are known), else the
         previous frame (None before the first)."""

@@ -127,10 +127,29 @@ class UdpDriver:
         """Scanner descriptions received, by spec_id."""
         return self._rx.descriptions
 
+    def frame_ready(self) -> bool:
+        """Drain the socket; whether a complete frame not yet handed out is waiting. Takes nothing: the loop's
+        align waits on it, so the frame it then takes at tick 0 is the first whose delta the loop integrates."""
+        self._drain()
+        return self._wire_newest is not None and self._wire_newest is not self._wire_taken
+
     def latest_frame(self) -> SensorFrame | None:
         """Drain the socket (at most ``max_datagrams``), return the newest complete frame; never raises on input."""
         if self.closed:
             return self._newest
+        self._drain()
+        f = self._wire_newest
+        if f is not None and f is not self._wire_taken:
+            self._wire_taken = f
+            self._newest = f.to_sensor_frame(self._deltas.delta(f.episode_id, f.odom_pose))
+            if self.recorder is not None:
+                self.recorder.take(self.clock.now(), f.episode_id, f.seq)
+        return self._newest
+
+    def _drain(self) -> None:
+        """Read up to ``max_datagrams`` waiting datagrams; keep the newest complete frame (never raises on input)."""
+        if self.closed:
+            return
         for _ in range(self.max_datagrams):
             try:
                 n, addr = self._sock.recvfrom_into(self._buf)
@@ -158,13 +177,6 @@ class UdpDriver:
                 self._wire_newest = msg
             elif isinstance(msg, wire.Hello):
                 self._send_hello()  # the robot (re)started: tell it our watchdog
-        f = self._wire_newest
-        if f is not None and f is not self._wire_taken:
-            self._wire_taken = f
-            self._newest = f.to_sensor_frame(self._deltas.delta(f.episode_id, f.odom_pose))
-            if self.recorder is not None:
-                self.recorder.take(self.clock.now(), f.episode_id, f.seq)
-        return self._newest
 
     def publish(self, v: float, omega: float, answers_seq: int) -> None:
         """Send a COMMAND answering frame ``answers_seq``, stamped with the loop's clock."""

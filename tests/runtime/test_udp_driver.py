@@ -176,3 +176,19 @@ def test_recording_holds_every_datagram_and_take(tmp_path):
     (tmp_path / "other").write_bytes(b"not a log")
     with pytest.raises(wirelog.WireLogError, match="not a robonav wire recording"):
         wirelog.read_log(tmp_path / "other")
+
+
+def test_frame_ready_takes_nothing(rig):
+    """The loop's align waits on frame_ready(): it must not hand a frame out (nor advance the odometry deltas), so
+    the frame taken at tick 0 carries the whole pose since the episode's start."""
+    robot, driver, _ = rig
+    send(robot, driver, [wire.encode_description(wire.Description(SPEC)), *wire.encode_frame(frame(20))])
+    end = time.monotonic() + 2.0
+    while not driver.frame_ready() and time.monotonic() < end:
+        time.sleep(0.001)
+    assert driver.frame_ready() and driver.frames == 1
+    send(robot, driver, wire.encode_frame(frame(21)))  # a newer frame arrives before tick 0
+    f = drain(driver, lambda d: d.frames == 2)
+    assert f.seq == 21
+    np.testing.assert_allclose(f.odom_delta, [0.21, 0.0, 0.0])  # from the origin: frame 20 was never taken
+    assert not driver.frame_ready()
