@@ -147,6 +147,7 @@ class SimRobot:
         self._action = np.zeros((1, 2))
         self._desc_at = -np.inf
         self.trajectories: list[list[np.ndarray]] = []  # true poses per episode
+        self.max_late = 0.0  # most clock seconds a tick woke after its scheduled time
 
     # -- wire --------------------------------------------------------------------------------------------------
 
@@ -219,14 +220,16 @@ class SimRobot:
             if ready:
                 self._drain(self.clock.now(), episode_id)
 
-    def _command(self, now: float, episode_id: int) -> None:
+    def _command(self, now: float, tick: float, episode_id: int) -> None:
         """The motors' input for this period: the newest command while the frame it answers is younger than the
-        watchdog, else zero (the robot's own watchdog: a runtime that stops answering stops the robot)."""
+        watchdog, else zero (the robot's own watchdog: a runtime that stops answering stops the robot). A stop's
+        delay after the last command is measured to the tick's scheduled time ``tick`` (the robot's firmware
+        schedule); how late the host woke the simulated robot is reported apart (``robot_max_late_ms``)."""
         cmd = self._cmd
         if cmd is None or now - self._sent_at[cmd.answers_seq] > self.watchdog:
             if not self._stopped and cmd is not None:
                 self.counts["watchdog_stops"] += 1
-                self.stop_delays.append(now - self._cmd_at)
+                self.stop_delays.append(max(tick, self._cmd_at) - self._cmd_at)
             self._stopped = cmd is not None
             self._action[:] = 0.0
             return
@@ -287,7 +290,8 @@ class SimRobot:
             if now - deadline > s.period:
                 self.counts["overruns"] += 1
             self._drain(now, episode_id)
-            self._command(now, episode_id)
+            self.max_late = max(self.max_late, now - deadline)
+            self._command(now, deadline, episode_id)
             _, _, terminated, truncated = self.sim.step(self._action)
             frame = self.sim.frames[0]
             assert frame is not None
@@ -323,6 +327,7 @@ class SimRobot:
         return {"episodes": self.results, "counts": dict(self.counts), "rejected": dict(self.rejected),
                 "command_age_ms": percentiles(self.ages), "watchdog_stop_delay_ms": percentiles(self.stop_delays),
                 "max_stop_delay_s": max(self.stop_delays, default=None), "watchdog": self.watchdog,
+                "robot_max_late_ms": round(1e3 * self.max_late, 3),
                 "period": self.settings.period, "clock": repr(self.clock)}
 
     def close(self) -> None:
