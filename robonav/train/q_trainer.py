@@ -70,15 +70,6 @@ class QTrainer(RunLog):
         if resume:
             self._load(self.dir / "last.pt")
 
-    def _obs_spec(self) -> dict | None:
-        if self.cfg.sim.observation != "preprocessor":
-            return None
-        from robonav.sim.observation import make_observer
-
-        rc = self.cfg.sim.robot
-        pre = make_observer("preprocessor", rc.v_max, rc.omega_max, self.cfg.sim.preprocessor)
-        return pre.spec.to_dict()  # type: ignore[attr-defined]
-
     @property  # RunLog reads it; here the learner owns the count
     def global_step(self) -> int:  # type: ignore[override]
         """Environment steps of the run (all envs, across sittings)."""

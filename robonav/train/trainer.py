@@ -113,6 +113,16 @@ class RunLog:
         """Checkpoint to <dir>/last.pt (each learner's own)."""
         raise NotImplementedError
 
+    def _obs_spec(self) -> dict | None:
+        """The ObservationSpec (as a dict) the run's Preprocessor writes, saved with every checkpoint."""
+        if self.cfg.sim.observation != "preprocessor":
+            return None
+        from robonav.sim.observation import make_observer
+
+        rc = self.cfg.sim.robot
+        pre = make_observer("preprocessor", rc.v_max, rc.omega_max, self.cfg.sim.preprocessor)
+        return pre.spec.to_dict()  # type: ignore[attr-defined]
+
     def _round_done(self, done: int, first: int, max_rounds: int | None, start: float, max_seconds: float | None,
                     interrupted: _StopOnSignal, name: str) -> bool:
         """After round ``done`` (an update, a chunk): checkpoint when due (and keep a numbered copy every
@@ -191,15 +201,6 @@ class Trainer(RunLog):
         if self._simulated:
             self.envs.set_maze_config(stage_config(cfg, self.stage))
         self._restart(episodes)
-
-    def _obs_spec(self) -> dict | None:
-        if self.cfg.sim.observation != "preprocessor":
-            return None
-        from robonav.sim.observation import make_observer
-
-        rc = self.cfg.sim.robot
-        pre = make_observer("preprocessor", rc.v_max, rc.omega_max, self.cfg.sim.preprocessor)
-        return pre.spec.to_dict()  # type: ignore[attr-defined]
 
     def _restart(self, episodes: list[EpisodeSpec] | None) -> None:
         """(Re)start every env, at the given episodes if any, with zero LSTM state."""
