@@ -189,7 +189,7 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
             *([f"robot.trajectories={out / 'trajectories.npz'}"] if s.trajectories else []),
             *(f"robot.{c}" for c in clock)]), out)
         procs.append(robot)
-        restarts, runtime_reports = 0, []
+        restarts = 0
         kill_at = None  # real time of the kill, counted from the robot's first answered frame
         kill = s.faults.kill_runtime_after > 0
         while robot.proc.poll() is None:
@@ -214,7 +214,7 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
         if robot_rc != 0 or robot_report is None:
             raise HilError(f"the sim-robot failed (exit code {robot_rc}); see {robot.stderr_path}")
         runtime_rc = runtime.stop(signal.SIGTERM)
-        runtime_reports.append(runtime.last_json())
+        runtime_report = runtime.last_json()  # the last runtime's (a killed one reports nothing)
         proxy_report = None
         if proxy is not None:
             proxy.stop(signal.SIGTERM)
@@ -223,7 +223,7 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
         for p in procs:
             if p.proc.poll() is None:
                 p.stop(signal.SIGKILL, 5.0)
-    report = merge(s, robot_report, runtime_reports[-1], proxy_report, runtime_rc, restarts)
+    report = merge(s, robot_report, runtime_report, proxy_report, runtime_rc, restarts)
     report["processes"] = [{"name": p.name, "pid": p.proc.pid, "exit_code": p.proc.returncode} for p in procs]
     report["wall_s"] = round(time.monotonic() - started, 2)
     report["out"] = str(out)

@@ -11,8 +11,8 @@ answered, sent no longer than the watchdog ago; anything else is a stale command
 (``stale_dropped``). The newest command drives the motors until the frame it answers is older than the watchdog:
 then the robot stops (a watchdog stop, its delay after the last command's arrival recorded), so a runtime that
 stops answering stops the robot within one watchdog period (plus at most one sensor period, the robot's tick).
-``stale_applied`` is a separate check on what was applied (the same rules, counted after the fact): it must stay
-zero.
+``stale_applied`` is a separate check on what was applied (its episode and its order, counted after the fact;
+its age is what the watchdog stop enforces): it must stay zero.
 
 The world runs the evaluation settings (robonav eval: randomization off, the nominal noise) with no command latency
 of its own: the wire supplies it (a command computed on frame k reaches the motors at tick k + 1, the one tick
@@ -116,7 +116,8 @@ class SimRobot:
 
         s = self.settings = settings
         self.clock = clock if clock is not None else make_clock(s.clock, s.clock_factor)
-        host, _ = parse_address(s.bind, "robot.bind")
+        bind = parse_address(s.bind, "robot.bind")
+        host = bind[0]
         if not s.allow_remote and not is_loopback(host):
             raise SettingsError(f"robot.bind {s.bind!r} is not loopback; set robot.allow_remote: true to listen there")
         self.episodes: list[EpisodeSpec] = make_episodes(s.suite, s.episodes, s.seed)
@@ -124,7 +125,7 @@ class SimRobot:
         self.sim = MazeSim(1, cfg, seed=s.seed)
         self.sim.safety = PassThroughSafety()  # type: ignore[assignment]  # the runtime's safety layer is the robot's
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(parse_address(s.bind, "robot.bind"))
+        self.sock.bind(bind)
         self.sock.setblocking(False)
         self.runtime = parse_address(s.runtime, "robot.runtime")
         self.rx = Receiver(on_reject=self._reject)
@@ -234,9 +235,10 @@ class SimRobot:
             self._action[:] = 0.0
             return
         self._stopped = False
-        if (cmd.episode_id != episode_id or now - self._sent_at[cmd.answers_seq] > self.watchdog
-                or (self._applied_seq is not None and wire.seq_newer(self._applied_seq, cmd.answers_seq))):
-            self.counts["stale_applied"] += 1  # an independent check of the rules above: must stay 0
+        # An independent check of _drain's rules on what is applied (the age rule is the branch above): must stay 0.
+        if cmd.episode_id != episode_id or (self._applied_seq is not None
+                                            and wire.seq_newer(self._applied_seq, cmd.answers_seq)):
+            self.counts["stale_applied"] += 1
         if self._applied_seq != cmd.answers_seq:
             self.counts["applied"] += 1
             self.counts["stop_commands"] += int(cmd.stop)
