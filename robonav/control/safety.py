@@ -132,6 +132,9 @@ class SafetyLayer:
         self.config = config
         self.num_envs = int(num_envs)
         self._previous = np.zeros((self.num_envs, 2), dtype=np.float64)  # [N, (v, omega)]
+        self.obstacle_factor = np.ones(self.num_envs)
+        """[N] the obstacle factor (rule 3) of the direction the last `filter` call's v asked for: 1 where
+        nothing was in the way, 0 where the robot was stopped; simulators read it to price blocked commands."""
         self._beams: _Beams | None = None  # derived from the last beam angles seen
 
     @property
@@ -185,7 +188,8 @@ class SafetyLayer:
         wanted = np.where(np.isfinite(commands), commands, 0.0)
         v = np.clip(wanted[:, 0], -cfg.v_max, cfg.v_max)
         omega = np.clip(wanted[:, 1], -cfg.omega_max, cfg.omega_max)
-        v = v * np.where(v > 0.0, f_forward, f_backward)  # obstacle target
+        self.obstacle_factor = np.where(v > 0.0, f_forward, np.where(v < 0.0, f_backward, 1.0))
+        v = v * self.obstacle_factor  # obstacle target
 
         dv = cfg.accel_max * dt
         domega = cfg.alpha_max * dt

@@ -113,6 +113,10 @@ class RewardConfig:
     """Per tick in contact with a wall."""
     time: float = -0.01
     """Per tick."""
+    blocked: float = 0.0
+    """Per tick, times the share of the commanded speed the safety layer's obstacle rule took away
+    (|v| / v_max * (1 - obstacle factor)): prices driving into a wall the safety layer stops. 0 for PPO's recipe;
+    launch/train_q.yaml sets it, since a greedy Q policy otherwise settles on a blocked primitive forever."""
 
 
 @dataclass(frozen=True)

@@ -313,6 +313,8 @@ class MazeSim:
             < cfg.goal_radius
         rw = cfg.reward
         reward = rw.progress * progress + rw.success * success + rw.collision * hit + rw.time
+        if rw.blocked:
+            reward += rw.blocked * np.abs(a[:, 0]) / rc.v_max * (1.0 - self.safety.obstacle_factor)
         truncated = (self.steps >= self.limit) & ~success
         for i in range(n):
             self.obs[i] = self._observe(i, odom[i])

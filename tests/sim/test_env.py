@@ -223,3 +223,33 @@ def test_nominal_command_latency_in_ticks(latency):
         moved.append(bool(np.hypot(*(env.sim.pose[0, :2] - before)) > 1e-4))
     env.close()
     assert moved == [False] * latency + [True] * (4 - latency)
+
+
+def _facing_west_wall(blocked: float) -> MazeEnv:
+    """HALL with the robot 0.03 m of clearance from the west wall, facing it (the safety layer's stop zone)."""
+    cfg = SimConfig(reward=dataclasses.replace(SimConfig().reward, blocked=blocked))
+    env = MazeEnv(maze=HALL, config=cfg, seed=0)
+    env.reset(seed=0)
+    sim = env.sim
+    x, y = 1.0 + sim.radius[0] + sim.cfg.safety.side_margin + 0.03, sim.pose[0, 1]
+    sim.world.place_robot(0, x, y, math.pi)
+    sim.pose[0] = sim.prev_pose[0] = (x, y, math.pi)
+    sim.geo[0] = sim._geodesic(0)
+    sim._scan(np.arange(1))
+    return env
+
+
+def test_blocked_term_prices_what_the_safety_layer_takes_away_toward_a_wall():
+    rewards = {}
+    for blocked in (0.0, -0.1):
+        env = _facing_west_wall(blocked)
+        _, r_fwd, *_ = env.step(np.array([1.0, 0.0], np.float32))  # full speed into the wall: stopped
+        assert env.sim.safety.obstacle_factor[0] == 0.0 and env.sim.last_command[0, 0] == 0.0
+        _, r_half, *_ = env.step(np.array([0.5, 0.0], np.float32))  # half speed: half the price
+        _, r_back, *_ = env.step(np.array([-1.0, 0.0], np.float32))  # away from the wall: free
+        rewards[blocked] = (r_fwd, r_half, r_back)
+        env.close()
+    (f0, h0, b0), (f1, h1, b1) = rewards[0.0], rewards[-0.1]
+    assert f1 - f0 == pytest.approx(-0.1, abs=1e-6)
+    assert h1 - h0 == pytest.approx(-0.05, abs=1e-6)
+    assert b1 == pytest.approx(b0, abs=1e-7)
