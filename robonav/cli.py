@@ -116,13 +116,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from robonav.settings import load_settings
     from robonav.train.config import TrainConfig
 
-    cfg = load_settings(TrainConfig, args.launch, args.overrides, section="train")
+    overrides = list(args.overrides)
+    if args.ray is not None:
+        overrides.append(f"train.ray.address={args.ray}")
+    if args.ray_workers is not None:
+        overrides.append(f"train.ray.workers={args.ray_workers}")
+    cfg = load_settings(TrainConfig, args.launch, overrides, section="train")
     max_seconds = None if args.minutes is None else 60.0 * args.minutes
     trainer: Any
     if cfg.algo == "r2d2":
         from robonav.train.q_trainer import QTrainer
 
         trainer = QTrainer(cfg, resume=args.resume, progress=not args.quiet)
+    elif cfg.ray.address is not None:  # rollout workers on a Ray cluster (robonav[dist])
+        from robonav.train.distributed import DistributedTrainer
+
+        trainer = DistributedTrainer(cfg, resume=args.resume, progress=not args.quiet)
     else:
         from robonav.train.trainer import Trainer
 
@@ -217,7 +226,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"\r{done}/{total} episodes", end="", file=sys.stderr, flush=True)
 
-    results = run_episodes(factory, episodes, config, num_envs=args.envs, progress=progress)
+    shard_size = args.shard_size if args.shard_size is not None or args.ray is None else 4 * args.envs
+    if args.ray is not None:  # one Ray task per shard; equal to the local run with the same --shard-size
+        from robonav.eval.distributed import run_episodes_ray
+
+        results = run_episodes_ray(factory, episodes, config, args.envs, shard_size, args.ray_workers, progress,
+                                   address=args.ray)
+    elif shard_size is not None:
+        from robonav.eval.distributed import run_sharded
+
+        results = run_sharded(factory, episodes, config, args.envs, shard_size, progress)
+    else:
+        results = run_episodes(factory, episodes, config, num_envs=args.envs, progress=progress)
     if args.render:
         _render_episodes(factory, config, episodes[: args.render_count], Path(args.render))
     if args.curve:
@@ -230,6 +250,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary.update(policy=args.policy, mazes=args.mazes if not args.episode_list else args.episode_list,
                    seed=args.seeds or args.seed, maze_hashes=sorted({e.maze.hash() for e in episodes}),
                    episode_seeds=[e.seed for e in episodes])
+    if shard_size is not None:
+        summary["shard_size"] = shard_size
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
@@ -435,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--updates", type=int,
                    help="stop (with a checkpoint) after this many updates (R2D2: chunks of r2d2.chunk_steps steps)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="rollout workers on a Ray cluster (train.ray.address): 'auto' (the running cluster), "
+                        "'local' (a private one here), HOST:6379 or ray://HOST:10001; needs robonav[dist]")
+    p.add_argument("--ray-workers", type=int, metavar="N", help="Ray rollout workers (train.ray.workers)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_train)
 
@@ -453,6 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", metavar="DIR", help="save trajectory pictures of the first episodes in DIR")
     p.add_argument("--render-count", type=int, default=6, help="how many episodes --render draws")
     p.add_argument("--curve", metavar="PROGRESS", help="plot a run's progress.jsonl as DIR/learning_curve.png")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the shards as Ray tasks: 'auto', 'local', HOST:6379 or ray://HOST:10001 (robonav[dist])")
+    p.add_argument("--ray-workers", type=int, metavar="N", help="Ray tasks at a time (default: the cluster's CPUs)")
+    p.add_argument("--shard-size", type=int, metavar="K",
+                   help="run the list as consecutive shards of K episodes (default: one shard; with --ray, 4 x "
+                        "--envs); per-episode results depend on K and --envs, never on --ray or its workers")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_eval)
 
@@ -578,7 +610,9 @@ def _is_user_error(e: Exception) -> bool:
                          ("robonav.runtime.loop", "LoopSetupError"), ("robonav.runtime.loop", "LoopConfigError"),
                          ("robonav.runtime.selftest", "RecordingError"), ("robonav.hil.runner", "HilError"),
                          ("robonav.hil.simrobot", "SimRobotError"),
-                         ("robonav.runtime.wirelog", "WireLogError")):
+                         ("robonav.runtime.wirelog", "WireLogError"),
+                         ("robonav.eval.distributed", "ShardError"),
+                         ("robonav.train.distributed", "WorkerRestartError")):
         mod = sys.modules.get(module)
         if mod is not None and isinstance(e, getattr(mod, name)):
             return True

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib", "rclpy")
+HEAVY = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib", "rclpy", "ray")
 
 
 @pytest.mark.parametrize("module, allowed", [
@@ -30,6 +30,19 @@ def test_light_imports(module, allowed):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"{module} imported {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize("module", [
+    "robonav.train", "robonav.train.trainer", "robonav.train.collector", "robonav.train.config",
+    "robonav.eval.runner", "robonav.eval.distributed", "robonav.cli",
+])
+def test_ray_is_imported_only_by_the_ray_modules(module):
+    """ray is the optional [dist] extra: only robonav.train.distributed imports it at import time, and
+    robonav.eval.distributed only inside the function that runs on Ray (DESIGN.md "Dependencies per use")."""
+    code = f"import sys, {module}; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", f"{module} imported ray"
 
 
 def test_sim_registers_the_env_on_import():

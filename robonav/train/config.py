@@ -30,6 +30,32 @@ class CurriculumConfig:
     """Finished episodes the success rate is computed over."""
 
 
+@dataclass(frozen=True)
+class RayConfig:
+    """Rollouts on a Ray cluster (the `ray:` section; `robonav train --ray ADDRESS` sets ``address``). The PPO
+    update is the same as the local trainer's; only where the envs step changes (robonav.train.distributed)."""
+
+    address: str | None = None
+    """None: no Ray, the local trainer (`workers` env processes). 'auto': the running cluster this machine belongs
+    to (`ray start --head` / `ray start --address ...`); 'local': start a private Ray instance on this machine;
+    'HOST:6379' or 'ray://HOST:10001': that cluster (ray.init's address)."""
+    workers: int = 2
+    """Rollout workers (Ray actors); each steps ppo.num_envs / workers envs in one batched world (train.workers is
+    not used under Ray)."""
+    num_cpus_per_worker: float = 1.0
+    """CPUs Ray reserves for each rollout worker (its torch threads: at least 1)."""
+    max_restarts: int = 20
+    """Dead workers replaced per sitting before the run stops with an error (a crash loop, not a lost node)."""
+    rollout_timeout_s: float = 0.0
+    """A worker whose rollout takes longer is killed and replaced, and its rollout dropped (<= 0: wait forever)."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"train.ray.workers must be >= 1, got {self.workers}")
+        if self.num_cpus_per_worker <= 0:
+            raise ValueError(f"train.ray.num_cpus_per_worker must be > 0, got {self.num_cpus_per_worker}")
+
+
 def _train_sim() -> SimConfig:
     return SimConfig(observation="preprocessor", randomization=RandomizationConfig(enabled=True))
 
@@ -67,8 +93,18 @@ class TrainConfig:
     """R2D2 learner settings (used when algo is 'r2d2')."""
     q: QConfig = field(default_factory=QConfig)
     """Q-network head: the motion primitives and the dueling head (used when algo is 'r2d2')."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """Rollout workers on a Ray cluster (PPO only; address None: the local trainer)."""
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise TrainConfigError(f"train.algo must be one of {list(ALGOS)}, got {self.algo!r}: set "
                                    "train.algo=ppo (recurrent PPO) or train.algo=r2d2 (recurrent Q-learning)")
+        if self.ray.address is not None:
+            if self.algo != "ppo":
+                raise TrainConfigError(f"train.ray.address is set ({self.ray.address!r}) but train.algo is "
+                                       f"{self.algo!r}: Ray rollout workers serve recurrent PPO only; set "
+                                       "train.algo=ppo or train.ray.address=null")
+            if self.ppo.num_envs % self.ray.workers:
+                raise TrainConfigError(f"train.ppo.num_envs ({self.ppo.num_envs}) must be a multiple of "
+                                       f"train.ray.workers ({self.ray.workers}): each worker steps an equal share")

@@ -30,8 +30,9 @@ from robonav.settings import from_dict, to_dict
 from robonav.sim.config import MazeConfig
 from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.maze import parse_maze
+from robonav.train.collector import Collector
 from robonav.train.config import TrainConfig
-from robonav.train.gae import bootstrap_truncations, compute_gae
+from robonav.train.gae import compute_gae
 from robonav.train.imitation import TeacherFactory, imitation_update
 from robonav.train.ppo import explained_variance, ppo_update
 from robonav.train.storage import RolloutStorage
@@ -187,7 +188,7 @@ class Trainer(RunLog):
             raise ValueError(f"the trainer handles vector envs with autoreset_mode SAME_STEP only, got {mode}: "
                              "final observations are needed to bootstrap truncated episodes")
         self._simulated = hasattr(self.envs, "set_maze_config")
-        obs_dim = self.envs.single_observation_space.shape[0]
+        self.obs_dim = obs_dim = self.envs.single_observation_space.shape[0]
         rc = cfg.sim.robot
         self.model = ActorCritic(obs_dim, cfg.policy, (rc.v_max, rc.omega_max))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.ppo.lr, eps=1e-5)
@@ -195,6 +196,9 @@ class Trainer(RunLog):
         self.global_step, self.updates, self.stage = 0, 0, 0
         self.successes: deque[float] = deque(maxlen=cfg.curriculum.window)
         self.obs_spec = self._obs_spec()
+        self.collector = Collector(self.envs, self.model, cfg.ppo.gamma)  # acts with the learner's own model
+        self._rollout_batch: RolloutStorage | None = None
+        self._last_value = torch.zeros(0)
         episodes = None
         if resume:
             episodes = self._load(self.dir / "last.pt")
@@ -204,13 +208,7 @@ class Trainer(RunLog):
 
     def _restart(self, episodes: list[EpisodeSpec] | None) -> None:
         """(Re)start every env, at the given episodes if any, with zero LSTM state."""
-        opts = None if episodes is None else {"episodes": episodes, "rebuild": True}
-        obs, info = self.envs.reset(seed=self.cfg.seed if episodes is None and self.updates == 0 else None,
-                                    options=opts)
-        self.obs = torch.as_tensor(obs)
-        self.teacher_action = torch.as_tensor(info["teacher_action"]) if "teacher_action" in info else None
-        self.state = self.model.initial_state(self.cfg.ppo.num_envs)
-        self.episode_starts = torch.ones(self.cfg.ppo.num_envs)
+        self.collector.restart(self.cfg.seed if episodes is None and self.updates == 0 else None, episodes)
 
     # -- the loop -------------------------------------------------------------------------------------------
 
@@ -220,7 +218,7 @@ class Trainer(RunLog):
         cfg, ppo = self.cfg, self.cfg.ppo
         start, first_update = time.perf_counter(), self.updates
         interrupted = _StopOnSignal()
-        storage = RolloutStorage(ppo.steps, ppo.num_envs, self.obs.shape[1], ppo.seq_len,
+        storage = RolloutStorage(ppo.steps, ppo.num_envs, self.obs_dim, ppo.seq_len,
                                  (self.model.state_layers, cfg.policy.hidden))
         writer = self._writer()
         bar = self._bar()
@@ -228,21 +226,11 @@ class Trainer(RunLog):
         while self.global_step < cfg.total_steps:
             t0 = time.perf_counter()
             ep_stats = self._rollout(storage)
+            rollout = self._rollout_batch  # the storage, or fewer envs when a Ray worker was lost
+            assert rollout is not None
+            steps = rollout.steps * rollout.num_envs
             t_roll = time.perf_counter() - t0
-            with torch.no_grad():
-                _, last_value, _ = self.model.act(self.obs, self.state, self.episode_starts)
-            advantages, returns = compute_gae(storage.rewards, storage.values, storage.dones, last_value,
-                                              ppo.gamma, ppo.lam)
-            frac = min(1.0, self.global_step / cfg.total_steps)
-            for g in self.optimizer.param_groups:
-                g["lr"] = ppo.lr + frac * (ppo.lr_final - ppo.lr)
-            batch = storage.sequences(advantages, returns)
-            if self.imitating:
-                losses = imitation_update(self.model, self.optimizer, batch, ppo.epochs, ppo.minibatches,
-                                          ppo.vf_coef, ppo.max_grad_norm, self.generator)
-            else:
-                losses = ppo_update(self.model, self.optimizer, batch, ppo, self.generator)
-            self.model.normalizer.update(storage.obs)  # statistics frozen during rollout and update
+            losses, returns = self._learn(rollout, self._last_value)
             self.updates += 1
             if self.updates == cfg.imitation.updates:
                 self._end_imitation()
@@ -250,14 +238,14 @@ class Trainer(RunLog):
             last = {
                 "global_step": self.global_step, "update": self.updates, "stage": self.stage,
                 "success_rate": float(np.mean(self.successes)) if self.successes else 0.0,
-                "steps_per_s": ppo.steps * ppo.num_envs / elapsed, "rollout_s": t_roll, "update_s": elapsed - t_roll,
-                "explained_variance": explained_variance(storage.values.flatten(), returns.flatten()),
+                "steps_per_s": steps / elapsed, "rollout_s": t_roll, "update_s": elapsed - t_roll,
+                "explained_variance": explained_variance(rollout.values.flatten(), returns.flatten()),
                 "lr": self.optimizer.param_groups[0]["lr"], **ep_stats, **losses,
             }
             self._log(writer, last)
             self._curriculum()
             if bar is not None:
-                bar.update(ppo.steps * ppo.num_envs)
+                bar.update(steps)
                 bar.set_postfix(sps=f"{last['steps_per_s']:.0f}", success=f"{last['success_rate']:.2f}",
                                 stage=self.stage)
             if self._round_done(self.updates, first_update, max_updates, start, max_seconds, interrupted, "update"):
@@ -268,6 +256,24 @@ class Trainer(RunLog):
         if writer is not None:
             writer.close()
         return last
+
+    def _learn(self, storage: RolloutStorage, last_value: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+        """One update from complete rollouts: GAE, the annealed learning rate, the PPO (or imitation) epochs,
+        then the normaliser's statistics (frozen during rollout and update). Returns (losses, returns)."""
+        cfg, ppo = self.cfg, self.cfg.ppo
+        advantages, returns = compute_gae(storage.rewards, storage.values, storage.dones, last_value,
+                                          ppo.gamma, ppo.lam)
+        frac = min(1.0, self.global_step / cfg.total_steps)
+        for g in self.optimizer.param_groups:
+            g["lr"] = ppo.lr + frac * (ppo.lr_final - ppo.lr)
+        batch = storage.sequences(advantages, returns)
+        if self.imitating:
+            losses = imitation_update(self.model, self.optimizer, batch, ppo.epochs, ppo.minibatches,
+                                      ppo.vf_coef, ppo.max_grad_norm, self.generator)
+        else:
+            losses = ppo_update(self.model, self.optimizer, batch, ppo, self.generator)
+        self.model.normalizer.update(storage.obs)
+        return losses, returns
 
     @property
     def imitating(self) -> bool:
@@ -283,70 +289,37 @@ class Trainer(RunLog):
     def _end_imitation(self) -> None:
         with torch.no_grad():
             self.model.log_std.fill_(self.cfg.imitation.log_std)
-        if hasattr(self.envs, "set_teacher_enabled"):
-            self.envs.set_teacher_enabled(False)
-        self.teacher_action = None
+        self.collector.stop_teacher()
         print(f"imitation: done after {self.updates} updates; PPO from step {self.global_step}", file=sys.stderr)
 
     def _rollout(self, storage: RolloutStorage) -> dict[str, float]:
-        ppo = self.cfg.ppo
-        storage.clear()
-        imitating, beta = self.imitating, self._beta()
-        lengths: list[float] = []
-        spl: list[float] = []
-        for _ in range(ppo.steps):
-            with torch.no_grad():
-                mean, value, new_state = self.model.act(self.obs, self.state, self.episode_starts)
-                dist = self.model.distribution(mean)
-                actions = dist.sample()  # the global torch RNG: its state is checkpointed
-                targets = self.teacher_action
-                if imitating:  # DAgger: the deterministic student (what gets deployed) or, with prob. beta, the teacher
-                    assert targets is not None, "imitation needs envs that report teacher_action"
-                    use_teacher = torch.rand(len(actions)) < beta
-                    actions = torch.where(use_teacher[:, None], targets, mean.clamp(-1.0, 1.0))
-                logprobs = dist.log_prob(actions).sum(-1)
-            obs, reward, terminated, truncated, info = self.envs.step(actions.numpy())
-            if "teacher_action" in info:
-                self.teacher_action = torch.as_tensor(info["teacher_action"])
-            reward = torch.as_tensor(reward, dtype=torch.float32)
-            if truncated.any():  # bootstrap time limits from the final observation (same state, same step)
-                idx = torch.as_tensor(np.flatnonzero(truncated))
-                final = torch.as_tensor(info["final_obs"][truncated])
-                with torch.no_grad():
-                    _, v_final, _ = self.model.act(final, new_state.select(idx), torch.zeros(len(idx)))
-                reward = bootstrap_truncations(reward, idx, v_final, ppo.gamma)
-            dones = torch.as_tensor(terminated | truncated, dtype=torch.float32)
-            storage.add(self.obs, self.episode_starts, self.state, actions, logprobs, value, reward, dones,
-                        targets if imitating else None)
-            self.obs, self.state, self.episode_starts = torch.as_tensor(obs), new_state, dones
-            self.global_step += ppo.num_envs
-            if "final_info" in info:
-                fi = info["final_info"]
-                for i in np.flatnonzero(info["_final_info"]):
-                    ok = float(fi["is_success"][i])
-                    self.successes.append(ok)
-                    lengths.append(float(fi["episode_steps"][i]))
-                    spl.append(ok * fi["shortest_path_length"][i] / max(fi["path_length"][i],
-                                                                        fi["shortest_path_length"][i]))
-        out = {"episodes": float(len(lengths))}
-        if lengths:
-            out.update(episode_steps=float(np.mean(lengths)), spl=float(np.mean(spl)))
-        return out
+        """Fill ``storage`` (the Collector); keep it and its bootstrap value for the update, count the steps and
+        the finished episodes. Returns the rollout's episode scalars for the log."""
+        stats = self.collector.collect(storage, self.imitating, self._beta())
+        self._rollout_batch, self._last_value = storage, stats.last_value
+        self.global_step += storage.steps * storage.num_envs
+        self.successes.extend(stats.successes)
+        return stats.summary()
 
     def save(self) -> Path:
         """Checkpoint to last.pt (atomically), then restart the episodes in flight (the resume rule)."""
         episodes = self.envs.episodes_in_flight() if self._simulated else None
         meta = {
-            **policy_meta(self.cfg, self.obs.shape[1], self.obs_spec),
+            **policy_meta(self.cfg, self.obs_dim, self.obs_spec),
             "config": to_dict(self.cfg), "global_step": self.global_step, "updates": self.updates,
             "stage": self.stage, "successes": list(self.successes),
             "torch_rng": torch.get_rng_state().tolist(), "generator": self.generator.get_state().tolist(),
             "env_rngs": self.envs.rng_states() if self._simulated else None,
             "episodes": _episodes_to_json(episodes) if episodes is not None else None,
+            **self._extra_meta(),
         }
         path = save_checkpoint(self.dir / "last.pt", self.model.state_dict(), meta, self.optimizer.state_dict())
         self._restart(episodes)
         return path
+
+    def _extra_meta(self) -> dict[str, Any]:
+        """More checkpoint meta of a subclass (the Ray learner's worker streams); none for the local trainer."""
+        return {}
 
     def _load(self, path: Path) -> list[EpisodeSpec] | None:
         ck = load_checkpoint(path)
