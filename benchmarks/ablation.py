@@ -45,17 +45,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_one(variant: str, seed: int, args: argparse.Namespace) -> dict:
-    """Train and evaluate one (variant, seed); returns the eval result (read back if already done)."""
-    name = f"{variant}-s{seed}"
-    done = Path(args.out) / f"{name}.json"
-    if done.exists():
-        return json.loads(done.read_text())
+def train_and_eval(name: str, launch: str, sets: list[str], args: argparse.Namespace) -> tuple[dict, dict, float]:
+    """One `robonav train` subprocess (``--minutes``, one thread, envs in its process) from scratch in
+    ``args.runs``/name, then `robonav eval` of its last.pt on ``args.episode_list``: (train JSON, eval JSON, wall s)."""
     run_dir = Path(args.runs) / name
     shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run restarts from scratch
-    sets = [f"train.run={name}", f"train.out={args.runs}", f"train.seed={seed}", "train.workers=0",
-            "train.threads=1", *VARIANTS[variant], *args.set]
-    cmd = [sys.executable, "-m", "robonav.cli", "train", "--launch", args.launch, "--minutes", str(args.minutes),
+    sets = [f"train.run={name}", f"train.out={args.runs}", "train.workers=0", "train.threads=1", *sets]
+    cmd = [sys.executable, "-m", "robonav.cli", "train", "--launch", launch, "--minutes", str(args.minutes),
            "--quiet", "--json"]
     for s in sets:
         cmd += ["--set", s]
@@ -65,18 +61,33 @@ def run_one(variant: str, seed: int, args: argparse.Namespace) -> dict:
         raise RuntimeError(f"{name}: training failed ({train.returncode}):\n{train.stderr[-3000:]}")
     trained = json.loads(train.stdout.strip().splitlines()[-1])
     ev = subprocess.run([sys.executable, "-m", "robonav.cli", "eval", "--policy", str(run_dir / "last.pt"),
-                         "--episode-list", args.episode_list, "--episodes", str(args.episodes), "--envs", "8",
+                         "--episode-list", str(args.episode_list), "--episodes", str(args.episodes), "--envs", "8",
                          "--json"], env=_env(), capture_output=True, text=True)
     if ev.returncode != 0:
         raise RuntimeError(f"{name}: eval failed ({ev.returncode}):\n{ev.stderr[-3000:]}")
-    result = json.loads(ev.stdout.strip().splitlines()[-1])
-    out = {"variant": variant, "seed": seed, "minutes": args.minutes, "wall_s": time.perf_counter() - t0,
+    return trained, json.loads(ev.stdout.strip().splitlines()[-1]), time.perf_counter() - t0
+
+
+def save_result(done: Path, out: dict) -> None:
+    """Atomically: a half-written result never counts as done."""
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(done)
+
+
+def run_one(variant: str, seed: int, args: argparse.Namespace) -> dict:
+    """Train and evaluate one (variant, seed); returns the eval result (read back if already done)."""
+    name = f"{variant}-s{seed}"
+    done = Path(args.out) / f"{name}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    trained, result, wall = train_and_eval(name, args.launch, [f"train.seed={seed}", *VARIANTS[variant], *args.set],
+                                           args)
+    out = {"variant": variant, "seed": seed, "minutes": args.minutes, "wall_s": wall,
            "global_step": trained.get("global_step"), "update": trained.get("update"),
            "success_rate": result["success_rate"], "spl": result["spl"], "episodes": args.episodes,
            "success_ci": result.get("success_ci95")}
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(done)  # atomic: a half-written result never counts as done
+    save_result(done, out)
     print(f"{name}: success {out['success_rate']:.3f}, SPL {out['spl']:.3f} after {out['global_step']} steps",
           file=sys.stderr, flush=True)
     return out

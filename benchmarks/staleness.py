@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ablation import _env, mean_ci, wilson
+from ablation import mean_ci, save_result, train_and_eval, wilson
 
 VARIANTS: dict[str, list[str]] = {
     "zero": ["train.r2d2.init_state=zero", "train.r2d2.burn_in=0"],
@@ -70,33 +67,14 @@ def run_one(variant: str, seed: int, args: argparse.Namespace) -> dict:
     done = Path(args.out) / f"{name}.json"
     if done.exists():
         return json.loads(done.read_text())
-    run_dir = Path(args.runs) / name
-    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished run restarts from scratch
-    sets = [f"train.run={name}", f"train.out={args.runs}", f"train.seed={seed}", "train.workers=0",
-            "train.threads=1", "train.total_steps=100000000", *FIVE_BY_FIVE, *VARIANTS[variant], *args.set]
-    cmd = [sys.executable, "-m", "robonav.cli", "train", "--launch", "train_q", "--minutes", str(args.minutes),
-           "--quiet", "--json"]
-    for s in sets:
-        cmd += ["--set", s]
-    t0 = time.perf_counter()
-    train = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
-    if train.returncode != 0:
-        raise RuntimeError(f"{name}: training failed ({train.returncode}):\n{train.stderr[-3000:]}")
-    trained = json.loads(train.stdout.strip().splitlines()[-1])
-    ev = subprocess.run([sys.executable, "-m", "robonav.cli", "eval", "--policy", str(run_dir / "last.pt"),
-                         "--episode-list", str(args.episode_list), "--episodes", str(args.episodes), "--envs", "8",
-                         "--json"], env=_env(), capture_output=True, text=True)
-    if ev.returncode != 0:
-        raise RuntimeError(f"{name}: eval failed ({ev.returncode}):\n{ev.stderr[-3000:]}")
-    result = json.loads(ev.stdout.strip().splitlines()[-1])
-    out = {"variant": variant, "seed": seed, "minutes": args.minutes, "wall_s": time.perf_counter() - t0,
+    sets = [f"train.seed={seed}", "train.total_steps=100000000", *FIVE_BY_FIVE, *VARIANTS[variant], *args.set]
+    trained, result, wall = train_and_eval(name, "train_q", sets, args)
+    out = {"variant": variant, "seed": seed, "minutes": args.minutes, "wall_s": wall,
            "settings": VARIANTS[variant], "global_step": trained.get("global_step"),
            "learner_updates": trained.get("updates"), "train_success_rate": trained.get("success_rate"),
            "success_rate": result["success_rate"], "spl": result["spl"], "episodes": args.episodes,
-           "success_ci": result.get("success_ci95"), **discrepancy(run_dir / "progress.jsonl")}
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(done)  # atomic: a half-written result never counts as done
+           "success_ci": result.get("success_ci95"), **discrepancy(Path(args.runs) / name / "progress.jsonl")}
+    save_result(done, out)
     print(f"{name}: success {out['success_rate']:.3f}, discrepancy first/last "
           f"{out['discrepancy_first_last_quarter']:.3f}/{out['discrepancy_last_last_quarter']:.3f} after "
           f"{out['global_step']} steps", file=sys.stderr, flush=True)
