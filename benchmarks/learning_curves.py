@@ -27,10 +27,10 @@ from ablation import wilson  # noqa: E402
 from default_policy import _episodes, _job  # noqa: E402
 
 
-def checkpoints(run: Path) -> list[Path]:
-    """A run's kept checkpoints in training order, with last.pt at the end."""
+def checkpoints(run: Path, stride: int = 1) -> list[Path]:
+    """Every ``stride``-th kept checkpoint of a run in training order, with last.pt at the end."""
     kept = sorted(run.glob("update-*.pt")) + sorted(run.glob("chunk-*.pt"))
-    return kept + ([run / "last.pt"] if (run / "last.pt").exists() else [])
+    return kept[stride - 1::stride] + ([run / "last.pt"] if (run / "last.pt").exists() else [])
 
 
 def env_steps(path: Path) -> int:
@@ -79,6 +79,8 @@ def main() -> int:
     p.add_argument("--out", default="results/learning_curves")
     p.add_argument("--figure", default="results/figures/learning_curves_ppo_r2d2.png")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--stride", action="append", default=[], metavar="LABEL=K",
+                   help="evaluate every K-th kept checkpoint of run LABEL (default: every one)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     runs: dict[str, Path] = {}
@@ -90,7 +92,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _episodes(out, args.suite, args.episodes)  # written once, before the workers read it
-    jobs = [(label, ck) for label, run in runs.items() for ck in checkpoints(run)]
+    strides = {label: int(k) for label, _, k in (item.partition("=") for item in args.stride)}
+    jobs = [(label, ck) for label, run in runs.items() for ck in checkpoints(run, strides.get(label, 1))]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(_job, [str(ck) for _, ck in jobs], [args.suite] * len(jobs),
                              [args.episodes] * len(jobs), [str(out)] * len(jobs)))
