@@ -148,6 +148,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+SHIPPED_POLICIES = ("default", "default-q")
+"""Policies in the package (robonav/data/policies): PPO's and R2D2's."""
+
+
+def _shipped_or_path(spec: str) -> Path:
+    """The shipped checkpoint a name like 'default' or 'default-q' means, else the path given."""
+    from robonav.data import resource
+
+    return resource("policies", f"{spec}.pt") if spec in SHIPPED_POLICIES else Path(spec)
+
+
 def _policy_and_config(spec: str):
     """(policy factory, eval SimConfig) for --policy: classical | expert | random | default | a checkpoint | X.onnx."""
     import dataclasses
@@ -168,7 +179,6 @@ def _policy_and_config(spec: str):
         return eval_setup(spec)
     import torch
 
-    from robonav.data import resource
     from robonav.policy.agent import TorchAgent, load_policy
     from robonav.sensors.spec import ObservationSpec
     from robonav.sim.config import SimConfig
@@ -176,7 +186,7 @@ def _policy_and_config(spec: str):
     # A batch of a few envs per step: one thread is fastest, and a second one only spins against the simulator
     # (with both cores busy, two threads made each step 10x slower here).
     torch.set_num_threads(1)
-    path = resource("policies", "default.pt") if spec == "default" else Path(spec)
+    path = _shipped_or_path(spec)
     model, meta = load_policy(path)
     sim = SimConfig(observation=meta["observation"], period=meta["control_period"])
     if meta.get("observation_spec"):
@@ -268,12 +278,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export a checkpoint to ONNX (+ sidecar, weights), then measure step parity and the closed-loop noise floor."""
     import torch
 
-    from robonav.data import resource
     from robonav.deploy.export import export_onnx
     from robonav.deploy.parity import export_parity
 
     torch.set_num_threads(1)  # a small batch-1 policy: more threads only contend with the simulator
-    checkpoint = resource("policies", "default.pt") if args.policy == "default" else Path(args.policy)
+    checkpoint = _shipped_or_path(args.policy)
     done = export_onnx(checkpoint, args.out)
     parity = export_parity(checkpoint, done.onnx, steps=args.parity_steps, parity_suite=args.parity_mazes,
                            episodes=args.episodes, suite=args.mazes, seed=args.seed, num_envs=args.envs)
@@ -466,8 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a policy on paired episodes (success with 95 %% interval, SPL, ...)")
     p.add_argument("--policy", default="default",
-                   help="a checkpoint path, an exported .onnx, 'default' (shipped), 'classical', 'expert' "
-                        "(privileged) or 'random'")
+                   help="a checkpoint path, an exported .onnx, 'default' or 'default-q' (shipped), 'classical', "
+                        "'expert' (privileged) or 'random'")
     p.add_argument("--mazes", default="test", help="suite (test, test-9x9, val, hand, ...), maze file or folder")
     p.add_argument("--episodes", type=int, default=None,
                    help="number of episodes (default 200); with an existing --episode-list, its first N")
@@ -489,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX with its sidecar and weights; check parity")
-    p.add_argument("--policy", default="default", help="a checkpoint path or 'default' (shipped)")
+    p.add_argument("--policy", default="default", help="a checkpoint path, or 'default' / 'default-q' (shipped)")
     p.add_argument("--out", required=True, help="the .onnx to write (<out>.json and <out>.npz go beside it)")
     p.add_argument("--parity-steps", type=int, default=1000,
                    help="record at least this many ticks of --parity-mazes episodes for step parity")
