@@ -18,7 +18,7 @@ from robonav.policy.q_network import QNetwork
 def test_shipped_policy_exports_and_onnx_runtime_matches_its_torch_step(name, tmp_path):
     checkpoint = resource("policies", f"{name}.pt")
     done = export_onnx(checkpoint, tmp_path / f"{name}.onnx")
-    policy, meta = load_policy(checkpoint)
+    policy, _ = load_policy(checkpoint)
     assert isinstance(policy, QNetwork) == (name == "default-q")
     recording = record_steps(lambda n: TorchAgent(policy, n), sim_config(done.meta), 1000, "val-5x5", 0, 4)
     report = step_parity(policy, done.onnx, recording)
