@@ -108,11 +108,7 @@ class QTrainer(RunLog):
                 if self._round_done(self.chunks, first_chunk, max_chunks, start, max_seconds, interrupted, "chunk"):
                     break
         finally:
-            interrupted.restore()
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                writer.close()
+            self._end_sitting(interrupted, bar, writer)
         return last
 
     # -- checkpoints ----------------------------------------------------------------------------------------

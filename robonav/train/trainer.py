@@ -172,6 +172,15 @@ class RunLog:
             for k, v in row.items():
                 writer.add_scalar(f"{'losses' if k in self.LOSS_KEYS else 'charts'}/{k}", v, self.global_step)
 
+    @staticmethod
+    def _end_sitting(interrupted: _StopOnSignal, bar, writer) -> None:
+        """Give the signal handlers back and close the progress bar and the TensorBoard writer."""
+        interrupted.restore()
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+
 
 class Trainer(RunLog):
     """Holds a run's envs, model, optimiser and counters; ``train()`` runs until ``total_steps``."""
@@ -250,11 +259,7 @@ class Trainer(RunLog):
                                 stage=self.stage)
             if self._round_done(self.updates, first_update, max_updates, start, max_seconds, interrupted, "update"):
                 break
-        interrupted.restore()
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            writer.close()
+        self._end_sitting(interrupted, bar, writer)
         return last
 
     def _learn(self, storage: RolloutStorage, last_value: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
