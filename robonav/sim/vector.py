@@ -41,7 +41,8 @@ class MazeVectorEnv(VectorEnv):
                  teacher: Any = None, **_: Any) -> None:
         """``teacher``: optional object with ``reset(env_ids)`` and ``act(obs, frames, sim) -> [N, 2]`` SI commands
         (the eval Policy protocol); its normalised action for the current observation is put in
-        ``infos["teacher_action"]`` after every reset and step (imitation warm starts)."""
+        ``infos["teacher_action"]`` after every reset and step (imitation warm starts, R2D2's demonstrators), with
+        ``infos["_teacher_action"]`` the envs it drives (its ``mask``, all by default)."""
         self.config = as_config(config)
         self.num_envs = num_envs
         self.sim = MazeSim(num_envs, self.config, maze, seed, wall_mode=wall_mode, per_env_rays=per_env_rays)
@@ -94,6 +95,7 @@ class MazeVectorEnv(VectorEnv):
             self.teacher.reset(started)
         act = self.teacher.act(self.sim.obs, self.sim.frames, self.sim)
         infos["teacher_action"] = np.clip(act / self._scale, -1.0, 1.0).astype(np.float32)
+        infos["_teacher_action"] = np.array(getattr(self.teacher, "mask", np.ones(self.num_envs, bool)))
 
     # -- what a trainer needs beyond Gymnasium: curriculum and exact resume ---------------------------------
 

@@ -68,14 +68,30 @@ def make_teacher(name: str, num_envs: int):
     return ClassicalPolicy(num_envs)
 
 
-class TeacherFactory:
-    """Picklable ``factory(num_envs)`` for ProcessVectorEnv workers."""
+class SubsetTeacher:
+    """A teacher that drives only every ``every``-th env (local index % every == 0) of a vector env: the others
+    get no frame (no planning cost) and a zero action; ``mask`` says which envs it drives (R2D2's demonstrators)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, teacher, num_envs: int, every: int) -> None:
+        self.teacher = teacher
+        self.mask = np.arange(num_envs) % every == 0
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        self.teacher.reset(np.asarray(env_ids, dtype=np.int64)[self.mask[env_ids]])
+
+    def act(self, obs: np.ndarray, frames, sim) -> np.ndarray:
+        return self.teacher.act(obs, [f if m else None for f, m in zip(frames, self.mask)], sim)
+
+
+class TeacherFactory:
+    """Picklable ``factory(num_envs)`` for ProcessVectorEnv workers; ``every`` > 1: a SubsetTeacher."""
+
+    def __init__(self, name: str, every: int = 1) -> None:
+        self.name, self.every = name, every
 
     def __call__(self, num_envs: int):
-        return make_teacher(self.name, num_envs)
+        teacher = make_teacher(self.name, num_envs)
+        return teacher if self.every <= 1 else SubsetTeacher(teacher, num_envs, self.every)
 
 
 def imitation_update(model: ActorCritic, optimizer: torch.optim.Optimizer, batch: SequenceBatch, epochs: int,

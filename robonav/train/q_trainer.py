@@ -14,7 +14,6 @@ continue exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import deque
 from pathlib import Path
@@ -55,7 +54,7 @@ class QTrainer(RunLog):
         torch.set_num_threads(cfg.threads)  # two threads on a shared 2-core machine made the LSTM ~30x slower
         torch.manual_seed(cfg.seed)
         if envs is None:
-            envs = make_envs(dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=cfg.r2d2.num_envs)))
+            envs = make_envs(cfg)
         self.envs = envs
         self._simulated = hasattr(envs, "set_maze_config")
         self.stage = self.chunks = 0

@@ -42,12 +42,14 @@ def make_envs(cfg: TrainConfig):
     """The vector env of a run: one batched world, or ``workers`` processes of them."""
     from robonav.sim.vector import MazeVectorEnv, ProcessVectorEnv
 
-    im = cfg.imitation
-    factory = TeacherFactory(im.teacher) if im.updates > 0 else None
+    im, r2 = cfg.imitation, cfg.r2d2
+    if cfg.algo == "r2d2":  # the teacher drives R2D2's demonstrators, if any
+        n, factory = r2.num_envs, TeacherFactory(r2.demo_teacher, r2.demo_every) if r2.demo_every else None
+    else:  # the teacher labels PPO's imitation warm start
+        n, factory = cfg.ppo.num_envs, TeacherFactory(im.teacher) if im.updates > 0 else None
     if cfg.workers > 0:
-        return ProcessVectorEnv(cfg.ppo.num_envs, cfg.workers, config=cfg.sim, seed=cfg.seed, teacher_factory=factory)
-    teacher = factory(cfg.ppo.num_envs) if factory is not None else None
-    return MazeVectorEnv(cfg.ppo.num_envs, config=cfg.sim, seed=cfg.seed, teacher=teacher)
+        return ProcessVectorEnv(n, cfg.workers, config=cfg.sim, seed=cfg.seed, teacher_factory=factory)
+    return MazeVectorEnv(n, config=cfg.sim, seed=cfg.seed, teacher=factory(n) if factory is not None else None)
 
 
 def stage_config(cfg: TrainConfig, stage: int) -> MazeConfig:

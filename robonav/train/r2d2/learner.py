@@ -107,6 +107,12 @@ class R2D2Config:
     """Gradient-norm clip (0: off; the paper does not clip)."""
     window: int = 200
     """Finished episodes the reported success rate is computed over."""
+    demo_every: int = 0
+    """Demonstrators (R2D3's idea, Gulcehre et al. 2019, as actors): every ``demo_every``-th env of each env
+    worker is driven by ``demo_teacher``, its command snapped to the nearest motion primitive, and its steps join
+    the same replay (0: none). Their episodes are left out of the success rate and the curriculum."""
+    demo_teacher: str = "classical"
+    """The demonstrators' driver: 'classical' (frontier + A* on its own sensors) or 'expert' (privileged)."""
     num_envs: int = 32
     """Environments acted in side by side by ``robonav train`` (the learner itself acts in the env it is given)."""
     chunk_steps: int = 4096
@@ -124,6 +130,9 @@ class R2D2Config:
             raise R2D2Error(f"r2d2.init_state must be 'zero' or 'stored', got {self.init_state!r}")
         if self.num_envs < 1 or self.chunk_steps < 1:
             raise R2D2Error(f"r2d2.num_envs and r2d2.chunk_steps must be >= 1, got {self.num_envs}, {self.chunk_steps}")
+        if self.demo_every < 0 or self.demo_teacher not in ("classical", "expert"):
+            raise R2D2Error(f"r2d2.demo_every must be >= 0 and r2d2.demo_teacher 'classical' or 'expert', got "
+                            f"{self.demo_every}, {self.demo_teacher!r}")
         if self.replay_ratio <= 0:
             raise R2D2Error(f"r2d2.replay_ratio must be > 0, got {self.replay_ratio}")
 
@@ -133,6 +142,12 @@ def epsilon_ladder(num_envs: int, base: float = 0.4, alpha: float = 7.0) -> np.n
     if num_envs == 1:
         return np.array([base])
     return base ** (1.0 + alpha * np.arange(num_envs) / (num_envs - 1))
+
+
+def nearest_primitive(table: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """[N] index of the row of ``table`` [A, 2] nearest (Euclidean, normalised units) to each of ``actions`` [N, 2]."""
+    d = ((np.asarray(actions, np.float64)[:, None, :] - np.asarray(table, np.float64)[None]) ** 2).sum(-1)
+    return d.argmin(axis=1)
 
 
 class R2D2Learner:
@@ -163,13 +178,25 @@ class R2D2Learner:
         self.epsilons = epsilon_ladder(self.num_envs, cfg.eps_base, cfg.eps_alpha)
         self.env_steps = self.updates = self.episodes = 0
         self.successes: deque[float] = deque(maxlen=cfg.window)
+        self.demo_successes: deque[float] = deque(maxlen=cfg.window)
         self.finished: deque[float] = deque(maxlen=1 << 16)
         """Successes of the episodes that ended, oldest first, for a driver to drain (the curriculum)."""
         self.learn_from = cfg.warmup_steps
         """Environment steps (all envs) before which no learner step runs: the warmup, or a refill after resume."""
         self._simulated = hasattr(envs, "episodes_in_flight")
-        obs, _ = envs.reset(seed=seed)
-        self._begin(obs)
+        obs, info = envs.reset(seed=seed)
+        self._begin(obs, info)
+
+    def _read_teacher(self, info: dict[str, Any]) -> None:
+        """The demonstrators (envs a teacher drives) and their commands as primitive indices, for the next step."""
+        if self.cfg.demo_every == 0:
+            self.demo, self.demo_actions = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, np.int64)
+            return
+        if "teacher_action" not in info:
+            raise R2D2Error(f"r2d2.demo_every={self.cfg.demo_every} needs an env with a teacher (infos "
+                            "'teacher_action'): build it with a TeacherFactory, as robonav train does")
+        self.demo = np.asarray(info["_teacher_action"], bool)
+        self.demo_actions = nearest_primitive(self.action_table, info["teacher_action"])
 
     def _action_table(self, limits: tuple[float, float] | None) -> np.ndarray:
         if limits is None:
@@ -185,9 +212,10 @@ class R2D2Learner:
                             f"{tuple(limits)}: shrink them in q.primitives or raise the limits")
         return (prims / scale).astype(np.float32)
 
-    def _begin(self, obs: np.ndarray) -> None:
+    def _begin(self, obs: np.ndarray, info: dict[str, Any]) -> None:
         """Fresh episodes in every env: zero state, every env at an episode start."""
         self.obs = np.asarray(obs, np.float32)
+        self._read_teacher(info)
         self.state = self.online.initial_state(self.num_envs)
         self.starts = torch.ones(self.num_envs)
         self.returns = np.zeros(self.num_envs)
@@ -213,6 +241,8 @@ class R2D2Learner:
                "steps_per_s": (self.env_steps - steps0) / max(time.perf_counter() - t0, 1e-9)}
         if returns:
             out["episode_return"] = float(np.mean(returns))
+        if self.demo_successes:
+            out["demo_success_rate"] = float(np.mean(self.demo_successes))
         if n_updates:
             out.update({k: v / n_updates for k, v in sums.items()})
         out["learner_steps"] = float(n_updates)
@@ -227,8 +257,9 @@ class R2D2Learner:
         greedy = q[0].argmax(-1).numpy()
         explore = self.rng.random(self.num_envs) < self.epsilons
         random_actions = self.rng.integers(0, len(self.action_table), self.num_envs)
-        actions = np.where(explore, random_actions, greedy)
+        actions = np.where(self.demo, self.demo_actions, np.where(explore, random_actions, greedy))
         obs, rewards, terminated, truncated, info = self.envs.step(self.action_table[actions])
+        demo = self.demo
         done = np.asarray(terminated | truncated)
         next_obs = np.array(obs, np.float32)
         for i in np.flatnonzero(done):  # robonav's envs give a dense array, Gymnasium's an object array
@@ -243,13 +274,18 @@ class R2D2Learner:
         if "final_info" in info and "is_success" in info["final_info"]:
             fi = info["final_info"]
             for i in np.flatnonzero(info["_final_info"]):
+                if demo[i]:  # a demonstrator's episode: not the learner's success
+                    self.demo_successes.append(float(fi["is_success"][i]))
+                    continue
                 self.successes.append(float(fi["is_success"][i]))
                 self.finished.append(float(fi["is_success"][i]))
         for i in np.flatnonzero(done):
-            ended.append(float(self.returns[i]))
+            if not demo[i]:
+                ended.append(float(self.returns[i]))
             self.returns[i] = 0.0
             self.episodes += 1
         self.obs = np.asarray(obs, np.float32)
+        self._read_teacher(info)
         self.starts = torch.as_tensor(done, dtype=torch.float32)
         self.env_steps += self.num_envs
         return ended
@@ -349,7 +385,7 @@ class R2D2Learner:
         if env_state is not None and self._simulated:
             episodes = [EpisodeSpec(parse_maze(d["maze"], "<checkpoint>"), int(d["seed"]))
                         for d in env_state["episodes"]]
-            obs, _ = self.envs.reset(options={"episodes": episodes, "rebuild": True})
+            obs, info = self.envs.reset(options={"episodes": episodes, "rebuild": True})
         else:
-            obs, _ = self.envs.reset()
-        self._begin(obs)
+            obs, info = self.envs.reset()
+        self._begin(obs, info)
