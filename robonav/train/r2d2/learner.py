@@ -4,7 +4,8 @@ Top to bottom, one ``train`` loop:
 
     act      every env steps with its own epsilon (the Ape-X ladder eps_i = base^(1 + 7 i / (N - 1))); the actor
              keeps h, c explicitly, zeroes them where an episode starts (the one masking rule) and records each
-             step's INPUT state
+             step's INPUT state; demonstrators (``demo_every`` > 0) are envs a teacher drives instead, its command
+             snapped to the nearest primitive (R2D3's demonstrations, as actors sharing the one replay)
     store    the sequencer cuts each env's stream into burn_in + seq_len windows (robonav.train.r2d2.sequencer)
              that enter the prioritized replay at max priority
     learn    after ``warmup_steps``, as many learner steps as keep the replay ratio at or under its bound:
