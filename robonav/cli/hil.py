@@ -1,0 +1,80 @@
+"""Verbs of hardware-in-the-loop: sim-robot, hil (runtime and sim-robot over UDP), replay, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from robonav.cli._common import _add_episode_list, _add_launch
+
+
+def cmd_sim_robot(args: argparse.Namespace) -> int:
+    """The simulator as a robot behind the robot wire, until its episodes are played."""
+    from robonav.hil.simrobot import SimRobotSettings, main
+    from robonav.settings import load_settings
+
+    return main(load_settings(SimRobotSettings, args.launch, args.overrides, section="robot"), args.json)
+
+
+def cmd_hil(args: argparse.Namespace) -> int:
+    """Runtime and sim-robot as two processes over UDP (faults between them): navigation, timing, verdict."""
+    import dataclasses
+
+    from robonav.hil.runner import HilSettings, format_report, junit_xml, run_hil
+    from robonav.settings import load_settings
+
+    hil = [o for o in args.overrides if not o.startswith(("run.", "robot."))]
+    settings = load_settings(HilSettings, args.launch, hil, section="hil")
+    flags = {"episodes": args.episodes, "out": args.out}
+    settings = dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    report = run_hil(settings, args.launch, [o for o in args.overrides if o.startswith(("run.", "robot."))])
+    if args.junit:
+        junit_xml(report, args.junit)
+    print(json.dumps(report, sort_keys=True) if args.json else format_report(report))
+    return 0 if report["verdict"]["passed"] else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Rerun a wire recording offline; exit 0 when every command comes out bit for bit."""
+    from robonav.runtime.replay import format_replay, replay
+
+    result = replay(args.log, backend=args.backend, model=args.model)
+    print(json.dumps(result, sort_keys=True) if args.json else format_replay(result))
+    return 0 if result["identical"] else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Export, INT8, the fastest CPU backend in the loop, HIL over UDP: one table and a picture."""
+    from robonav.demo import main
+
+    return main(args.out, args.episodes, args.mazes, args.seed, args.clock_factor, args.json)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the sim-robot, hil, demo and replay verbs to the ``robonav`` subparsers."""
+    p = sub.add_parser("sim-robot", help="the simulator as a robot behind the robot wire (UDP), for HIL")
+    _add_launch(p, "hil")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_sim_robot)
+
+    p = sub.add_parser("hil", help="runtime + sim-robot as two processes over UDP, faults between: a HIL run")
+    _add_launch(p, "hil")
+    p.add_argument("--episodes", type=int, help="episodes to drive (launch: hil.episodes)")
+    p.add_argument("--out", help="folder for logs, reports and telemetry (launch: hil.out; default: a temp folder)")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit verdict for the scenario")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_hil)
+
+    p = sub.add_parser("demo", help="the whole path on the default policy: export, INT8, loop, HIL over UDP")
+    p.add_argument("--out", default="out/demo", help="folder for everything the stages write (default: %(default)s)")
+    _add_episode_list(p, 4, "HIL and eval (per precision)", envs=False)
+    p.add_argument("--clock-factor", type=float, default=8.0, help="HIL clock seconds per real second")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("replay", help="rerun a wire recording offline and check the commands bit for bit")
+    p.add_argument("log", help="wire recording (robonav run --set record=FILE, or robonav hil with hil.record)")
+    p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="backend (default: the recorded one)")
+    p.add_argument("--model", help="step model (default: the recorded one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_replay)

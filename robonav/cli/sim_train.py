@@ -1,0 +1,240 @@
+"""Verbs of the simulator and training: sim (one episode), train (a policy), eval (paired episodes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from robonav.cli._common import _add_launch, _emit, _maze_arg, _policy_and_config
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Drive one episode in the simulator, render it, print a summary."""
+    import dataclasses
+
+    import numpy as np
+
+    from robonav.settings import load_settings
+    from robonav.sim.config import SimConfig
+    from robonav.sim.env import MazeEnv
+    from robonav.sim.expert import GeodesicExpert
+    from robonav.sim.rollout import record_episode
+
+    cfg = load_settings(SimConfig, args.launch, args.overrides, section="sim")
+    drivers = {"expert", "random", "stop"}
+    factory = None
+    if args.policy not in drivers:  # a checkpoint, default, or classical: built like eval builds it
+        factory, policy_cfg = _policy_and_config(args.policy)
+        cfg = dataclasses.replace(cfg, observation=policy_cfg.observation, preprocessor=policy_cfg.preprocessor,
+                                  period=policy_cfg.period)
+    env = MazeEnv(maze=_maze_arg(args.maze), config=cfg, seed=args.seed)
+    expert = GeodesicExpert()
+    env.action_space.seed(args.seed)
+    if factory is not None:
+        agent = factory(1)
+        agent.reset(np.array([0]))
+
+        def act(obs):
+            return agent.act(obs[None], env.sim.frames, env.sim)[0] / env._scale
+    else:
+        act = {
+            "expert": lambda obs: expert(env.sim)[0] / env._scale,
+            "random": lambda obs: env.action_space.sample(),
+            "stop": lambda obs: np.zeros(2),
+        }[args.policy]
+    trace = record_episode(env, act, seed=args.seed, max_steps=args.steps,
+                           memory_every=0 if args.no_memory else (5 if args.gif else 10**9))
+    env.close()
+    info = trace.info
+    shortest, path = info["shortest_path_length"], info["path_length"]
+    result: dict[str, Any] = {
+        "maze": info["maze"], "policy": args.policy, "success": bool(info["is_success"]),
+        "steps": info["episode_steps"], "path_length": round(path, 3), "shortest_path_length": round(shortest, 3),
+        "spl": round(float(info["is_success"]) * shortest / max(path, shortest), 4),
+        "collisions": info["collisions"],
+    }
+    if args.render:
+        from robonav.sim.render import render_png
+
+        result["png"] = str(render_png(trace, args.render))
+    if args.gif:
+        from robonav.sim.render import render_gif
+
+        result["gif"] = str(render_gif(trace, args.gif))
+    _emit(result, args.json)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a policy from a launch file (recurrent PPO, or R2D2 with train.algo=r2d2); --resume continues the run."""
+    from robonav.settings import load_settings
+    from robonav.train.config import TrainConfig
+
+    overrides = list(args.overrides)
+    if args.ray is not None:
+        overrides.append(f"train.ray.address={args.ray}")
+    if args.ray_workers is not None:
+        overrides.append(f"train.ray.workers={args.ray_workers}")
+    cfg = load_settings(TrainConfig, args.launch, overrides, section="train")
+    max_seconds = None if args.minutes is None else 60.0 * args.minutes
+    trainer: Any
+    if cfg.algo == "r2d2":
+        from robonav.train.q_trainer import QTrainer
+
+        trainer = QTrainer(cfg, resume=args.resume, progress=not args.quiet)
+    elif cfg.ray.address is not None:  # rollout workers on a Ray cluster (robonav[dist])
+        from robonav.train.distributed import DistributedTrainer
+
+        trainer = DistributedTrainer(cfg, resume=args.resume, progress=not args.quiet)
+    else:
+        from robonav.train.trainer import Trainer
+
+        trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet)
+    try:
+        if cfg.algo == "r2d2":  # --updates counts R2D2's chunks (r2d2.chunk_steps environment steps each)
+            last = trainer.train(max_seconds=max_seconds, max_chunks=args.updates)
+        else:
+            last = trainer.train(max_updates=args.updates, max_seconds=max_seconds)
+    finally:
+        trainer.close()
+    result = {"run_dir": str(trainer.dir), "checkpoint": str(trainer.dir / "last.pt"), **last}
+    _emit(result, args.json)
+    return 0
+
+
+def _render_episodes(factory, config, episodes, folder: Path) -> None:
+    """Trajectory pictures (with the robot's memories) of the first episodes, one PNG each."""
+    import numpy as np
+
+    from robonav.sim.env import MazeEnv
+    from robonav.sim.render import render_png
+    from robonav.sim.rollout import record_episode
+
+    for k, ep in enumerate(episodes):
+        env = MazeEnv(maze=ep.maze, config=config)
+        agent = factory(1)
+        agent.reset(np.array([0]))
+
+        def act(obs, env=env, agent=agent):
+            return agent.act(obs[None], env.sim.frames, env.sim)[0] / env._scale
+
+        trace = record_episode(env, act, memory_every=10**9, episode=ep)
+        render_png(trace, folder / f"episode-{k:03d}.png")
+        env.close()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a policy on paired episodes: success (95 % interval), SPL, collisions, steps, per maze."""
+    from robonav.eval.episodes import load_episodes, make_episodes, save_episodes
+    from robonav.eval.metrics import summarize
+    from robonav.eval.runner import run_episodes
+
+    factory, config = _policy_and_config(args.policy)
+    if args.episode_list and Path(args.episode_list).exists():
+        episodes = load_episodes(args.episode_list)
+        if args.episodes is not None:  # the first N of the list: still paired with any run of the same file
+            episodes = episodes[:args.episodes]
+    else:
+        count = 200 if args.episodes is None else args.episodes
+        episodes = [e for seed in (args.seeds or [args.seed]) for e in make_episodes(args.mazes, count, seed)]
+        if args.episode_list:
+            save_episodes(args.episode_list, episodes)
+
+    def progress(done: int, total: int) -> None:
+        if not args.json:
+            print(f"\r{done}/{total} episodes", end="", file=sys.stderr, flush=True)
+
+    shard_size = args.shard_size if args.shard_size is not None or args.ray is None else 4 * args.envs
+    if args.ray is not None:  # one Ray task per shard; equal to the local run with the same --shard-size
+        from robonav.eval.distributed import run_episodes_ray
+
+        results = run_episodes_ray(factory, episodes, config, args.envs, shard_size, args.ray_workers, progress,
+                                   address=args.ray)
+    elif shard_size is not None:
+        from robonav.eval.distributed import run_sharded
+
+        results = run_sharded(factory, episodes, config, args.envs, shard_size, progress)
+    else:
+        results = run_episodes(factory, episodes, config, num_envs=args.envs, progress=progress)
+    if args.render:
+        _render_episodes(factory, config, episodes[: args.render_count], Path(args.render))
+    if args.curve:
+        from robonav.eval.plots import learning_curve
+
+        learning_curve(args.curve, Path(args.render or ".") / "learning_curve.png")
+    if not args.json:
+        print(file=sys.stderr)
+    summary = summarize(results)
+    summary.update(policy=args.policy, mazes=args.mazes if not args.episode_list else args.episode_list,
+                   seed=args.seeds or args.seed, maze_hashes=sorted({e.maze.hash() for e in episodes}),
+                   episode_seeds=[e.seed for e in episodes])
+    if shard_size is not None:
+        summary["shard_size"] = shard_size
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        lo, hi = summary["success_ci95"]
+        print(f"{args.policy} on {summary['mazes']}: {summary['episodes']} episodes, success "
+              f"{summary['success_rate']:.3f} [{lo:.3f}, {hi:.3f}], SPL {summary['spl']:.3f}, collisions/episode "
+              f"{summary['collisions_per_episode']:.2f}, mean steps {summary['mean_steps']:.0f}")
+        for fam, row in sorted(summary.get("per_family", {}).items()):
+            print(f"  {fam:<10} success {row['success_rate']:.3f}  SPL {row['spl']:.3f}  ({row['episodes']} episodes)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the sim, train and eval verbs to the ``robonav`` subparsers."""
+    p = sub.add_parser("sim", help="run one simulated episode, render it, print a summary")
+    _add_launch(p, "sim")
+    p.add_argument("--maze", help="maze file, or a generator family such as 'perfect' or 'rooms:9x9'")
+    p.add_argument("--policy", default="expert",
+                   help="who drives: expert (privileged, demo), random, stop, classical, default, or a checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="episode seed")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many ticks")
+    p.add_argument("--render", metavar="PNG", help="write a top-down picture of the episode")
+    p.add_argument("--gif", metavar="GIF", help="write an animated GIF of the episode")
+    p.add_argument("--no-memory", action="store_true", help="do not overlay the obstacle and trajectory memory")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("train",
+                       help="train an LSTM policy with recurrent PPO or R2D2 (checkpoints, TensorBoard, resume)")
+    _add_launch(p, "train")
+    p.add_argument("--resume", action="store_true", help="continue <out>/<run>/last.pt exactly")
+    p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this many minutes: a sitting")
+    p.add_argument("--updates", type=int,
+                   help="stop (with a checkpoint) after this many updates (R2D2: chunks of r2d2.chunk_steps steps)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="rollout workers on a Ray cluster (train.ray.address): 'auto' (the running cluster), "
+                        "'local' (a private one here), HOST:6379 or ray://HOST:10001; needs robonav[dist]")
+    p.add_argument("--ray-workers", type=int, metavar="N", help="Ray rollout workers (train.ray.workers)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a policy on paired episodes (success with 95 %% interval, SPL, ...)")
+    p.add_argument("--policy", default="default",
+                   help="a checkpoint path, an exported .onnx, 'default' or 'default-q' (shipped), 'classical', "
+                        "'expert' (privileged) or 'random'")
+    p.add_argument("--mazes", default="test", help="suite (test, test-9x9, val, hand, ...), maze file or folder")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="number of episodes (default 200); with an existing --episode-list, its first N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episode list")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="several episode-list seeds: --episodes episodes for each, run as one list")
+    p.add_argument("--episode-list", help="JSON-lines episode file: read if it exists, else written (pairing)")
+    p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
+    p.add_argument("--render", metavar="DIR", help="save trajectory pictures of the first episodes in DIR")
+    p.add_argument("--render-count", type=int, default=6, help="how many episodes --render draws")
+    p.add_argument("--curve", metavar="PROGRESS", help="plot a run's progress.jsonl as DIR/learning_curve.png")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the shards as Ray tasks: 'auto', 'local', HOST:6379 or ray://HOST:10001 (robonav[dist])")
+    p.add_argument("--ray-workers", type=int, metavar="N", help="Ray tasks at a time (default: the cluster's CPUs)")
+    p.add_argument("--shard-size", type=int, metavar="K",
+                   help="run the list as consecutive shards of K episodes (default: one shard; with --ray, 4 x "
+                        "--envs); per-episode results depend on K and --envs, never on --ray or its workers")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_eval)
