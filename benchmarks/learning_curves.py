@@ -48,7 +48,10 @@ def plot(curves: dict[str, list[dict]], progress: dict[str, Path], out: Path, ti
     from robonav.eval.plots import read_progress
 
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    for (label, points), color in zip(curves.items(), ("tab:blue", "tab:red", "tab:green", "tab:purple")):
+    colors = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:gray")
+    if len(curves) > len(colors):
+        raise SystemExit(f"learning_curves: at most {len(colors)} runs on one plot, got {len(curves)}")
+    for (label, points), color in zip(curves.items(), colors):
         x = [p["env_steps"] / 1e6 for p in points]
         ax.plot(x, [p["success"] for p in points], "o-", color=color, ms=3, label=f"{label}: held-out success")
         ax.fill_between(x, [p["ci"][0] for p in points], [p["ci"][1] for p in points], color=color, alpha=0.15)

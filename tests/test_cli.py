@@ -49,3 +49,32 @@ def test_bad_maze_file_is_refused_naming_file_and_line(tmp_path):
     out = _robonav("sim", "--maze", str(maze))
     assert out.returncode == 2
     assert "bad.txt" in out.stderr and "line 3" in out.stderr
+
+
+def test_average_writes_a_checkpoint_eval_takes_and_refuses_mixed_runs(tmp_path):
+    import torch
+
+    from robonav.cli import _shipped_or_path
+    from robonav.policy.checkpoint import load_checkpoint
+    from robonav.policy.q_network import QNetwork
+
+    shipped = load_checkpoint(_shipped_or_path("default-q"))
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    torch.save({"format": "robonav.checkpoint/1", "model": shipped["model"], "optimizer": None,
+                "meta": json.dumps(shipped["meta"])}, a)
+    moved = {k: (v + 1 if v.is_floating_point() and not k.startswith("normalizer") else v)
+             for k, v in shipped["model"].items()}
+    torch.save({"format": "robonav.checkpoint/1", "model": moved, "optimizer": None,
+                "meta": json.dumps(shipped["meta"])}, b)
+    out = _robonav("average", str(a), str(b), "--out", str(tmp_path / "avg.pt"), "--json")
+    assert out.returncode == 0, out.stderr
+    avg = load_checkpoint(json.loads(out.stdout.splitlines()[-1])["out"])["model"]
+    name = next(k for k in avg if k.endswith("weight") and not k.startswith("normalizer"))
+    torch.testing.assert_close(avg[name], shipped["model"][name] + 0.5)
+    net = QNetwork(shipped["meta"]["obs_dim"])  # the averaged weights load into the network they came from
+    assert net.load_state_dict(avg, strict=False).unexpected_keys == []
+    other = load_checkpoint(_shipped_or_path("default"))  # PPO's: another run, another network
+    torch.save({"format": "robonav.checkpoint/1", "model": other["model"], "optimizer": None,
+                "meta": json.dumps(other["meta"])}, tmp_path / "ppo.pt")
+    bad = _robonav("average", str(a), str(tmp_path / "ppo.pt"), "--out", str(tmp_path / "x.pt"))
+    assert bad.returncode == 2 and "ppo.pt: its algo" in bad.stderr and "one run only" in bad.stderr, bad.stderr

@@ -4,7 +4,7 @@ Verbs that measure something take ``--json`` and print one JSON object on one li
 progress and logs go to stderr.
 
 The verbs live in one module per way of running robonav, each owning its ``cmd_*`` functions and its
-``register(sub)``: ``sim_train`` (sim, train, eval), ``deploy`` (export, quantize, build, run, selftest) and
+``register(sub)``: ``sim_train`` (sim, train, average, eval), ``deploy`` (export, quantize, build, run, selftest) and
 ``hil`` (sim-robot, hil, demo, replay); ``_common`` holds what they share. Importing this package stays light:
 heavy modules (torch, pybullet, onnx, ray, gymnasium) are imported inside the ``cmd_*`` functions only.
 """
@@ -59,6 +59,7 @@ def _is_user_error(e: Exception) -> bool:
                          ("robonav.hil.simrobot", "SimRobotError"),
                          ("robonav.runtime.wirelog", "WireLogError"),
                          ("robonav.eval.distributed", "ShardError"),
+                         ("robonav.policy.checkpoint", "CheckpointError"),
                          ("robonav.train.distributed", "WorkerRestartError")):
         mod = sys.modules.get(module)
         if mod is not None and isinstance(e, getattr(mod, name)):

@@ -68,6 +68,15 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    """Average the weights of kept checkpoints of one run into a release checkpoint."""
+    from robonav.policy.checkpoint import average_checkpoints
+
+    out = average_checkpoints(args.checkpoints, args.out)
+    _emit({"out": str(out), "averaged": [str(c) for c in args.checkpoints]}, args.json)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a policy from a launch file (recurrent PPO, or R2D2 with train.algo=r2d2); --resume continues the run."""
     from robonav.settings import load_settings
@@ -214,6 +223,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ray-workers", type=int, metavar="N", help="Ray rollout workers (train.ray.workers)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("average", help="average the weights of kept checkpoints of one run (a smoother greedy "
+                                        "Q policy): a release checkpoint")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="kept checkpoints of one run, in order")
+    p.add_argument("--out", required=True, help="the averaged release checkpoint to write")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("eval", help="evaluate a policy on paired episodes (success with 95 %% interval, SPL, ...)")
     p.add_argument("--policy", default="default",

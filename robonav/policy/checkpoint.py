@@ -90,3 +90,46 @@ def release_checkpoint(src: str | Path, dst: str | Path, **extra: Any) -> Path:
     meta = {k: v for k, v in ck["meta"].items() if k not in RESUME_KEYS}
     meta.update(extra, release=True)
     return save_checkpoint(dst, ck["model"], meta, optimizer=None)
+
+
+AVERAGE_SAME = ("algo", "policy", "q", "obs_dim", "observation", "observation_spec", "action_limits",
+                "control_period")
+"""Meta entries that must agree between checkpoints whose weights are averaged (the same network, the same task)."""
+
+
+def average_checkpoints(srcs: list[str | Path], dst: str | Path) -> Path:
+    """Write the mean of the weights of ``srcs`` (kept checkpoints of one run) as a release checkpoint at ``dst``.
+
+    Weight averaging along one run (SWA, Izmailov et al. 2018; in deep RL, Nikishin et al. 2018) smooths the
+    step-to-step drift of a value-based greedy policy, whose action flips wherever two Q values are close. Floating
+    point tensors are averaged, except the observation normaliser's, which must be equal (the R2D2 learner
+    freezes them when learning starts: an average of different normalisers would describe no input); the meta is
+    the last checkpoint's, released, with ``averaged_from`` (the sources and their sha256) added."""
+    if len(srcs) < 1:
+        raise CheckpointError("average_checkpoints needs at least one checkpoint")
+    cks = [load_checkpoint(s) for s in srcs]
+    first, meta0 = cks[0]["model"], cks[0]["meta"]
+    for src, ck in zip(srcs[1:], cks[1:]):
+        differ = [k for k in AVERAGE_SAME if ck["meta"].get(k) != meta0.get(k)]
+        if differ or ck["model"].keys() != first.keys():
+            raise CheckpointError(f"{src}: its {', '.join(differ) or 'weight names'} differ from {srcs[0]}'s: "
+                                  "average the kept checkpoints of one run only")
+    model: dict[str, torch.Tensor] = {}
+    for name, value in first.items():
+        values = [ck["model"][name] for ck in cks]
+        if any(v.shape != value.shape for v in values):
+            raise CheckpointError(f"weight {name!r} has shapes {[tuple(v.shape) for v in values]} across {srcs}: "
+                                  "average the kept checkpoints of one run only")
+        if name.startswith("normalizer.") or not value.is_floating_point():
+            bad = [str(s) for s, v in zip(srcs, values) if not torch.equal(v, value)]
+            if bad:
+                raise CheckpointError(f"{name!r} differs between {srcs[0]} and {bad}: the observation normaliser "
+                                      "must be frozen (as R2D2's is after its warmup) for weights to be averaged")
+            model[name] = value
+        else:
+            model[name] = torch.stack(values).double().mean(0).to(value.dtype)
+    meta = {k: v for k, v in cks[-1]["meta"].items() if k not in RESUME_KEYS}
+    meta.update(release=True, averaged_from=[{"path": str(s), "sha256": file_hash(s),
+                                              "global_step": ck["meta"].get("global_step")}
+                                             for s, ck in zip(srcs, cks)])
+    return save_checkpoint(dst, model, meta, optimizer=None)
