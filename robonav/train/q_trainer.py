@@ -88,6 +88,8 @@ class QTrainer(RunLog):
         try:
             while self.global_step < cfg.total_steps:
                 t0, step0 = time.perf_counter(), self.global_step
+                if cfg.r2d2.lr_schedule == "linear":  # a function of the step count: a resumed run continues it
+                    self.learner.set_lr(cfg.r2d2.lr * max(0.0, 1.0 - self.global_step / cfg.total_steps))
                 out = self.learner.train(min(cfg.r2d2.chunk_steps, cfg.total_steps - self.global_step))
                 self.chunks += 1
                 self.successes.extend(self.learner.finished)
@@ -96,7 +98,8 @@ class QTrainer(RunLog):
                 last = {"global_step": self.global_step, "chunk": self.chunks, "wall_s": self.wall_s,
                         "stage": self.stage,
                         "success_rate": float(np.mean(self.successes)) if self.successes else 0.0,
-                        "epsilon": float(np.mean(self.learner.epsilons)), **{
+                        "epsilon": float(np.mean(self.learner.epsilons)),
+                        "lr": float(self.learner.optimizer.param_groups[0]["lr"]), **{
                             k: v for k, v in out.items() if k not in ("env_steps", "success_rate")}}
                 self._log(writer, last)
                 self._curriculum()

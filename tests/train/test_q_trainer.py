@@ -168,3 +168,17 @@ def test_train_config_refuses_an_unknown_algo():
         TrainConfig(algo="dqn")
     with pytest.raises(SettingsError, match="got 'dqn'"):
         from_dict(TrainConfig, {"algo": "dqn"})
+
+
+def test_linear_lr_schedule_reaches_zero_at_total_steps(tmp_path):
+    torch.set_num_threads(1)
+    cfg = _cfg(tmp_path, run="sched", chunks=4)
+    cfg = dataclasses.replace(cfg, r2d2=dataclasses.replace(cfg.r2d2, lr_schedule="linear"))
+    trainer = QTrainer(cfg, progress=False)
+    trainer.train()
+    trainer.close()
+    rows = [json.loads(line) for line in (tmp_path / "sched" / "progress.jsonl").read_text().splitlines()]
+    # chunk k (0-based) starts at 64 k of 256 steps: lr = 1e-3 * (1 - k / 4), set before it acts
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4], rel=1e-12)
+    with pytest.raises(Exception, match="lr_schedule must be 'constant' or 'linear'"):
+        R2D2Config(lr_schedule="cosine")  # type: ignore[arg-type]

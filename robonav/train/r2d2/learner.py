@@ -75,7 +75,10 @@ class R2D2Config:
     batch: int = 32
     """Sequences per learner step."""
     lr: float = 1e-4
-    """Adam learning rate."""
+    """Adam learning rate (at the start, with ``lr_schedule: linear``)."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """'linear': ``robonav train`` anneals the learning rate to 0 at ``train.total_steps`` env steps (as PPO's
+    recipe does), so the greedy policy settles instead of drifting; 'constant': the paper's."""
     adam_eps: float = 1e-3
     """Adam epsilon."""
     target_every: int = 2500
@@ -127,6 +130,8 @@ class R2D2Config:
         if self.n_step < 1 or self.burn_in < 0 or self.batch < 1 or self.target_every < 1:
             raise R2D2Error("r2d2 needs n_step >= 1, burn_in >= 0, batch >= 1 and target_every >= 1, got "
                             f"{self.n_step}, {self.burn_in}, {self.batch}, {self.target_every}")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise R2D2Error(f"r2d2.lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
         if self.init_state not in ("zero", "stored"):
             raise R2D2Error(f"r2d2.init_state must be 'zero' or 'stored', got {self.init_state!r}")
         if self.num_envs < 1 or self.chunk_steps < 1:
@@ -290,6 +295,11 @@ class R2D2Learner:
         self.starts = torch.as_tensor(done, dtype=torch.float32)
         self.env_steps += self.num_envs
         return ended
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the learner steps from now on (a schedule's driver calls it)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _may_learn(self) -> bool:
         cfg = self.cfg
