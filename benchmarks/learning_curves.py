@@ -47,7 +47,7 @@ def plot(curves: dict[str, list[dict]], progress: dict[str, Path], out: Path, ti
 
     from robonav.eval.plots import read_progress
 
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
     colors = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:gray")
     if len(curves) > len(colors):
         raise SystemExit(f"learning_curves: at most {len(colors)} runs on one plot, got {len(curves)}")
@@ -65,7 +65,7 @@ def plot(curves: dict[str, list[dict]], progress: dict[str, Path], out: Path, ti
     ax.set_ylabel("success rate")
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: no curve hidden
     ax.set_title(title, fontsize=9)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches="tight")
