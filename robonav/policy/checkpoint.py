@@ -87,9 +87,14 @@ def release_checkpoint(src: str | Path, dst: str | Path, **extra: Any) -> Path:
     describes the policy, no optimiser state and no resume state (a third of the size). ``extra`` entries (e.g.
     ``source_sha256``) are added to the meta. It loads like any checkpoint; it cannot resume a run."""
     ck = load_checkpoint(src)
-    meta = {k: v for k, v in ck["meta"].items() if k not in RESUME_KEYS}
-    meta.update(extra, release=True)
-    return save_checkpoint(dst, ck["model"], meta, optimizer=None)
+    return save_checkpoint(dst, ck["model"], _released(ck["meta"], **extra), optimizer=None)
+
+
+def _released(meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A release checkpoint's meta: ``meta`` without the resume state, with ``extra`` and ``release: True``."""
+    out = {k: v for k, v in meta.items() if k not in RESUME_KEYS}
+    out.update(extra, release=True)
+    return out
 
 
 AVERAGE_SAME = ("algo", "policy", "q", "obs_dim", "observation", "observation_spec", "action_limits",
@@ -128,8 +133,6 @@ def average_checkpoints(srcs: list[str | Path], dst: str | Path) -> Path:
             model[name] = value
         else:
             model[name] = torch.stack(values).double().mean(0).to(value.dtype)
-    meta = {k: v for k, v in cks[-1]["meta"].items() if k not in RESUME_KEYS}
-    meta.update(release=True, averaged_from=[{"path": str(s), "sha256": file_hash(s),
-                                              "global_step": ck["meta"].get("global_step")}
-                                             for s, ck in zip(srcs, cks)])
-    return save_checkpoint(dst, model, meta, optimizer=None)
+    sources = [{"path": str(s), "sha256": file_hash(s), "global_step": ck["meta"].get("global_step")}
+               for s, ck in zip(srcs, cks)]
+    return save_checkpoint(dst, model, _released(cks[-1]["meta"], averaged_from=sources), optimizer=None)
