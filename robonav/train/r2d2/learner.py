@@ -190,13 +190,14 @@ class R2D2Learner:
         self.learn_from = cfg.warmup_steps
         """Environment steps (all envs) before which no learner step runs: the warmup, or a refill after resume."""
         self._simulated = hasattr(envs, "episodes_in_flight")
+        self.demo, self.demo_actions = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, np.int64)
+        """Which envs a teacher drives (demonstrators) and its commands as primitive indices (none: all False)."""
         obs, info = envs.reset(seed=seed)
         self._begin(obs, info)
 
     def _read_teacher(self, info: dict[str, Any]) -> None:
         """The demonstrators (envs a teacher drives) and their commands as primitive indices, for the next step."""
-        if self.cfg.demo_every == 0:
-            self.demo, self.demo_actions = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, np.int64)
+        if self.cfg.demo_every == 0:  # no demonstrators: the arrays set in __init__ stay all False
             return
         if "teacher_action" not in info:
             raise R2D2Error(f"r2d2.demo_every={self.cfg.demo_every} needs an env with a teacher (infos "
@@ -265,7 +266,6 @@ class R2D2Learner:
         random_actions = self.rng.integers(0, len(self.action_table), self.num_envs)
         actions = np.where(self.demo, self.demo_actions, np.where(explore, random_actions, greedy))
         obs, rewards, terminated, truncated, info = self.envs.step(self.action_table[actions])
-        demo = self.demo
         done = np.asarray(terminated | truncated)
         next_obs = np.array(obs, np.float32)
         for i in np.flatnonzero(done):  # robonav's envs give a dense array, Gymnasium's an object array
@@ -280,13 +280,13 @@ class R2D2Learner:
         if "final_info" in info and "is_success" in info["final_info"]:
             fi = info["final_info"]
             for i in np.flatnonzero(info["_final_info"]):
-                if demo[i]:  # a demonstrator's episode: not the learner's success
+                if self.demo[i]:  # a demonstrator's episode: not the learner's success
                     self.demo_successes.append(float(fi["is_success"][i]))
                     continue
                 self.successes.append(float(fi["is_success"][i]))
                 self.finished.append(float(fi["is_success"][i]))
         for i in np.flatnonzero(done):
-            if not demo[i]:
+            if not self.demo[i]:
                 ended.append(float(self.returns[i]))
             self.returns[i] = 0.0
             self.episodes += 1
