@@ -78,3 +78,10 @@ def test_average_writes_a_checkpoint_eval_takes_and_refuses_mixed_runs(tmp_path)
                 "meta": json.dumps(other["meta"])}, tmp_path / "ppo.pt")
     bad = _robonav("average", str(a), str(tmp_path / "ppo.pt"), "--out", str(tmp_path / "x.pt"))
     assert bad.returncode == 2 and "ppo.pt: its algo" in bad.stderr and "one run only" in bad.stderr, bad.stderr
+
+
+def test_backend_choices_are_the_runtime_registry():
+    from robonav.cli._common import BACKEND_CHOICES
+    from robonav.runtime.backends import BACKENDS
+
+    assert BACKEND_CHOICES == tuple(BACKENDS)

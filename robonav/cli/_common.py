@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+BACKEND_CHOICES = ("ort", "numba", "torch", "trt")
+"""--backend choices: the keys of robonav.runtime.backends.BACKENDS (not imported here: it pulls numpy into every
+``robonav`` start-up), held equal to them by tests/test_cli.py."""
+
 
 def _add_launch(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--launch", default=default,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robonav.cli._common import _add_episode_list, _add_launch, _emit, _shipped_or_path
+from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch, _emit, _shipped_or_path
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -178,7 +178,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("run", help="the fixed-step on-robot loop (policy, safety layer, driver) until a signal")
     _add_launch(p, "robot")
-    p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="inference backend (run.backend)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, help="inference backend (run.backend)")
     p.add_argument("--model", help="step model .onnx / .engine, or 'default' (launch: run.model)")
     p.add_argument("--driver", choices=("sim", "udp", "ros2"),
                    help="where frames come from and commands go (run.driver)")
@@ -189,7 +189,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("selftest", help="on the target: parity on recorded episodes and a timing check, PASS/FAIL")
     _add_launch(p, "robot")
-    p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="backend to test (launch: run.backend)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, help="backend to test (launch: run.backend)")
     p.add_argument("--model", help="step model .onnx / .engine, or 'default' (launch: run.model)")
     p.add_argument("--recording", help="selftest recording (default: <model>.selftest.npz beside the model; where "
                                        "absent, one is recorded now on the simulator)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from robonav.cli._common import _add_episode_list, _add_launch
+from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch
 
 
 def cmd_sim_robot(args: argparse.Namespace) -> int:
@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("replay", help="rerun a wire recording offline and check the commands bit for bit")
     p.add_argument("log", help="wire recording (robonav run --set record=FILE, or robonav hil with hil.record)")
-    p.add_argument("--backend", choices=("ort", "numba", "torch", "trt"), help="backend (default: the recorded one)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, help="backend (default: the recorded one)")
     p.add_argument("--model", help="step model (default: the recorded one)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_replay)
