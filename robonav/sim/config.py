@@ -133,10 +133,20 @@ class MazeConfig:
     """Seed split: train, val or test (disjoint seed ranges)."""
     cell: float = 1.0
     """Metres per grid cell."""
+    cell_range: tuple[float, float] | None = None
+    """Metres per grid cell drawn uniformly per generated maze from [lo, hi] (None: always ``cell``). Corridor
+    width and wall thickness scale with it: a policy trained on one cell size meets narrower aisles (the 0.8 m
+    warehouse) only at test time otherwise."""
     corner_to_corner: bool = False
     """Start and goal in opposite corners instead of random (at least half the geodesic diameter apart)."""
     episodes_per_maze: int = 1
     """Episodes on one generated maze before a new one is drawn (start and goal redrawn each time)."""
+
+    def __post_init__(self) -> None:
+        r = self.cell_range
+        if r is not None and not (len(r) == 2 and 0.0 < r[0] <= r[1] < float("inf")):
+            raise ValueError(f"sim.maze.cell_range must be [lo, hi] metres with 0 < lo <= hi, got {r!r}: "
+                             "give e.g. [0.8, 1.2], or null for a fixed sim.maze.cell")
 
 
 @dataclass(frozen=True)

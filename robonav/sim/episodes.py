@@ -74,7 +74,8 @@ class MazeSampler:
             hr = cfg.height if cfg.height is not None else None
             h = w if hr is None else int(rng.integers(hr[0], hr[1] + 1))
             mseed = split_seed(cfg.split, int(rng.integers(1_000_000)))
-            maze = generate_maze(family, w, h, seed=mseed, cell=cfg.cell, corner_to_corner=cfg.corner_to_corner)
+            cell = cfg.cell if cfg.cell_range is None else float(rng.uniform(*cfg.cell_range))
+            maze = generate_maze(family, w, h, seed=mseed, cell=cell, corner_to_corner=cfg.corner_to_corner)
             self._current[env_index] = (maze, 1)
             return EpisodeSpec(maze, seed)
         if cfg.corner_to_corner:
