@@ -4,6 +4,7 @@ Suites (episode lists are written once to ``--out`` and reused, so every later r
   test        the 7x7 test split over all families (500 episodes: the acceptance figure)
   test-9x9    larger mazes than the test split (200)
   test-11x11  larger still (200)
+  test-c0.8   the test split's 7x7 grids on 0.8 m cells: narrower corridors than the 1 m of default training (200)
   hand        the hand-drawn mazes shipped in robonav/data/mazes, never trained on (10 seeds each)
 
 For each suite it prints success [95 % Wilson], SPL and collisions for both, the SPL ratio, success per family,
@@ -28,7 +29,7 @@ import sys  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-SUITES = {"test": 500, "test-9x9": 200, "test-11x11": 200, "hand": 80}
+SUITES = {"test": 500, "test-9x9": 200, "test-11x11": 200, "test-c0.8": 200, "hand": 80}
 
 
 def _episodes(out: Path, suite: str, count: int):

@@ -1,10 +1,11 @@
 """Named maze suites and disjoint seed splits: the same name always gives the same mazes.
 
 Seeds of the three splits never overlap: split ``s`` uses seeds ``SPLITS[s] + index`` with index in
-[0, 1_000_000). A generated suite is named ``<split>[-<W>x<H>][-<family>]``:
+[0, 1_000_000). A generated suite is named ``<split>[-<W>x<H>][-<family>][-c<cell>]``:
 
 - ``test``                 7x7, the test split, every family (`FAMILIES`), ``count`` mazes per family
 - ``test-9x9``, ``val``    other sizes and splits; ``train-5x5-braided`` one family only
+- ``test-c0.8``            the same mazes on 0.8 m grid cells instead of 1 m (narrower corridors, thinner walls)
 - ``hand``                 the hand-drawn files shipped in robonav/data/mazes
 - a path                   a maze file, or a folder of ``*.txt`` maze files (sorted by name); a suite name
                            wins over a folder of the same name (write ``./test`` for the folder)
@@ -33,8 +34,11 @@ SPLIT_SIZE = 1_000_000
 DEFAULT_COUNT = 20
 """Mazes per family in a generated suite when ``count`` is not given."""
 DEFAULT_SIZE = 7
-_NAME_RE = re.compile(r"^(?P<split>[a-z]+)(?:-(?P<w>\d+)x(?P<h>\d+))?(?:-(?P<family>[a-z]+))?$")
-PATTERNS = ("<split>[-<W>x<H>][-<family>]  e.g. test, test-9x9, val-11x11-rooms, train-5x5",
+CELL_RANGE = (0.5, 2.0)
+"""Metres per grid cell a suite name may ask for (``-c<cell>``): below 0.5 m a corridor barely fits the robot."""
+_NAME_RE = re.compile(r"^(?P<split>[a-z]+)(?:-(?P<w>\d+)x(?P<h>\d+))?(?:-(?P<family>[a-z]+))?"
+                      r"(?:-c(?P<cell>\d+(?:\.\d+)?))?$")
+PATTERNS = ("<split>[-<W>x<H>][-<family>][-c<cell>]  e.g. test, test-9x9, val-11x11-rooms, train-5x5, test-c0.8",
             "hand  (the hand-drawn mazes in robonav/data/mazes)",
             "a path to a maze file or to a folder of *.txt maze files")
 
@@ -55,6 +59,8 @@ class SuiteSpec:
     """Passage cells north-south."""
     families: tuple[str, ...]
     """Generator families, in listing order."""
+    cell: float = 1.0
+    """Metres per grid cell."""
 
 
 def split_seed(split: str, index: int) -> int:
@@ -74,7 +80,7 @@ def _unknown(name: str, why: str) -> SuiteError:
 
 
 def parse_suite(name: str) -> SuiteSpec:
-    """Parse a generated suite's name ``<split>[-<W>x<H>][-<family>]``."""
+    """Parse a generated suite's name ``<split>[-<W>x<H>][-<family>][-c<cell>]``."""
     match = _NAME_RE.match(name)
     if match is None:
         raise _unknown(name, "it is not an existing path and does not match the name pattern")
@@ -88,7 +94,10 @@ def parse_suite(name: str) -> SuiteSpec:
     family = match["family"]
     if family is not None and family not in FAMILIES:
         raise _unknown(name, f"family {family!r} does not exist")
-    return SuiteSpec(split, width, height, (family,) if family else FAMILIES)
+    cell = float(match["cell"]) if match["cell"] else 1.0
+    if not CELL_RANGE[0] <= cell <= CELL_RANGE[1]:
+        raise _unknown(name, f"cell {cell:g} m is out of range {CELL_RANGE[0]:g}..{CELL_RANGE[1]:g} m")
+    return SuiteSpec(split, width, height, (family,) if family else FAMILIES, cell)
 
 
 def _load_files(name: str, files: list[Path], count: int | None) -> list[Maze]:
@@ -117,5 +126,5 @@ def suite_mazes(name: str, count: int | None = None) -> list[Maze]:
             return _load_files(name, [path], count)
         raise
     per_family = DEFAULT_COUNT if count is None else count
-    return [generate_maze(family, spec.width, spec.height, seed=split_seed(spec.split, i))
+    return [generate_maze(family, spec.width, spec.height, seed=split_seed(spec.split, i), cell=spec.cell)
             for family in spec.families for i in range(per_family)]

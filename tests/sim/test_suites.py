@@ -70,12 +70,24 @@ def test_suite_names_parse() -> None:
     mazes = suite_mazes("train-5x3-perfect", 2)
     assert [(m.rows, m.cols, m.name) for m in mazes] == [(7, 11, "perfect-5x3-s0"), (7, 11, "perfect-5x3-s1")]
     assert suite_mazes("test", 0) == []
+    assert parse_suite("test-c0.8") == SuiteSpec("test", 7, 7, FAMILIES, 0.8)
+    assert parse_suite("val-9x9-rooms-c1.25") == SuiteSpec("val", 9, 9, ("rooms",), 1.25)
+
+
+def test_a_cell_suffix_gives_the_same_grids_on_other_cells() -> None:
+    plain, narrow = suite_mazes("val-5x5-wilson", 3), suite_mazes("val-5x5-wilson-c0.8", 3)
+    assert [m.cell for m in narrow] == [0.8] * 3
+    for p, n in zip(plain, narrow):
+        assert (n.walls == p.walls).all() and (n.start, n.goal) == (p.start, p.goal)
+        assert n.hash() != p.hash()  # a different world: results must not be cached across cells
 
 
 @pytest.mark.parametrize(("name", "why"), [
     ("dev", "split 'dev' does not exist"),
     ("test-9x9-spirals", "family 'spirals' does not exist"),
     ("val-2x9", "size 2x9 is out of range"),
+    ("test-c0.3", "cell 0.3 m is out of range 0.5..2 m"),
+    ("test-c", "family 'c' does not exist"),
     ("test-30x30", "size 30x30 is out of range"),
     ("Test 7x7", "it is not an existing path and does not match the name pattern"),
     ("no/such/folder", "it is not an existing path and does not match the name pattern"),
