@@ -28,7 +28,7 @@ def _random_state(m: QNetwork, batch: int) -> LstmState:
 def test_default_primitives_are_the_documented_seven():
     assert QConfig().primitives == DEFAULT_PRIMITIVES
     assert len(DEFAULT_PRIMITIVES) == 7
-    assert (0.5, 0.0) in DEFAULT_PRIMITIVES and (-0.15, 0.0) in DEFAULT_PRIMITIVES
+    assert (0.5, 0.0) in DEFAULT_PRIMITIVES and (0.35, 0.0) in DEFAULT_PRIMITIVES and (-0.15, 0.0) in DEFAULT_PRIMITIVES
     assert {(0.35, 1.0), (0.35, -1.0), (0.0, 1.5), (0.0, -1.5)} <= set(DEFAULT_PRIMITIVES)
 
 
