@@ -73,6 +73,8 @@ class TorchStandIn:
     def __init__(self, arrays: dict[str, np.ndarray], device: str = "cuda") -> None:
         import torch
 
+        from robonav.runtime.numba_kernels import head_kind
+
         torch.backends.cuda.matmul.allow_tf32 = False  # FP32, as the ONNX Runtime reference
         self.torch = torch
         dev = torch.device(device)
@@ -81,7 +83,9 @@ class TorchStandIn:
             a = np.asarray(arrays[name], np.float32)
             return torch.from_numpy(np.ascontiguousarray(a.T if transpose else a)).to(dev)
 
-        self.mean, self.std, self.scale = t("obs_mean"), t("obs_std"), t("action_scale")
+        self.argmax = head_kind(arrays) == "argmax"  # a Q network: the best-scored primitive
+        self.mean, self.std = t("obs_mean"), t("obs_std")
+        self.table = t("primitives" if self.argmax else "action_scale")
         self.clip = float(arrays["obs_clip"])
         self.x = torch.zeros(1, len(arrays["obs_mean"]), device=dev)
         self.encoder, k = [], 0
@@ -99,7 +103,9 @@ class TorchStandIn:
         else:
             self.core = (t("core_w", True), t("core_b"))
         self.tmp = torch.zeros(1, self.hidden, device=dev)
-        self.mu = (t("mu_w", True), t("mu_b"))
+        self.mu = (t("q_w", True), t("q_b")) if self.argmax else (t("mu_w", True), t("mu_b"))
+        self.q = torch.zeros(1, self.mu[0].shape[1], device=dev)
+        self.best = torch.zeros(1, dtype=torch.int64, device=dev)
 
     def _wrap(self, ptr: int, shape: tuple[int, ...]) -> Any:
         class View:  # a device buffer seen through __cuda_array_interface__ (zero-copy)
@@ -112,7 +118,7 @@ class TorchStandIn:
         torch = self.torch
         n, h = self.state_layers, self.hidden
         tensors = (self._wrap(a["obs"], tuple(self.x.shape)), self._wrap(a["h_in"], (n, 1, h)),
-                   self._wrap(a["c_in"], (n, 1, h)), self._wrap(a["action"], (1, len(self.scale))),
+                   self._wrap(a["c_in"], (n, 1, h)), self._wrap(a["action"], (1, 2)),
                    self._wrap(a["h_out"], (n, 1, h)), self._wrap(a["c_out"], (n, 1, h)))
         with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
             self.compute(*tensors)
@@ -144,8 +150,13 @@ class TorchStandIn:
             else:
                 torch.addmm(self.core[1], z, self.core[0], out=self.tmp)
                 z = self.tmp.tanh_()
-            torch.addmm(self.mu[1], z, self.mu[0], out=action)
-            action.clamp_(-1.0, 1.0).mul_(self.scale)
+            if self.argmax:
+                torch.addmm(self.mu[1], z, self.mu[0], out=self.q)
+                torch.argmax(self.q, dim=-1, out=self.best)
+                torch.index_select(self.table, 0, self.best, out=action)
+            else:
+                torch.addmm(self.mu[1], z, self.mu[0], out=action)
+                action.clamp_(-1.0, 1.0).mul_(self.table)
 
 
 def _drive(step: Any, reset: Any, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -25,8 +25,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                            episodes=args.episodes, suite=args.mazes, seed=args.seed, num_envs=args.envs)
     step, closed = parity["step"], parity["closed_loop"] or {}
     result: dict[str, Any] = {
-        "onnx": str(done.onnx), "sidecar": str(done.sidecar), "weights": str(done.weights) if done.weights else None,
-        "bytes_onnx": done.bytes, "bytes_weights": done.weights.stat().st_size if done.weights else None,
+        "onnx": str(done.onnx), "sidecar": str(done.sidecar), "weights": str(done.weights),
+        "bytes_onnx": done.bytes, "bytes_weights": done.weights.stat().st_size,
         "opset": done.meta.opset,
         "ir_version": done.meta.ir_version, "ops": done.ops, "parity_max_abs_error": step["max_abs_error"],
         "parity_tolerance": step["tolerance"], "parity_steps": step["steps"], "parity_episodes": step["episodes"],

@@ -1,4 +1,4 @@
-"""Export a checkpoint's deployment step to ONNX, with its sidecar and its weights for the Numba backend.
+"""Export a checkpoint's deployment step to ONNX, with its sidecar and its weights for the Numba and torch backends.
 
 ``export_onnx(checkpoint, "policy.onnx")`` writes three files side by side:
 
@@ -60,8 +60,8 @@ class ExportResult:
     """The .onnx file."""
     sidecar: Path
     """Its ``<model>.json``."""
-    weights: Path | None
-    """Its ``<model>.npz`` (the Numba backend's weights; None for a Q network, which that backend does not run)."""
+    weights: Path
+    """Its ``<model>.npz``: the weights the Numba and PyTorch backends read (layout in `write_weights`)."""
     meta: ModelSidecar
     """The sidecar's content."""
     ops: dict[str, int]
@@ -141,14 +141,21 @@ def finish_model(model: Any, sidecar: ModelSidecar, checkpoint_path: str = "") -
 
 
 def write_weights(model: Any, path: str | os.PathLike[str]) -> Path:
-    """The step's weights as float32 arrays in ``path`` (.npz), for the Numba backend. Layout:
+    """The step's weights as float32 arrays in ``path`` (.npz), for the Numba and PyTorch backends. Layout:
 
     ``format`` (str), ``core`` ('lstm' | 'mlp'), ``obs_mean``, ``obs_std`` (= sqrt(var + eps)), ``obs_clip``;
     ``encoder_w{k}`` [out, in], ``encoder_b{k}`` for k = 0.., each followed by ELU; LSTM layer l: ``lstm_w_ih{l}``
     [4H, in], ``lstm_w_hh{l}`` [4H, H], ``lstm_b{l}`` [4H] (b_ih + b_hh), gate order i, f, g, o; MLP core:
-    ``core_w``, ``core_b`` then tanh; ``mu_w`` [2, H], ``mu_b``; ``action_scale`` [2]; ``actor_layers``,
-    ``state_layers``, ``hidden``. action = clip(mu, -1, 1) * action_scale; state rows past ``actor_layers`` (a
-    separate critic's) pass through.
+    ``core_w``, ``core_b`` then tanh; ``actor_layers``, ``state_layers``, ``hidden``; state rows past
+    ``actor_layers`` (a separate critic's) pass through. Then the head, by ``head``:
+
+    - 'gaussian' (an ActorCritic): ``mu_w`` [2, H], ``mu_b``, ``action_scale`` [2];
+      action = clip(mu, -1, 1) * action_scale.
+    - 'argmax' (a QNetwork): ``q_w`` [A, H], ``q_b`` [A], ``primitives`` [A, 2];
+      action = primitives[argmax(q_w @ h + q_b)], the first index on ties. A dueling head is folded into this one
+      affine map (Q = V + A - mean A is linear in the features), in float64 before the cast to float32.
+
+    A file without ``head`` (written before Q networks had weights) is 'gaussian'.
     """
     import torch
 
@@ -161,22 +168,29 @@ def write_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     put("obs_mean", norm.mean)
     put("obs_std", torch.sqrt(norm.var + norm.eps))
     arrays["obs_clip"] = np.float32(norm.clip)
-    linears = [m for m in model.actor.encoder if isinstance(m, torch.nn.Linear)]
+    body = model.body if hasattr(model, "advantage_head") else model.actor
+    linears = [m for m in body.encoder if isinstance(m, torch.nn.Linear)]
     for k, lin in enumerate(linears):
         put(f"encoder_w{k}", lin.weight)
         put(f"encoder_b{k}", lin.bias)
-    if model.actor.recurrent:
-        lstm = model.actor.core
+    if body.recurrent:
+        lstm = body.core
         for layer in range(lstm.num_layers):
             put(f"lstm_w_ih{layer}", getattr(lstm, f"weight_ih_l{layer}"))
             put(f"lstm_w_hh{layer}", getattr(lstm, f"weight_hh_l{layer}"))
             put(f"lstm_b{layer}", getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))
     else:
-        put("core_w", model.actor.core[0].weight)
-        put("core_b", model.actor.core[0].bias)
-    put("mu_w", model.mu.weight)
-    put("mu_b", model.mu.bias)
-    put("action_scale", model.action_scale)
+        put("core_w", body.core[0].weight)
+        put("core_b", body.core[0].bias)
+    if hasattr(model, "advantage_head"):
+        arrays["head"] = np.array("argmax")
+        arrays["q_w"], arrays["q_b"] = _folded_q_head(model)
+        put("primitives", model.primitives)
+    else:
+        arrays["head"] = np.array("gaussian")
+        put("mu_w", model.mu.weight)
+        put("mu_b", model.mu.bias)
+        put("action_scale", model.action_scale)
     arrays["actor_layers"] = np.int64(model.cfg.layers)
     arrays["state_layers"] = np.int64(model.state_layers)
     arrays["hidden"] = np.int64(model.cfg.hidden)
@@ -184,6 +198,16 @@ def write_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     with open(path, "wb") as f:
         np.savez(f, format=np.array(WEIGHTS_FORMAT), core=np.array(model.cfg.core), **arrays)
     return path
+
+
+def _folded_q_head(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A QNetwork's head as one affine map (q_w [A, H], q_b [A]) in float32: V + A - mean(A) when dueling."""
+    adv_w = model.advantage_head.weight.detach().cpu().double().numpy()
+    adv_b = model.advantage_head.bias.detach().cpu().double().numpy()
+    if model.value_head is not None:
+        adv_w = model.value_head.weight.detach().cpu().double().numpy() + adv_w - adv_w.mean(axis=0, keepdims=True)
+        adv_b = model.value_head.bias.detach().cpu().double().numpy() + adv_b - adv_b.mean()
+    return adv_w.astype(np.float32), adv_b.astype(np.float32)
 
 
 def _smoke(model: Any, onnx_path: Path, sidecar: ModelSidecar, steps: int = 5) -> float:
@@ -238,8 +262,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     algo = str(meta.get("algo", "ppo"))
     sidecar = replace(sidecar, model_sha256=file_sha256(out), ir_version=proto.ir_version).with_extra(
         producer=producer, source=Path(checkpoint).name, policy=meta.get("policy"), algo=algo)
-    # The Numba backend's weights follow the actor-critic's layout; a Q network runs on the ONNX-based backends.
-    weights = write_weights(model, weights_path(out)) if algo == "ppo" else None
+    weights = write_weights(model, weights_path(out))
     side = write_sidecar(out, sidecar)
     ops = dict(sorted(Counter(n.op_type for n in proto.graph.node).items()))
     return ExportResult(out, side, weights, sidecar, ops, out.stat().st_size, _smoke(model, out, sidecar))

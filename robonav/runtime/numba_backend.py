@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from robonav.runtime.backend import Backend
-from robonav.runtime.numba_kernels import PackedWeights, aligned_zeros, pack_weights, policy_step
+from robonav.runtime.numba_kernels import PackedWeights, aligned_zeros, head_kind, pack_weights, policy_step
 from robonav.runtime.sidecar import (
     ModelHashError,
     ModelRefusedError,
@@ -34,6 +34,8 @@ from robonav.runtime.sidecar import (
 __all__ = ["TOLERANCE", "WEIGHTS_FORMAT", "NumbaBackend", "WeightsError", "load_weights"]
 
 WEIGHTS_FORMAT = "robonav.weights/1"
+HEADS = {"gaussian": ("mu_w", "mu_b", "action_scale"), "argmax": ("q_w", "q_b", "primitives")}
+"""The heads a weights file may hold (robonav.deploy.export.write_weights) and the arrays each needs."""
 TOLERANCE = 1e-5
 """Max |action| error (SI units) allowed against ONNX Runtime's FP32 model over recorded episodes: the same
 bound as FP32 ONNX Runtime against torch (robonav.deploy.parity.TOLERANCE); measured about 1e-6."""
@@ -72,18 +74,26 @@ def load_weights(path: str | os.PathLike[str], sidecar: ModelSidecar) -> dict[st
 
 def _check_arrays(path: Path, a: dict[str, np.ndarray], sidecar: ModelSidecar) -> None:
     d, hidden = sidecar.obs_dim, sidecar.hidden
-    need = ["core", "obs_mean", "obs_std", "obs_clip", "mu_w", "mu_b", "action_scale", "actor_layers",
-            "state_layers", "hidden"]
+    head = head_kind(a)
+    if head not in HEADS:
+        raise WeightsError(f"{path}: head {head!r}, expected one of {sorted(HEADS)}; re-export the model")
+    need = ["core", "obs_mean", "obs_std", "obs_clip", "actor_layers", "state_layers", "hidden", *HEADS[head]]
     missing = [k for k in need if k not in a]
     if missing:
         raise WeightsError(f"{path}: lacks {missing}; re-export the model")
-    core, actor_layers = str(a["core"]), int(a["actor_layers"])
+    core, actor_layers, n_act = str(a["core"]), int(a["actor_layers"]), len(sidecar.action_limits)
     found: dict[str, object] = {"state_layers": int(a["state_layers"]), "hidden": int(a["hidden"]),
-                                "obs_mean": a["obs_mean"].shape, "mu_w": a["mu_w"].shape}
-    expected: dict[str, object] = {"state_layers": sidecar.state_layers, "hidden": hidden, "obs_mean": (d,),
-                                   "mu_w": (len(sidecar.action_limits), hidden)}
-    shapes: list[tuple[str, tuple[int, ...]]] = [("obs_std", (d,)), ("mu_b", (len(sidecar.action_limits),)),
-                                                 ("action_scale", (len(sidecar.action_limits),))]
+                                "obs_mean": a["obs_mean"].shape}
+    expected: dict[str, object] = {"state_layers": sidecar.state_layers, "hidden": hidden, "obs_mean": (d,)}
+    shapes: list[tuple[str, tuple[int, ...]]] = [("obs_std", (d,))]
+    if head == "gaussian":
+        shapes += [("mu_w", (n_act, hidden)), ("mu_b", (n_act,)), ("action_scale", (n_act,))]
+    else:
+        n_q = a["primitives"].shape[0] if a["primitives"].ndim else 0
+        if n_q < 2:
+            raise WeightsError(f"{path}: {n_q} motion primitives, expected at least 2 to choose from; re-export the "
+                               "model")
+        shapes += [("q_w", (n_q, hidden)), ("q_b", (n_q,)), ("primitives", (n_q, n_act))]
     width, k = d, 0
     while f"encoder_w{k}" in a:
         out = a[f"encoder_w{k}"].shape[0]
@@ -129,9 +139,6 @@ class NumbaBackend(Backend):
         self._scratch = np.zeros(0, np.float32)
 
     def _open(self) -> None:
-        if self.sidecar.extra.get("algo", "ppo") != "ppo":
-            raise WeightsError(f"{self.path}: a {self.sidecar.extra['algo']} Q network; the Numba backend runs the "
-                               "actor-critic's weights only: run it with backend ort, torch or trt")
         self.packed = pack_weights(load_weights(self.weights_file, self.sidecar))
         self._scratch = aligned_zeros(self.packed.scratch_size)
         self.warmup()

@@ -9,7 +9,9 @@ What both compute, from the arrays of ``<model>.npz`` (layout: robonav.deploy.ex
         gates = lstm_w_ih{l} @ z + lstm_w_hh{l} @ h[l] + lstm_b{l}
         c'[l] = sigmoid(f) * c[l] + sigmoid(i) * tanh(g);  h'[l] = sigmoid(o) * tanh(c'[l]);  z = h'[l]
     core 'mlp': z = tanh(core_w @ z + core_b); h, c pass through
-    action = clip(mu_w @ z + mu_b, -1, 1) * action_scale
+    head 'gaussian' (an actor-critic): action = clip(mu_w @ z + mu_b, -1, 1) * action_scale
+    head 'argmax' (a Q network): action = primitives[argmax(q_w @ z + q_b)], the first index on ties (as ONNX's
+        ArgMax and torch.argmax)
     state rows past actor_layers (a separate critic's) pass through unchanged
 
 `pack_weights` lays every array out in one float32 vector, each matrix transposed to [in, out], so a
@@ -34,13 +36,15 @@ import numpy as np
 
 from robonav.sensors.jit import inline_kernel, kernel
 
-__all__ = ["ALIGN", "HEADER", "PackedWeights", "aligned_zeros", "numpy_step", "pack_weights", "policy_step"]
+__all__ = ["ALIGN", "HEADER", "PackedWeights", "aligned_zeros", "head_kind", "numpy_head_scores", "numpy_step",
+           "pack_weights", "policy_step"]
 
-# layout header: sizes, then offsets into the flat weight vector
-OBS_DIM, ACTIONS, HIDDEN, STATE_LAYERS, ACTOR_LAYERS, RECURRENT, N_ENCODER, WIDTH = range(8)
-MEAN, STD, CLIP, MU_W, MU_B, SCALE = range(8, 14)
-HEADER = 14
-"""Header length; 4-int records follow: per encoder layer (w, b, n_in, n_out), then per LSTM layer
+# layout header: sizes and flags, then offsets into the flat weight vector
+OBS_DIM, HEAD_OUT, HIDDEN, STATE_LAYERS, ACTOR_LAYERS, RECURRENT, N_ENCODER, WIDTH, ARGMAX = range(9)
+MEAN, STD, CLIP, HEAD_W, HEAD_B, TABLE = range(9, 15)
+HEADER = 15
+"""Header length (HEAD_OUT: the head's outputs, 2 or the primitives; TABLE: action_scale or the primitives
+[A, 2]); 4-int records follow: per encoder layer (w, b, n_in, n_out), then per LSTM layer
 (w_ih, w_hh, b, n_in) with n_out = 4H, or for an MLP core one (w, b, n_in, n_out = H)."""
 ALIGN = 16
 """Floats per 64 bytes: every array in the packed weights and the scratch starts at a multiple of this."""
@@ -104,9 +108,12 @@ def pack_weights(arrays: Mapping[str, np.ndarray]) -> PackedWeights:
             n_in = hidden
     else:
         records += [put(arrays["core_w"].T), put(arrays["core_b"]), n_in, hidden]
-    header[MU_W], header[MU_B] = put(arrays["mu_w"].T), put(arrays["mu_b"])
-    header[SCALE] = put(arrays["action_scale"])
-    header[OBS_DIM], header[ACTIONS], header[HIDDEN] = d, int(arrays["mu_w"].shape[0]), hidden
+    argmax = head_kind(arrays) == "argmax"
+    w_name, b_name, table = ("q_w", "q_b", "primitives") if argmax else ("mu_w", "mu_b", "action_scale")
+    header[HEAD_W], header[HEAD_B] = put(arrays[w_name].T), put(arrays[b_name])
+    header[TABLE], header[ARGMAX] = put(arrays[table]), int(argmax)
+    header[OBS_DIM], header[HEAD_OUT], header[HIDDEN] = d, int(arrays[w_name].shape[0]), hidden
+    widths.append(header[HEAD_OUT])  # an argmax head's scores go through an activation buffer
     header[STATE_LAYERS], header[ACTOR_LAYERS], header[RECURRENT] = state_layers, actor_layers, int(recurrent)
     header[N_ENCODER], header[WIDTH] = k, _round_up(max(widths))
     weights = aligned_zeros(size)
@@ -159,7 +166,7 @@ def _affine(w: np.ndarray, w_off: int, b_off: int, x: np.ndarray, x_off: int, n_
 @kernel
 def policy_step(obs: np.ndarray, state_in: np.ndarray, state_out: np.ndarray, action: np.ndarray,
                 w: np.ndarray, layout: np.ndarray, scratch: np.ndarray) -> None:
-    """One step: obs float32 [1, D], state_in [2LH] -> action [A], state_out [2LH] (see the module docstring).
+    """One step: obs float32 [1, D], state_in [2LH] -> action [2], state_out [2LH] (see the module docstring).
 
     ``state_out`` must not be ``state_in`` (the backend ping-pongs two buffers); ``scratch`` has
     PackedWeights.scratch_size elements.
@@ -208,15 +215,25 @@ def policy_step(obs: np.ndarray, state_in: np.ndarray, state_out: np.ndarray, ac
         _affine(w, layout[rec], layout[rec + 1], scratch, cur, layout[rec + 2], hidden, scratch, nxt)
         for j in range(hidden):
             scratch[cur + j] = _tanh(scratch[nxt + j])
-    n_act = layout[ACTIONS]
-    _affine(w, layout[MU_W], layout[MU_B], scratch, cur, hidden, n_act, action, 0)
-    for a in range(n_act):
+    n_out = layout[HEAD_OUT]
+    if layout[ARGMAX]:
+        _affine(w, layout[HEAD_W], layout[HEAD_B], scratch, cur, hidden, n_out, scratch, nxt)
+        best = 0
+        for a in range(1, n_out):
+            if scratch[nxt + a] > scratch[nxt + best]:
+                best = a
+        row = layout[TABLE] + best * action.shape[0]
+        for k in range(action.shape[0]):
+            action[k] = w[row + k]
+        return
+    _affine(w, layout[HEAD_W], layout[HEAD_B], scratch, cur, hidden, n_out, action, 0)
+    for a in range(n_out):
         v = action[a]
         if v > one:
             v = one
         elif v < -one:
             v = -one
-        action[a] = v * w[layout[SCALE] + a]
+        action[a] = v * w[layout[TABLE] + a]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -227,6 +244,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def numpy_step(arrays: Mapping[str, np.ndarray], obs: np.ndarray, h: np.ndarray, c: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference step in float32 NumPy: obs [D] or [1, D], h, c [L, 1, H] -> (action [A], h' [L, 1, H], c')."""
+    scores, h_new, c_new = numpy_head_scores(arrays, obs, h, c)
+    if head_kind(arrays) == "argmax":
+        return np.array(arrays["primitives"][int(np.argmax(scores))], np.float32), h_new, c_new
+    return (np.clip(scores, -1.0, 1.0) * arrays["action_scale"]).astype(np.float32), h_new, c_new
+
+
+def numpy_head_scores(arrays: Mapping[str, np.ndarray], obs: np.ndarray, h: np.ndarray, c: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`numpy_step` up to its head's affine map: (mu [2] or the primitives' Q values [A], h', c')."""
     f32 = np.float32
     x = (np.asarray(obs, f32).reshape(-1) - arrays["obs_mean"]) / arrays["obs_std"]
     clip = f32(arrays["obs_clip"])
@@ -248,6 +274,11 @@ def numpy_step(arrays: Mapping[str, np.ndarray], obs: np.ndarray, h: np.ndarray,
             z = h_new[layer, 0]
     else:
         z = np.tanh(arrays["core_w"] @ z + arrays["core_b"]).astype(f32)
-    mu = arrays["mu_w"] @ z + arrays["mu_b"]
-    action = (np.clip(mu, -1.0, 1.0) * arrays["action_scale"]).astype(f32)
-    return action, h_new, c_new
+    w, b = ("q_w", "q_b") if head_kind(arrays) == "argmax" else ("mu_w", "mu_b")
+    return (arrays[w] @ z + arrays[b]).astype(f32), h_new, c_new
+
+
+def head_kind(arrays: Mapping[str, np.ndarray]) -> str:
+    """'gaussian' (an actor-critic's clamp-and-scale) or 'argmax' (a Q network's primitives); files written
+    before Q networks had weights have no ``head`` key and are 'gaussian'."""
+    return str(arrays["head"]) if "head" in arrays else "gaussian"

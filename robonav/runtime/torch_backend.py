@@ -3,7 +3,8 @@ with two captured CUDA graphs.
 
 A robot carries the model file, its sidecar and the weights, never a training checkpoint, so `step_module` builds
 a small ``nn.Module`` that mirrors ``ActorCritic.step`` (normaliser, encoder with ELU, LSTM as matmuls plus gates,
-clamp, scale; robonav.runtime.numba_kernels states the arithmetic) from the same arrays the Numba backend reads.
+clamp, scale) or ``QNetwork.step`` (the same, then argmax over the primitives); robonav.runtime.numba_kernels
+states the arithmetic, from the same arrays the Numba backend reads.
 
 On CUDA (``cuda_graph=True``) everything the step touches is a static buffer: a pinned host obs and action, their
 device twins, and two state sets (h, c) on the device. Each step is three calls on one stream, then one sync:
@@ -31,6 +32,7 @@ import numpy as np
 
 from robonav.runtime.backend import Backend, BackendError
 from robonav.runtime.numba_backend import load_weights
+from robonav.runtime.numba_kernels import head_kind
 from robonav.runtime.sidecar import ModelSidecar, read_sidecar, weights_path
 
 __all__ = ["TOLERANCE", "TorchBackend", "TorchUnavailableError", "step_module"]
@@ -54,17 +56,19 @@ def step_module(arrays: dict[str, np.ndarray]) -> Any:
         return torch.from_numpy(np.array(arrays[name], dtype=np.float32))
 
     class PolicyStep(nn.Module):
-        """ActorCritic.step rebuilt from exported weights; a separate critic's state rows pass through."""
+        """ActorCritic.step (or QNetwork.step) rebuilt from exported weights; a separate critic's state rows pass
+        through."""
 
         obs_mean: torch.Tensor
         obs_std: torch.Tensor
-        action_scale: torch.Tensor
+        table: torch.Tensor
 
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("obs_mean", tensor("obs_mean"))
             self.register_buffer("obs_std", tensor("obs_std"))
-            self.register_buffer("action_scale", tensor("action_scale"))
+            self.argmax = head_kind(arrays) == "argmax"
+            self.register_buffer("table", tensor("primitives" if self.argmax else "action_scale"))
             self.clip = float(arrays["obs_clip"])
             self.recurrent = str(arrays["core"]) == "lstm"
             self.actor_layers = int(arrays["actor_layers"])
@@ -83,7 +87,7 @@ def step_module(arrays: dict[str, np.ndarray]) -> Any:
                     self.b.append(nn.Parameter(tensor(f"lstm_b{layer}"), requires_grad=False))
             else:
                 self.core = self._linear("core_w", "core_b")
-            self.mu = self._linear("mu_w", "mu_b")
+            self.mu = self._linear("q_w", "q_b") if self.argmax else self._linear("mu_w", "mu_b")
 
         @staticmethod
         def _linear(w: str, b: str) -> nn.Linear:
@@ -114,7 +118,9 @@ def step_module(arrays: dict[str, np.ndarray]) -> Any:
             return self._head(x), torch.cat([torch.stack(hs), h[n:]]), torch.cat([torch.stack(cs), c[n:]])
 
         def _head(self, x: torch.Tensor) -> torch.Tensor:
-            return self.mu(x).clamp(-1.0, 1.0) * self.action_scale
+            if self.argmax:  # a Q network: the best-scored primitive (first on ties), gathered on the device
+                return self.table.index_select(0, torch.argmax(self.mu(x), dim=-1))
+            return self.mu(x).clamp(-1.0, 1.0) * self.table
 
     return PolicyStep().eval()
 

@@ -10,18 +10,27 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from robonav.runtime.backend import BackendStateError
 from robonav.runtime.numba_backend import TOLERANCE, NumbaBackend, WeightsError
-from robonav.runtime.numba_kernels import aligned_zeros, numpy_step, pack_weights, policy_step
+from robonav.runtime.numba_kernels import (
+    HEADER,
+    aligned_zeros,
+    numpy_head_scores,
+    numpy_step,
+    pack_weights,
+    policy_step,
+)
 from robonav.runtime.sidecar import ModelHashError, read_sidecar, write_sidecar
 
 
 def random_arrays(rng: np.random.Generator, d: int, encoder: tuple[int, ...], hidden: int, layers: int = 1,
-                  critic: bool = False, core: str = "lstm", gain: float = 1.0) -> dict[str, np.ndarray]:
-    """Weights in the layout of robonav.deploy.export.write_weights, random (``gain`` scales the matrices)."""
+                  critic: bool = False, core: str = "lstm", gain: float = 1.0, primitives: int = 0
+                  ) -> dict[str, np.ndarray]:
+    """Weights in the layout of robonav.deploy.export.write_weights, random (``gain`` scales the matrices); with
+    ``primitives`` > 0 a Q network's argmax head over that many (v, omega) pairs, else the Gaussian head."""
     def w(*shape: int) -> np.ndarray:
         return (gain * rng.normal(0.0, 1.0 / math.sqrt(shape[-1]), size=shape)).astype(np.float32)
 
@@ -36,8 +45,12 @@ def random_arrays(rng: np.random.Generator, d: int, encoder: tuple[int, ...], hi
             a[f"lstm_b{layer}"], width = w(4 * hidden), hidden
     else:
         a["core_w"], a["core_b"] = w(hidden, width), w(hidden)
-    a["mu_w"], a["mu_b"] = w(2, hidden), w(2)
-    a["action_scale"] = np.array([0.5, 2.0], np.float32)
+    if primitives:
+        a["head"], a["q_w"], a["q_b"] = np.array("argmax"), w(primitives, hidden), w(primitives)
+        a["primitives"] = rng.uniform(-2.0, 2.0, (primitives, 2)).astype(np.float32)
+    else:
+        a["mu_w"], a["mu_b"] = w(2, hidden), w(2)
+        a["action_scale"] = np.array([0.5, 2.0], np.float32)
     a["actor_layers"], a["hidden"] = np.int64(layers), np.int64(hidden)
     a["state_layers"] = np.int64(layers * (1 + critic))
     return a
@@ -84,17 +97,39 @@ def test_one_step_pinned_by_hand():
     np.testing.assert_allclose([rh.item(), rc.item()], [h_new, c_new], atol=1e-6)
 
 
+def test_q_head_picks_the_first_best_primitive_by_hand():
+    """H = 1 feature h' = -0.379723 (the step above); q = q_w h' + q_b ties at the top between rows 1 and 3: both
+    the kernel and the reference return row 1's primitive, as ONNX's ArgMax and torch.argmax do."""
+    a = random_arrays(np.random.default_rng(0), 2, (1,), 1, primitives=4)
+    a.update(obs_mean=np.array([0.0, 1.0], np.float32), obs_std=np.array([1.0, 4.0], np.float32),
+             encoder_w0=np.array([[1.0, 2.0]], np.float32), encoder_b0=np.array([-1.0], np.float32),
+             lstm_w_ih0=np.array([[1.0], [2.0], [-3.0], [4.0]], np.float32),
+             lstm_w_hh0=np.array([[0.5], [0.0], [0.0], [0.0]], np.float32), lstm_b0=np.zeros(4, np.float32),
+             q_w=np.zeros((4, 1), np.float32), q_b=np.array([1.0, 3.0, 2.0, 3.0], np.float32),
+             primitives=np.array([[0.5, 0.0], [0.35, 1.0], [0.0, -1.5], [-0.15, 0.0]], np.float32))
+    obs, h, c = np.array([7.0, -3.0], np.float32), np.full((1, 1, 1), 0.2, np.float32), np.full((1, 1, 1), 0.5,
+                                                                                                  np.float32)
+    arc_left, turn_right = a["primitives"][1], a["primitives"][2]
+    np.testing.assert_array_equal(kernel_run(a, [obs], h, c)[0][0], arc_left)
+    np.testing.assert_array_equal(numpy_step(a, obs, h, c)[0], arc_left)
+    a["q_w"] = np.array([[0.0], [0.0], [-10.0], [0.0]], np.float32)  # row 2: 2 + 3.797 = 5.797 wins outright
+    np.testing.assert_array_equal(kernel_run(a, [obs], h, c)[0][0], turn_right)
+    np.testing.assert_array_equal(numpy_step(a, obs, h, c)[0], turn_right)
+
+
 configs = st.fixed_dictionaries({
     "d": st.integers(1, 45), "encoder": st.lists(st.integers(1, 37), min_size=0, max_size=3).map(tuple),
     "hidden": st.integers(1, 21), "layers": st.integers(1, 2), "critic": st.booleans(),
-    "core": st.sampled_from(["lstm", "mlp"]), "gain": st.sampled_from([0.1, 1.0, 4.0]), "seed": st.integers(0, 99)})
+    "core": st.sampled_from(["lstm", "mlp"]), "gain": st.sampled_from([0.1, 1.0, 4.0]), "seed": st.integers(0, 99),
+    "primitives": st.sampled_from([0, 0, 2, 7, 40])})
 adversarial = st.sampled_from([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, np.inf, -np.inf, 3.0, -2.5])
 
 
 @settings(max_examples=40, deadline=None)
 @given(cfg=configs, specials=st.lists(adversarial, min_size=1, max_size=6))
 def test_kernel_matches_numpy_reference(cfg, specials):
-    """Odd sizes, both cores, stacked layers, a separate critic's pass-through rows, huge and infinite inputs."""
+    """Odd sizes, both cores, both heads, stacked layers, a separate critic's pass-through rows, huge and infinite
+    inputs."""
     rng = np.random.default_rng(cfg.pop("seed"))
     a = random_arrays(rng, **cfg)
     layers, hidden = int(a["state_layers"]), cfg["hidden"]
@@ -107,8 +142,15 @@ def test_kernel_matches_numpy_reference(cfg, specials):
     tol = {"rtol": 1e-5, "atol": 2e-6 * max(1.0, cfg["gain"]) ** (len(cfg["encoder"]) + cfg["layers"])}
     rh, rc = h, c
     for t, obs in enumerate(obs_seq):
-        ref, rh, rc = numpy_step(a, obs, rh, rc)
-        np.testing.assert_allclose(actions[t], ref, **tol)
+        ref, _, _ = numpy_step(a, obs, rh, rc)
+        scores, rh, rc = numpy_head_scores(a, obs, rh, rc)
+        if cfg["primitives"]:  # the kernel's primitive is the reference's, or within the sum-order error of its Q
+            picked = np.flatnonzero((a["primitives"] == actions[t]).all(axis=1))
+            assert picked.size and scores[picked[0]] >= scores.max() - tol["atol"] - tol["rtol"] * abs(scores.max())
+            if (actions[t] != ref).any():
+                note(f"step {t}: a near-tie ({scores.max() - scores[picked[0]]:.3g}) resolved the other way")
+        else:
+            np.testing.assert_allclose(actions[t], ref, **tol)
     np.testing.assert_allclose(kh, rh, **tol)
     np.testing.assert_allclose(kc, rc, **tol)
     n = int(a["actor_layers"])
@@ -120,7 +162,8 @@ def test_kernel_matches_numpy_reference(cfg, specials):
 def test_packed_arrays_start_on_cache_lines():
     packed = pack_weights(random_arrays(np.random.default_rng(1), 13, (7, 5), 3, layers=2))
     assert packed.weights.ctypes.data % 64 == 0
-    offsets = [int(x) for x in packed.layout[8:14]] + [int(x) for x in packed.layout[14:].reshape(-1, 4)[:, :2].ravel()]
+    offsets = [int(x) for x in packed.layout[9:HEADER]] + [int(x) for x in
+                                                          packed.layout[HEADER:].reshape(-1, 4)[:, :2].ravel()]
     assert all(o % 16 == 0 for o in offsets)
 
 
@@ -208,6 +251,18 @@ def test_refuses_missing_mismatched_or_foreign_weights(exported, tmp_path):
     arrays["lstm_w_hh1"] = arrays["lstm_w_hh1"][:, :-1]
     np.savez(tmp_path / "tiny.npz", **arrays)
     with pytest.raises(WeightsError, match=r"lstm_w_hh1 expected \(64, 16\), found \(64, 15\).*another export"):
+        NumbaBackend(tmp_path / "tiny.onnx", sidecar=sidecar).open()
+    q = random_arrays(np.random.default_rng(2), sidecar.obs_dim, (32, 24), 16, layers=2, critic=True, primitives=3)
+    for change, message in [({"primitives": q["primitives"][:1], "q_w": q["q_w"][:1], "q_b": q["q_b"][:1]},
+                             r"1 motion primitives, expected at least 2"),
+                            ({"q_b": q["q_b"][:2]}, r"q_b expected \(3,\), found \(2,\)"),
+                            ({"head": np.array("beta")}, r"head 'beta', expected one of \['argmax', 'gaussian'\]")]:
+        np.savez(tmp_path / "tiny.npz", **{**q, **change})
+        with pytest.raises(WeightsError, match=message):
+            NumbaBackend(tmp_path / "tiny.onnx", sidecar=sidecar).open()
+    del q["q_b"]
+    np.savez(tmp_path / "tiny.npz", **q)
+    with pytest.raises(WeightsError, match=r"lacks \['q_b'\]"):
         NumbaBackend(tmp_path / "tiny.onnx", sidecar=sidecar).open()
     with pytest.raises(ModelHashError, match=r"sha256 differs from the sidecar's weights_sha256"):
         NumbaBackend(exported.onnx, sidecar=sidecar.with_extra(weights_sha256="0" * 64)).open()

@@ -48,6 +48,43 @@ def test_module_from_weights_is_the_actor_critic_step(config, tmp_path):
             torch.testing.assert_close((h2, c2), (h, c), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dueling", [True, False])
+def test_module_from_weights_is_the_q_network_step(dueling, tmp_path):
+    """The Q head exported as one affine map (a dueling head folded: V + A - mean A) scores the primitives as
+    QNetwork.head does, and the module and the Numba kernel drive QNetwork.step's primitive."""
+    from robonav.policy.q_network import QConfig, QNetwork
+    from robonav.runtime.numba_kernels import numpy_head_scores, numpy_step
+
+    torch.manual_seed(3)
+    model = QNetwork(13, PolicyConfig(encoder=(9,), hidden=6), QConfig(dueling=dueling)).eval()
+    with torch.no_grad():
+        model.normalizer.var.uniform_(0.05, 2.0)
+        for head in (model.advantage_head, model.value_head):
+            if head is not None:
+                head.weight.normal_(0.0, 1.0)
+                head.bias.normal_(0.0, 1.0)
+    with np.load(write_weights(model, tmp_path / "q.npz")) as f:
+        arrays = dict(f)
+    step = step_module(arrays)
+    h = torch.zeros(1, 1, 6)
+    c = torch.zeros(1, 1, 6)
+    h2, c2, h3, c3 = h, c, h.numpy(), c.numpy()
+    chosen = set()
+    with torch.no_grad():
+        for _ in range(30):
+            obs = 3.0 * torch.randn(1, 13)
+            feat, _, _ = model.body.step(model.normalizer(obs), h, c)
+            scores, _, _ = numpy_head_scores(arrays, obs.numpy(), h3, c3)
+            np.testing.assert_allclose(scores, model.head(feat)[0].numpy(), rtol=1e-5, atol=1e-5)
+            want, h, c = model.step(obs, h, c)
+            got, h2, c2 = step(obs, h2, c2)
+            ref, h3, c3 = numpy_step(arrays, obs.numpy(), h3, c3)
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+            np.testing.assert_array_equal(ref, want[0].numpy())
+            chosen.add(tuple(want[0].tolist()))
+    assert len(chosen) >= 2  # the argmax moved between primitives
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A random LSTM policy (D = 101, encoder 32, H = 16), exported (.onnx, .json, .npz)."""

@@ -145,22 +145,27 @@ def test_eval_takes_a_q_checkpoint(run):
     assert summary["episodes"] == 2 and 0.0 <= summary["success_rate"] <= 1.0
 
 
-def test_export_takes_a_q_checkpoint_and_the_numba_backend_refuses_it(run, tmp_path):
-    """The step traces to ONNX with exact parity (argmax), no Numba weights are written, and the Numba backend
-    says which backends run a Q network."""
+def test_export_takes_a_q_checkpoint_and_every_cpu_backend_runs_it(run, tmp_path):
+    """The step traces to ONNX with exact parity (argmax), and the weights export writes beside it drive the Numba
+    and PyTorch backends to ONNX Runtime's primitive on every recorded step, through resets."""
     from robonav.deploy.export import export_onnx
-    from robonav.deploy.parity import export_parity
+    from robonav.deploy.parity import backend_actions, export_parity, record_steps, sim_config
     from robonav.runtime.backends import open_backend
-    from robonav.runtime.numba_backend import WeightsError
+    from robonav.runtime.onnx_backend import OnnxPolicy
 
     _, tmp, _ = run
     checkpoint = tmp / "q" / "last.pt"
     done = export_onnx(checkpoint, tmp_path / "q.onnx")
-    assert done.weights is None and done.meta.extra["algo"] == "r2d2" and done.ops.get("ArgMax") == 1
+    assert done.weights.is_file() and done.meta.extra["algo"] == "r2d2" and done.ops.get("ArgMax") == 1
     parity = export_parity(checkpoint, done.onnx, steps=100, parity_suite="val-3x3", episodes=0)
     assert parity["step"]["passed"] and parity["step"]["max_abs_error"] == 0.0
-    with pytest.raises(WeightsError, match="Q network; the Numba backend runs the actor-critic's weights only"):
-        open_backend("numba", done.onnx)
+    recording = record_steps(lambda n: OnnxPolicy(done.onnx, n), sim_config(done.meta), 300, "val-3x3", 0, 3)
+    with open_backend("ort", done.onnx) as backend:
+        reference = backend_actions(backend, recording)
+    assert len(np.unique(reference, axis=0)) >= 2  # more than one primitive chosen: the argmax is exercised
+    for kind in ("numba", "torch"):
+        with open_backend(kind, done.onnx) as backend:
+            np.testing.assert_array_equal(backend_actions(backend, recording), reference, err_msg=kind)
 
 
 def test_train_config_refuses_an_unknown_algo():
