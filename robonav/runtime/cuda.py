@@ -59,8 +59,10 @@ class _Memcpy3DParms(ctypes.Structure):
 
 
 class _PointerAttributes(ctypes.Structure):
+    # CUDA 13 appended `long reserved[8]` (88 bytes; 24 before) and writes all of it: without the field, the call
+    # overwrote 64 bytes past the struct and crashed the process on a CUDA 13 H100. Older runtimes write less.
     _fields_ = [("type", ctypes.c_int), ("device", ctypes.c_int), ("devicePointer", ctypes.c_void_p),
-                ("hostPointer", ctypes.c_void_p)]
+                ("hostPointer", ctypes.c_void_p), ("reserved", ctypes.c_long * 8)]
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,19 @@ def test_a_missing_libcudart_is_named():
     assert "set ROBONAV_CUDART to the path of libcudart.so" in out
 
 
+def test_ctypes_structs_hold_what_cuda_13_writes():
+    """cudaPointerAttributes in CUDA 13's driver_types.h: enum type, int device, void *devicePointer, void
+    *hostPointer, long reserved[8] = 4 + 4 + 8 + 8 + 64 = 88 bytes; the runtime writes all of them, so a smaller
+    struct lets it overwrite Python's memory (it crashed the GPU check on a CUDA 13 H100).
+    cudaMemcpy3DParms: array 8, pos 24, pitched ptr 32, array 8, pos 24, pitched ptr 32, extent 24, kind 4 (+4)."""
+    import ctypes
+
+    from robonav.runtime.cuda import _Memcpy3DParms, _PointerAttributes
+
+    assert ctypes.sizeof(_PointerAttributes) == 88
+    assert ctypes.sizeof(_Memcpy3DParms) == 160
+
+
 def test_cuda_half_without_a_gpu_says_so(toys):
     from robonav.runtime.cuda import CudaUnavailableError, cudart
 
