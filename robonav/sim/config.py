@@ -117,6 +117,11 @@ class RewardConfig:
     """Per tick, times the share of the commanded speed the safety layer's obstacle rule took away
     (|v| / v_max * (1 - obstacle factor)): prices driving into a wall the safety layer stops. 0 for PPO's recipe;
     launch/train_q.yaml sets it, since a greedy Q policy otherwise settles on a blocked primitive forever."""
+    turn_change: float = 0.0
+    """Per tick, times |omega - previous omega| / omega_max of the commands the safety layer passed: prices swinging
+    the heading back and forth (a left-to-right reversal in place at 1.5 rad/s counts 1.5). 0 for PPO's recipe;
+    launch/train_q.yaml sets it, since a greedy Q policy dithered between turning left and right in place, where
+    the two are worth nearly the same."""
 
 
 @dataclass(frozen=True)

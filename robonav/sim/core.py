@@ -269,6 +269,7 @@ class MazeSim:
         a = np.asarray(actions, dtype=np.float64).reshape(n, 2)
         a = np.clip(np.nan_to_num(a), [-rc.v_max, -rc.omega_max], [rc.v_max, rc.omega_max])
         safe = self.safety.filter(a, self.ranges, self.beam_rel, T, radius=self.radius)
+        turn_change = np.abs(safe[:, 1] - self.last_command[:, 1]) / rc.omega_max
         self.last_command[:] = safe
         cmd = self.delay.push(safe)
         # Motors: hardware acceleration limits, then the period jitter stretches this tick's motion.
@@ -315,6 +316,8 @@ class MazeSim:
         reward = rw.progress * progress + rw.success * success + rw.collision * hit + rw.time
         if rw.blocked:
             reward += rw.blocked * np.abs(a[:, 0]) / rc.v_max * (1.0 - self.safety.obstacle_factor)
+        if rw.turn_change:
+            reward += rw.turn_change * turn_change
         truncated = (self.steps >= self.limit) & ~success
         for i in range(n):
             self.obs[i] = self._observe(i, odom[i])

@@ -253,3 +253,22 @@ def test_blocked_term_prices_what_the_safety_layer_takes_away_toward_a_wall():
     assert f1 - f0 == pytest.approx(-0.1, abs=1e-6)
     assert h1 - h0 == pytest.approx(-0.05, abs=1e-6)
     assert b1 == pytest.approx(b0, abs=1e-7)
+
+
+def test_turn_change_term_prices_swinging_the_heading_by_hand():
+    """omega_max 2 rad/s (actions normalised), the safety layer's rate limit 0.4 rad/s per tick: commands 0.1, 0.75
+    (-> 0.5), 0.25 (= 0.5), 0.25, 0 (-> 0.1) pass as 0.1, 0.5, 0.5, 0.5, 0.1 rad/s; |delta omega| / omega_max =
+    0.05, 0.2, 0, 0, 0.2, times the coefficient -0.02; nothing else in the reward moves."""
+    rewards, passed = {}, []
+    for coef in (0.0, -0.02):
+        env = MazeEnv(maze=HALL, config=SimConfig(reward=dataclasses.replace(SimConfig().reward, turn_change=coef)),
+                      seed=0)
+        env.reset(seed=0)
+        rewards[coef] = []
+        for w in (0.05, 0.75, 0.25, 0.25, 0.0):
+            rewards[coef].append(env.step(np.array([0.0, w], np.float32))[1])
+            passed.append(env.sim.last_command[0, 1])
+        env.close()
+    np.testing.assert_allclose(passed[5:], [0.1, 0.5, 0.5, 0.5, 0.1], atol=1e-9)
+    diff = np.array(rewards[-0.02]) - np.array(rewards[0.0])
+    np.testing.assert_allclose(diff, [-0.001, -0.004, 0.0, 0.0, -0.004], atol=1e-6)
