@@ -73,7 +73,7 @@ class TorchStandIn:
     def __init__(self, arrays: dict[str, np.ndarray], device: str = "cuda") -> None:
         import torch
 
-        from robonav.runtime.numba_kernels import head_kind
+        from robonav.runtime.numba_kernels import HEADS, head_kind
 
         torch.backends.cuda.matmul.allow_tf32 = False  # FP32, as the ONNX Runtime reference
         self.torch = torch
@@ -83,9 +83,10 @@ class TorchStandIn:
             a = np.asarray(arrays[name], np.float32)
             return torch.from_numpy(np.ascontiguousarray(a.T if transpose else a)).to(dev)
 
-        self.argmax = head_kind(arrays) == "argmax"  # a Q network: the best-scored primitive
-        self.mean, self.std = t("obs_mean"), t("obs_std")
-        self.table = t("primitives" if self.argmax else "action_scale")
+        head = head_kind(arrays)
+        self.argmax = head == "argmax"  # a Q network: the best-scored primitive
+        w_name, b_name, table = HEADS[head]
+        self.mean, self.std, self.table = t("obs_mean"), t("obs_std"), t(table)
         self.clip = float(arrays["obs_clip"])
         self.x = torch.zeros(1, len(arrays["obs_mean"]), device=dev)
         self.encoder, k = [], 0
@@ -103,7 +104,7 @@ class TorchStandIn:
         else:
             self.core = (t("core_w", True), t("core_b"))
         self.tmp = torch.zeros(1, self.hidden, device=dev)
-        self.mu = (t("q_w", True), t("q_b")) if self.argmax else (t("mu_w", True), t("mu_b"))
+        self.mu = (t(w_name, True), t(b_name))
         self.q = torch.zeros(1, self.mu[0].shape[1], device=dev)
         self.best = torch.zeros(1, dtype=torch.int64, device=dev)
 

@@ -168,7 +168,8 @@ def write_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     put("obs_mean", norm.mean)
     put("obs_std", torch.sqrt(norm.var + norm.eps))
     arrays["obs_clip"] = np.float32(norm.clip)
-    body = model.body if hasattr(model, "advantage_head") else model.actor
+    q_network = hasattr(model, "advantage_head")
+    body = model.body if q_network else model.actor
     linears = [m for m in body.encoder if isinstance(m, torch.nn.Linear)]
     for k, lin in enumerate(linears):
         put(f"encoder_w{k}", lin.weight)
@@ -182,7 +183,7 @@ def write_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     else:
         put("core_w", body.core[0].weight)
         put("core_b", body.core[0].bias)
-    if hasattr(model, "advantage_head"):
+    if q_network:
         arrays["head"] = np.array("argmax")
         arrays["q_w"], arrays["q_b"] = _folded_q_head(model)
         put("primitives", model.primitives)

@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from robonav.runtime.backend import Backend
-from robonav.runtime.numba_kernels import PackedWeights, aligned_zeros, head_kind, pack_weights, policy_step
+from robonav.runtime.numba_kernels import (
+    HEADS,
+    PackedWeights,
+    aligned_zeros,
+    head_kind,
+    pack_weights,
+    policy_step,
+)
 from robonav.runtime.sidecar import (
     ModelHashError,
     ModelRefusedError,
@@ -34,8 +41,6 @@ from robonav.runtime.sidecar import (
 __all__ = ["TOLERANCE", "WEIGHTS_FORMAT", "NumbaBackend", "WeightsError", "load_weights"]
 
 WEIGHTS_FORMAT = "robonav.weights/1"
-HEADS = {"gaussian": ("mu_w", "mu_b", "action_scale"), "argmax": ("q_w", "q_b", "primitives")}
-"""The heads a weights file may hold (robonav.deploy.export.write_weights) and the arrays each needs."""
 TOLERANCE = 1e-5
 """Max |action| error (SI units) allowed against ONNX Runtime's FP32 model over recorded episodes: the same
 bound as FP32 ONNX Runtime against torch (robonav.deploy.parity.TOLERANCE); measured about 1e-6."""

@@ -36,7 +36,7 @@ import numpy as np
 
 from robonav.sensors.jit import inline_kernel, kernel
 
-__all__ = ["ALIGN", "HEADER", "PackedWeights", "aligned_zeros", "head_kind", "numpy_head_scores", "numpy_step",
+__all__ = ["ALIGN", "HEADER", "HEADS", "PackedWeights", "aligned_zeros", "head_kind", "numpy_head_scores", "numpy_step",
            "pack_weights", "policy_step"]
 
 # layout header: sizes and flags, then offsets into the flat weight vector
@@ -108,8 +108,9 @@ def pack_weights(arrays: Mapping[str, np.ndarray]) -> PackedWeights:
             n_in = hidden
     else:
         records += [put(arrays["core_w"].T), put(arrays["core_b"]), n_in, hidden]
-    argmax = head_kind(arrays) == "argmax"
-    w_name, b_name, table = ("q_w", "q_b", "primitives") if argmax else ("mu_w", "mu_b", "action_scale")
+    head = head_kind(arrays)
+    argmax = head == "argmax"
+    w_name, b_name, table = HEADS[head]
     header[HEAD_W], header[HEAD_B] = put(arrays[w_name].T), put(arrays[b_name])
     header[TABLE], header[ARGMAX] = put(arrays[table]), int(argmax)
     header[OBS_DIM], header[HEAD_OUT], header[HIDDEN] = d, int(arrays[w_name].shape[0]), hidden
@@ -274,8 +275,13 @@ def numpy_head_scores(arrays: Mapping[str, np.ndarray], obs: np.ndarray, h: np.n
             z = h_new[layer, 0]
     else:
         z = np.tanh(arrays["core_w"] @ z + arrays["core_b"]).astype(f32)
-    w, b = ("q_w", "q_b") if head_kind(arrays) == "argmax" else ("mu_w", "mu_b")
+    w, b, _ = HEADS[head_kind(arrays)]
     return (arrays[w] @ z + arrays[b]).astype(f32), h_new, c_new
+
+
+HEADS = {"gaussian": ("mu_w", "mu_b", "action_scale"), "argmax": ("q_w", "q_b", "primitives")}
+"""The heads a weights file may hold (robonav.deploy.export.write_weights): the names of its weight, its bias and
+its output table (the actor-critic's action scale, or the Q network's primitives)."""
 
 
 def head_kind(arrays: Mapping[str, np.ndarray]) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 
 from robonav.runtime.backend import Backend, BackendError
 from robonav.runtime.numba_backend import load_weights
-from robonav.runtime.numba_kernels import head_kind
+from robonav.runtime.numba_kernels import HEADS, head_kind
 from robonav.runtime.sidecar import ModelSidecar, read_sidecar, weights_path
 
 __all__ = ["TOLERANCE", "TorchBackend", "TorchUnavailableError", "step_module"]
@@ -67,8 +67,10 @@ def step_module(arrays: dict[str, np.ndarray]) -> Any:
             super().__init__()
             self.register_buffer("obs_mean", tensor("obs_mean"))
             self.register_buffer("obs_std", tensor("obs_std"))
-            self.argmax = head_kind(arrays) == "argmax"
-            self.register_buffer("table", tensor("primitives" if self.argmax else "action_scale"))
+            head = head_kind(arrays)
+            self.argmax = head == "argmax"
+            w, b, table = HEADS[head]
+            self.register_buffer("table", tensor(table))
             self.clip = float(arrays["obs_clip"])
             self.recurrent = str(arrays["core"]) == "lstm"
             self.actor_layers = int(arrays["actor_layers"])
@@ -87,7 +89,7 @@ def step_module(arrays: dict[str, np.ndarray]) -> Any:
                     self.b.append(nn.Parameter(tensor(f"lstm_b{layer}"), requires_grad=False))
             else:
                 self.core = self._linear("core_w", "core_b")
-            self.mu = self._linear("q_w", "q_b") if self.argmax else self._linear("mu_w", "mu_b")
+            self.mu = self._linear(w, b)
 
         @staticmethod
         def _linear(w: str, b: str) -> nn.Linear:
