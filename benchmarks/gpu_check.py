@@ -13,7 +13,7 @@ On the GPU machine (Python 3.12, torch CUDA, ONNX Runtime CPU, numba; no simulat
 onnxruntime imports, else the recorded actions):
 
 1. TorchBackend on CUDA with two captured graphs (and eagerly): max |action error| <= 1e-5;
-2. the TensorRT backend's CUDA half (robonav.runtime.trt_backend.CudaGraphStep: pinned buffers, stream, two
+2. the TensorRT backend's CUDA half (robonav.runtime.backends.trt_backend.CudaGraphStep: pinned buffers, stream, two
    graphs, ping-pong, reset) with two stand-ins for the engine: `ShiftRegisterEngine` (device copies, exact NumPy
    twin: bit-exact) and `TorchStandIn` (the policy step in torch, in place on the raw device buffers): 1e-5;
 3. transfers: in the CUDA half, each graph holds exactly one host-to-device copy (obs, from the pinned buffer) and
@@ -48,7 +48,7 @@ def record(args: argparse.Namespace) -> int:
     from robonav.data import resource
     from robonav.deploy.export import export_onnx
     from robonav.deploy.parity import backend_actions, record_steps, sim_config
-    from robonav.runtime.onnx_backend import OnnxBackend, OnnxPolicy
+    from robonav.runtime.backends.onnx_backend import OnnxBackend, OnnxPolicy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ class TorchStandIn:
     def __init__(self, arrays: dict[str, np.ndarray], device: str = "cuda") -> None:
         import torch
 
-        from robonav.runtime.numba_kernels import HEADS, head_kind
+        from robonav.runtime.backends.numba_kernels import HEADS, head_kind
 
         torch.backends.cuda.matmul.allow_tf32 = False  # FP32, as the ONNX Runtime reference
         self.torch = torch
@@ -181,8 +181,8 @@ def _latency(step: Any, obs: np.ndarray, steps: int, rounds: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robonav.runtime.numba_backend import NumbaBackend, load_weights
-    from robonav.runtime.sidecar import read_sidecar
+    from robonav.model.sidecar import read_sidecar
+    from robonav.runtime.backends.numba_backend import NumbaBackend, load_weights
 
     data = Path(args.data)
     model = data / "policy.onnx"
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
               f"{'PASS' if err <= tol else 'FAIL'}")
 
     try:
-        from robonav.runtime.onnx_backend import OnnxBackend
+        from robonav.runtime.backends.onnx_backend import OnnxBackend
 
         with OnnxBackend(model) as ort:
             fresh = _drive(ort.step, ort.reset, obs, starts)
@@ -233,7 +233,7 @@ def _torch_checks(model: Path, obs: np.ndarray, starts: np.ndarray, args: argpar
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from robonav.runtime.torch_backend import TorchBackend
+    from robonav.runtime.backends.torch_backend import TorchBackend
 
     for graphs in (True, False):
         name = f"torch cuda {'graph' if graphs else 'eager'}"
@@ -258,8 +258,8 @@ def _cuda_half_checks(sidecar: Any, arrays: dict[str, np.ndarray], obs: np.ndarr
                       args: argparse.Namespace, check: Any, report: dict[str, Any]) -> None:
     import torch
 
-    from robonav.runtime.cuda import cudart
-    from robonav.runtime.trt_backend import CudaGraphStep, ShiftRegisterEngine, shift_register_reference
+    from robonav.runtime.backends.cuda import cudart
+    from robonav.runtime.backends.trt_backend import CudaGraphStep, ShiftRegisterEngine, shift_register_reference
 
     torch.cuda.init()  # load torch's libcudart first, so the ctypes binding shares it
     cuda = cudart()

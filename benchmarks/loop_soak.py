@@ -42,7 +42,7 @@ def _recording(model: Path, steps: int):
         return SelftestRecording.load(path), str(path)
     from robonav.deploy.parity import sim_config
     from robonav.eval.episodes import make_episodes
-    from robonav.runtime.onnx_backend import OnnxBackend
+    from robonav.runtime.backends.onnx_backend import OnnxBackend
     from robonav.sim.driver import SimDriver
 
     with OnnxBackend(model) as reference:
@@ -85,7 +85,7 @@ def main() -> int:
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
 
-    from robonav.runtime.backends import open_backend
+    from robonav.runtime.backends.registry import open_backend
     from robonav.runtime.run import model_path
 
     model = model_path(args.model)

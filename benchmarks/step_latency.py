@@ -69,7 +69,7 @@ def _models(args: argparse.Namespace, checkpoint: Path, folder: Path) -> dict[st
     if args.int8:
         int8 = Path(args.int8)
     else:
-        from robonav.runtime.sidecar import read_sidecar
+        from robonav.model.sidecar import read_sidecar
 
         sidecar = read_sidecar(fp32)
         rng = np.random.default_rng(0)
@@ -101,10 +101,10 @@ def main() -> int:
 
     from robonav.deploy.export import _step_module
     from robonav.policy.agent import load_policy
-    from robonav.runtime.numba_backend import NumbaBackend
-    from robonav.runtime.numba_kernels import aligned_zeros, policy_step
-    from robonav.runtime.onnx_backend import OnnxBackend
-    from robonav.runtime.torch_backend import TorchBackend
+    from robonav.runtime.backends.numba_backend import NumbaBackend
+    from robonav.runtime.backends.numba_kernels import aligned_zeros, policy_step
+    from robonav.runtime.backends.onnx_backend import OnnxBackend
+    from robonav.runtime.backends.torch_backend import TorchBackend
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -82,6 +82,6 @@ def test_average_writes_a_checkpoint_eval_takes_and_refuses_mixed_runs(tmp_path)
 
 def test_backend_choices_are_the_runtime_registry():
     from robonav.cli._common import BACKEND_CHOICES
-    from robonav.runtime.backends import BACKENDS
+    from robonav.runtime.backends.registry import BACKENDS
 
     assert BACKEND_CHOICES == tuple(BACKENDS)

@@ -18,10 +18,10 @@ HEAVY = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib", 
     ("robonav.cli", ()),
     # the on-robot path: numpy, numba, pyyaml and its engine only (opened, never imported, at import time)
     ("robonav.runtime.run", ()),
-    ("robonav.runtime.udp_driver", ()),
-    ("robonav.runtime.replay", ()),
+    ("robonav.runtime.wire.udp_driver", ()),
+    ("robonav.runtime.wire.replay", ()),
     ("robonav.runtime.ros2", ()),
-    ("robonav.runtime.numba_backend", ()),
+    ("robonav.runtime.backends.numba_backend", ()),
     ("robonav.runtime.selftest", ()),
 ])
 def test_light_imports(module, allowed):

@@ -1,7 +1,7 @@
 """Canary for the TensorRT type check: mypy must REJECT this file (.ci/run asserts that it does).
 
 If mypy accepts it, the stubs in typings/ are not on mypy's path (or lost their types) and the TensorRT code
-in robonav.deploy.build and robonav.runtime.trt_backend is no longer checked. Not a test module: pytest never
+in robonav.deploy.build and robonav.runtime.backends.trt_backend is no longer checked. Not a test module: pytest never
 collects it (it lies outside tests/ and its name does not start with test_).
 """
 

@@ -1,7 +1,7 @@
 /* robonav robot wire, version 1: the UDP messages between a robot and the robonav runtime.
  *
- * The reference is robonav/runtime/wire.py; tests/runtime/golden/ holds one byte vector per message and
- * tests/runtime/test_wire.py compiles this header and checks its sizes and a COMMAND against them.
+ * The reference is robonav/runtime/wire/protocol.py; tests/runtime/wire/golden/ holds one byte vector per message and
+ * tests/runtime/wire/test_protocol.py compiles this header and checks its sizes and a COMMAND against them.
  *
  * Every datagram: rnw_header_t | payload (header.payload_len bytes) | uint32 CRC32.
  *   - All fields little-endian (this header assumes a little-endian target: ARM, x86).

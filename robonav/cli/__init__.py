@@ -50,14 +50,14 @@ def _is_user_error(e: Exception) -> bool:
 
     if isinstance(e, SettingsError):
         return True
-    for module, name in (("robonav.sim.maze", "MazeError"), ("robonav.runtime.sidecar", "ModelRefusedError"),
+    for module, name in (("robonav.sim.maze", "MazeError"), ("robonav.model.sidecar", "ModelRefusedError"),
                          ("robonav.deploy.quantize", "CalibrationSplitError"),
                          ("robonav.deploy.parity", "CheckpointMismatchError"),
-                         ("robonav.runtime.backends", "BackendUnavailableError"),
+                         ("robonav.runtime.backends.registry", "BackendUnavailableError"),
                          ("robonav.runtime.loop", "LoopSetupError"), ("robonav.runtime.loop", "LoopConfigError"),
                          ("robonav.runtime.selftest", "RecordingError"), ("robonav.hil.runner", "HilError"),
                          ("robonav.hil.simrobot", "SimRobotError"),
-                         ("robonav.runtime.wirelog", "WireLogError"),
+                         ("robonav.runtime.wire.recording", "WireLogError"),
                          ("robonav.eval.distributed", "ShardError"),
                          ("robonav.policy.checkpoint", "CheckpointError"),
                          ("robonav.train.distributed", "WorkerRestartError")):

@@ -36,7 +36,7 @@ def cmd_hil(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Rerun a wire recording offline; exit 0 when every command comes out bit for bit."""
-    from robonav.runtime.replay import format_replay, replay
+    from robonav.runtime.wire.replay import format_replay, replay
 
     result = replay(args.log, backend=args.backend, model=args.model)
     print(json.dumps(result, sort_keys=True) if args.json else format_replay(result))

@@ -18,7 +18,7 @@ Engines are not portable (TensorRT version, GPU model), so this runs on the robo
   refuses an ``out`` whose sidecar would overwrite another model's.
 
 Only TensorRT 10.3 API is used: `TRT_API_USED` lists every TensorRT name this module and
-robonav.runtime.trt_backend touch, each with the release that introduced it; tests/deploy/test_build.py checks
+robonav.runtime.backends.trt_backend touch, each with the release that introduced it; tests/deploy/test_build.py checks
 the list against the code and against tensorrt-stubs, and mypy checks the calls against the stubs.
 """
 
@@ -28,7 +28,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from robonav.runtime.sidecar import ModelSidecar, file_sha256, read_sidecar, sidecar_path, write_sidecar
+from robonav.model.sidecar import ModelSidecar, file_sha256, read_sidecar, sidecar_path, write_sidecar
 
 __all__ = ["TRT_API_USED", "BuildConfig", "BuildError", "BuildResult", "build_engine", "check_out_path",
            "resolve_precision"]
@@ -123,7 +123,7 @@ def check_out_path(onnx: Path, out: Path) -> None:
 
 def _host_facts(tensorrt_version: str, device: int = 0) -> dict[str, str]:
     """This machine's TensorRT version, GPU name and compute capability; BuildError without a GPU."""
-    from robonav.runtime.cuda import CudaUnavailableError, cudart
+    from robonav.runtime.backends.cuda import CudaUnavailableError, cudart
 
     try:
         cuda = cudart()
@@ -150,7 +150,7 @@ def _write_atomic(path: Path, data: bytes | memoryview) -> None:
 def build_engine(onnx: str | os.PathLike[str], out: str | os.PathLike[str], config: BuildConfig = BuildConfig()
                  ) -> BuildResult:
     """Build ``out`` (.engine) and its sidecar from ``onnx`` (a robonav step model with its sidecar)."""
-    from robonav.runtime.trt_backend import TrtUnavailableError, engine_io, require_tensorrt
+    from robonav.runtime.backends.trt_backend import TrtUnavailableError, engine_io, require_tensorrt
 
     onnx, out = Path(onnx), Path(out)
     source = read_sidecar(onnx)

@@ -6,7 +6,7 @@
                   static shapes, normalisation, clamp and SI scaling inside, the LSTM as MatMul/Gemm plus element-wise
                   gates; opset 20, IR 10; robonav.* metadata_props; checked with onnx.checker (full_check) and
                   against what TensorRT 10.3's parser supports (robonav.deploy.trt_ops)
-    policy.json   the sidecar (robonav.runtime.sidecar): ObservationSpec, limits, period, precision, hashes, I/O
+    policy.json   the sidecar (robonav.model.sidecar): ObservationSpec, limits, period, precision, hashes, I/O
     policy.npz    the same weights as plain arrays (layout in `write_weights`)
 
 The graph is traced from ``ActorCritic.step`` by ``torch.onnx.export(dynamo=True)`` (torch 2.13's default
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from robonav.runtime.sidecar import (
+from robonav.model.sidecar import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     ModelSidecar,
@@ -215,7 +215,7 @@ def _smoke(model: Any, onnx_path: Path, sidecar: ModelSidecar, steps: int = 5) -
     """Max |action| difference ORT vs torch over ``steps`` random observations, state fed back."""
     import torch
 
-    from robonav.runtime.onnx_backend import OnnxBackend
+    from robonav.runtime.backends.onnx_backend import OnnxBackend
 
     rng = np.random.default_rng(0)
     h = torch.zeros(sidecar.state_shape)

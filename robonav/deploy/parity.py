@@ -25,8 +25,8 @@ import numpy as np
 
 from robonav.eval.metrics import EpisodeResult, paired_comparison
 from robonav.eval.runner import Policy, PolicyFactory, eval_config, run_episodes
-from robonav.runtime.backend import Backend
-from robonav.runtime.sidecar import ModelSidecar, read_sidecar
+from robonav.model.sidecar import ModelSidecar, read_sidecar
+from robonav.runtime.backends.base import Backend
 from robonav.sim.config import SimConfig
 from robonav.sim.episodes import EpisodeSpec
 
@@ -58,7 +58,7 @@ def sim_config(sidecar: ModelSidecar) -> SimConfig:
 
 def eval_setup(model: str | os.PathLike[str], threads: int = 1) -> tuple[PolicyFactory, SimConfig]:
     """(policy factory, eval SimConfig) for an ONNX model, read from its sidecar (the --policy X.onnx branch)."""
-    from robonav.runtime.onnx_backend import OnnxPolicy
+    from robonav.runtime.backends.onnx_backend import OnnxPolicy
 
     sidecar = read_sidecar(model)
     return (lambda n: OnnxPolicy(model, n, threads)), sim_config(sidecar)
@@ -199,7 +199,7 @@ def compare_actions(actions: np.ndarray, reference: np.ndarray, episodes: int,
 def step_parity(model: Any, onnx_path: str | os.PathLike[str], recording: Recording,
                 tolerance: float = TOLERANCE) -> ParityReport:
     """Torch ``step`` against the ONNX Runtime backend, step by step over ``recording`` through its resets."""
-    from robonav.runtime.onnx_backend import OnnxBackend
+    from robonav.runtime.backends.onnx_backend import OnnxBackend
 
     reference = torch_actions(model, recording)
     with OnnxBackend(onnx_path) as backend:
@@ -255,10 +255,10 @@ def export_parity(checkpoint: str | os.PathLike[str], onnx_path: str | os.PathLi
     closed-loop noise floor (torch vs ONNX Runtime on ``episodes`` paired episodes of ``suite``, 0 to skip);
     both are stored in the model's sidecar (``extra.parity``) and returned."""
     from robonav.eval.episodes import make_episodes
+    from robonav.model.sidecar import write_sidecar
     from robonav.policy.agent import TorchAgent, load_policy
     from robonav.policy.checkpoint import file_hash
-    from robonav.runtime.onnx_backend import OnnxPolicy
-    from robonav.runtime.sidecar import write_sidecar
+    from robonav.runtime.backends.onnx_backend import OnnxPolicy
 
     sidecar = read_sidecar(onnx_path)
     checkpoint = Path(checkpoint)
@@ -296,7 +296,7 @@ def judge(fp32: str | os.PathLike[str], quantized: str | os.PathLike[str], episo
     its own state, differs by more than 5 % of an axis's range), ``max_action_error``, ``bytes_fp32``,
     ``bytes_quantized``, ``size_ratio``, and ``noise_floor`` (the export's torch vs FP32 closed loop, if run).
     """
-    from robonav.runtime.onnx_backend import OnnxBackend, OnnxPolicy
+    from robonav.runtime.backends.onnx_backend import OnnxBackend, OnnxPolicy
 
     ref, test = read_sidecar(fp32), read_sidecar(quantized)
     config = sim_config(ref)

@@ -35,7 +35,7 @@ import numpy as np
 
 from robonav.deploy.parity import Recording, record_episodes, sim_config
 from robonav.deploy.trt_ops import qdq_issues
-from robonav.runtime.sidecar import OUTPUT_NAMES, ModelSidecar, file_sha256, read_sidecar, write_sidecar
+from robonav.model.sidecar import OUTPUT_NAMES, ModelSidecar, file_sha256, read_sidecar, write_sidecar
 from robonav.sim.episodes import EpisodeSpec
 
 __all__ = ["CALIBRATION_METHODS", "CalibrationSplitError", "QuantizeConfig", "QuantizeError",
@@ -135,7 +135,7 @@ def calibration_episodes(config: QuantizeConfig) -> list[EpisodeSpec]:
 def calibration_feeds(model: str | os.PathLike[str], recording: Recording, samples: int) -> list[dict[str, Any]]:
     """Feeds {obs, h_in, c_in} for ``samples`` steps spread evenly over the recording, with the states the FP32
     model reaches when it replays the recorded episodes (state fed back, zeroed at every episode start)."""
-    from robonav.runtime.onnx_backend import load_session
+    from robonav.runtime.backends.onnx_backend import load_session
 
     sidecar = read_sidecar(model)
     session = load_session(model, sidecar)
@@ -383,7 +383,7 @@ def quantize_int8(model: str | os.PathLike[str], out: str | os.PathLike[str], co
     src, source = _source(model)
     episodes = calibration_episodes(config)
     if recording is None:
-        from robonav.runtime.onnx_backend import OnnxPolicy
+        from robonav.runtime.backends.onnx_backend import OnnxPolicy
 
         recording = record_episodes(lambda n: OnnxPolicy(src, n), episodes, sim_config(source), config.num_envs)
     elif [(r.maze_hash, r.seed) for r in recording.results] != [(e.maze.hash(), e.seed) for e in episodes]:

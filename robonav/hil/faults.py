@@ -4,7 +4,7 @@
 duplicate, reorder, corrupt, applied in the ``directions`` asked for) and sensor faults (frozen scans, NaN/inf bursts,
 NaN odometry, applied to robot->runtime SCAN datagrams only). The functions are the byte-level faults, seeded by the
 caller's ``random.Random``; `SensorFaults` decides per frame and per frozen window which of them a SCAN datagram gets.
-All of it is built on the wire layout (robonav.runtime.wire), never on the meaning of its fields. Sensor faults
+All of it is built on the wire layout (robonav.runtime.wire.protocol), never on the meaning of its fields. Sensor faults
 rewrite the CRC, so the datagram stays valid and the receiver's own checks (finite odometry, reserved range codes,
 sequence numbers) must catch them; `corrupt_bytes` leaves the CRC stale, so the wire's CRC check must.
 """

@@ -37,7 +37,7 @@ from typing import Any
 
 from robonav.control.clock import CLOCK_KINDS, Clock, RealClock, make_clock
 from robonav.hil.faults import FaultConfig, SensorFaults, corrupt_bytes
-from robonav.runtime.udp_driver import is_loopback
+from robonav.runtime.wire.udp_driver import is_loopback
 
 __all__ = ["COUNTERS", "DIRECTIONS", "REORDER_HOLD_S", "FaultProxy", "ProxyConfigError", "main"]
 

@@ -36,8 +36,8 @@ import numpy as np
 
 from robonav.control.clock import Clock, make_clock
 from robonav.runtime import wire
-from robonav.runtime.udp_driver import is_loopback, parse_address
-from robonav.runtime.wire_rx import Receiver
+from robonav.runtime.wire.receiver import Receiver
+from robonav.runtime.wire.udp_driver import is_loopback, parse_address
 from robonav.sensors.odometry import integrate_pose
 from robonav.settings import SettingsError
 

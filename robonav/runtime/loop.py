@@ -39,9 +39,9 @@ import numpy as np
 
 from robonav.control.clock import Clock
 from robonav.control.safety import SafetyConfig, SafetyLayer
-from robonav.runtime.backend import Backend
+from robonav.model.sidecar import ModelSidecar
+from robonav.runtime.backends.base import Backend
 from robonav.runtime.driver import Driver
-from robonav.runtime.sidecar import ModelSidecar
 from robonav.runtime.telemetry import StageHistograms, TelemetryWriter
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
 from robonav.sensors.preprocessor import Preprocessor, SensorFrameError

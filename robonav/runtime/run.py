@@ -17,11 +17,11 @@ from typing import Any
 
 from robonav.control.clock import Clock
 from robonav.control.safety import SafetyConfig
-from robonav.runtime.backend import Backend
+from robonav.model.sidecar import ModelSidecar
+from robonav.runtime.backends.base import Backend
 from robonav.runtime.driver import Driver
 from robonav.runtime.loop import ControlLoop, LoopConfig, LoopSummary
-from robonav.runtime.sidecar import ModelSidecar
-from robonav.runtime.udp_driver import parse_address
+from robonav.runtime.wire.udp_driver import parse_address
 from robonav.settings import SettingsError
 
 __all__ = ["DRIVERS", "DriverFactory", "RunSettings", "SimDriverSettings", "UdpSettings", "backend_kwargs",
@@ -140,7 +140,7 @@ def backend_kwargs(settings: RunSettings) -> dict[str, Any]:
 
 def open_run_backend(settings: RunSettings) -> Backend:
     """The open backend `settings` names, on its model."""
-    from robonav.runtime.backends import open_backend
+    from robonav.runtime.backends.registry import open_backend
 
     return open_backend(settings.backend, model_path(settings.model), **backend_kwargs(settings))
 
@@ -175,7 +175,7 @@ def udp_driver(settings: RunSettings, backend: Backend, config: LoopConfig, cloc
     `robonav replay` needs to rerun the run (model, backend, period, watchdog, safety)."""
     from dataclasses import asdict
 
-    from robonav.runtime.udp_driver import UdpDriver
+    from robonav.runtime.wire.udp_driver import UdpDriver
 
     meta = {"model": str(model_path(settings.model).resolve()), "backend": settings.backend,
             "backend_kwargs": backend_kwargs(settings), "period": config.period, "stress": config.stress,

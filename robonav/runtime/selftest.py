@@ -31,7 +31,7 @@ import numpy as np
 
 from robonav.control.clock import ManualClock
 from robonav.control.safety import SafetyConfig
-from robonav.runtime.backend import Backend
+from robonav.runtime.backends.base import Backend
 from robonav.runtime.driver import Driver, ReplayDriver
 from robonav.runtime.loop import ControlLoop, LoopConfig
 from robonav.runtime.run import DriverFactory, RunSettings
@@ -286,7 +286,7 @@ def selftest_verb(settings: RunSettings, make_driver: DriverFactory, *, recordin
     and save them; with ``warmup``, only open the backend and compile (or load from the cache) every Numba
     kernel the loop runs; else run the checks on ``recording`` (default ``<model>.selftest.npz``; where absent,
     a dev machine records one now) and print PASS/FAIL. Returns the exit code (1: FAIL)."""
-    from robonav.runtime.backends import open_backend
+    from robonav.runtime.backends.registry import open_backend
     from robonav.runtime.run import backend_kwargs, model_path
 
     model = model_path(settings.model)
@@ -330,7 +330,7 @@ def _record_now(model: Path, make_driver: DriverFactory, steps: int, suite: str,
                 safety: SafetyConfig, missing: Path | None) -> SelftestRecording:
     """Record ``steps`` ticks of ``suite`` episodes on the simulator with ONNX Runtime on ``model``; where that
     cannot run here (a robot), say how to bring a recording instead."""
-    from robonav.runtime.backends import BackendUnavailableError, open_backend
+    from robonav.runtime.backends.registry import BackendUnavailableError, open_backend
     from robonav.runtime.run import SimDriverSettings
 
     hint = (f"no selftest recording {missing} here, and " if missing is not None else "") + \

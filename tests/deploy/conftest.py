@@ -81,7 +81,7 @@ def calibration(exported):
     """Calibration rollouts of the FP32 model on CALIB_SUITE (two episodes), recorded once."""
     from robonav.deploy.parity import record_episodes, sim_config
     from robonav.deploy.quantize import calibration_episodes
-    from robonav.runtime.onnx_backend import OnnxPolicy
+    from robonav.runtime.backends.onnx_backend import OnnxPolicy
 
     config = quant_config()
     return record_episodes(lambda n: OnnxPolicy(exported.onnx, n), calibration_episodes(config),
@@ -115,7 +115,7 @@ def fp16(exported):
 @pytest.fixture(scope="session")
 def fp32_actions(exported, recording):
     from robonav.deploy.parity import backend_actions
-    from robonav.runtime.onnx_backend import OnnxBackend
+    from robonav.runtime.backends.onnx_backend import OnnxBackend
 
     with OnnxBackend(exported.onnx) as backend:
         return backend_actions(backend, recording)

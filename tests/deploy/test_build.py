@@ -12,10 +12,10 @@ import pytest
 from robonav.cli import main
 from robonav.deploy import build
 from robonav.deploy.build import TARGET_TRT, TRT_API_USED, BuildError, check_out_path, resolve_precision
-from robonav.runtime.sidecar import write_sidecar
+from robonav.model.sidecar import write_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
-TRT_MODULES = [ROOT / "robonav" / "deploy" / "build.py", ROOT / "robonav" / "runtime" / "trt_backend.py"]
+TRT_MODULES = [ROOT / "robonav" / "deploy" / "build.py", ROOT / "robonav" / "runtime" / "backends" / "trt_backend.py"]
 NOT_TRT = {"__init__", "append", "data", "engine", "enqueue", "nbytes", "pop", "precision", "reset", "shape", "write"}
 """Attribute names the TRT modules use on their own or NumPy/ctypes/pathlib objects that happen to be TensorRT
 member names too."""
@@ -159,7 +159,7 @@ def test_the_canary_misspells_calls_mypy_must_catch():
 def test_build_and_run_an_engine_against_onnx_runtime(exported, recording, fp32_actions, tmp_path):
     from robonav.deploy.build import BuildConfig, build_engine
     from robonav.deploy.parity import backend_actions, compare_actions
-    from robonav.runtime.trt_backend import TrtBackend
+    from robonav.runtime.backends.trt_backend import TrtBackend
 
     done = build_engine(exported.onnx, tmp_path / "tiny.trt.engine", BuildConfig(timing_cache=str(tmp_path / "tc")))
     assert done.meta.extra["engine"]["strongly_typed"] and (tmp_path / "tc").stat().st_size > 0

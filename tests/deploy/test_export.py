@@ -11,9 +11,9 @@ import torch
 
 from robonav.deploy.export import export_onnx
 from robonav.deploy.trt_ops import SUPPORTED, check_trt_compatible
+from robonav.model.sidecar import file_sha256, read_sidecar
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.policy.checkpoint import file_hash, load_checkpoint
-from robonav.runtime.sidecar import file_sha256, read_sidecar
 
 
 def _io(model):
@@ -115,7 +115,7 @@ def test_npz_weights_reproduce_the_torch_step(which, exported, policy, critic_va
 
 
 def test_variant_with_separate_critic_keeps_the_critic_rows(critic_variant, rng):
-    from robonav.runtime.onnx_backend import load_session
+    from robonav.runtime.backends.onnx_backend import load_session
 
     _, result = critic_variant
     assert result.meta.state_shape == (4, 1, 8)

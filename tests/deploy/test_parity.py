@@ -18,8 +18,8 @@ from robonav.deploy.parity import (
     step_parity,
     torch_actions,
 )
-from robonav.runtime.onnx_backend import OnnxBackend
-from robonav.runtime.sidecar import read_sidecar
+from robonav.model.sidecar import read_sidecar
+from robonav.runtime.backends.onnx_backend import OnnxBackend
 
 
 def test_fp32_matches_torch_step_by_step_through_resets(exported, policy, recording):

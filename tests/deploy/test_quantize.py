@@ -22,8 +22,8 @@ from robonav.deploy.quantize import (
 )
 from robonav.deploy.trt_ops import qdq_issues
 from robonav.eval.episodes import make_episodes
-from robonav.runtime.onnx_backend import OnnxBackend
-from robonav.runtime.sidecar import read_sidecar
+from robonav.model.sidecar import read_sidecar
+from robonav.runtime.backends.onnx_backend import OnnxBackend
 
 
 def _graph(path):

@@ -14,8 +14,8 @@ import pytest
 from robonav.hil.faults import FaultConfig
 from robonav.hil.runner import HilSettings, junit_xml, run_hil
 from robonav.runtime import wire
-from robonav.runtime.replay import replay
-from robonav.runtime.wirelog import MAGIC, RECORD, TX, read_log
+from robonav.runtime.wire.recording import MAGIC, RECORD, TX, read_log
+from robonav.runtime.wire.replay import replay
 
 BASE = HilSettings(episodes=2, suite="val-3x3", seed=3, clock="scaled", clock_factor=8.0, timeout=240.0)
 

@@ -1,5 +1,5 @@
 """FaultProxy over real loopback sockets: a robot socket and a runtime socket with the proxy between them. Each fault
-alone with seeded draws (rates within binomial bounds, the effect checked on the bytes and by robonav.runtime.wire's
+alone with seeded draws (rates within binomial bounds, the effect checked on the bytes and by the wire's
 decoder and Receiver), the transparent case, fuzzed input, and the `python -m robonav.hil.proxy` command."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from robonav.control.clock import ManualClock, ScaledClock
 from robonav.hil.faults import BURST_CODES, FaultConfig, FaultConfigError, reseal
 from robonav.hil.proxy import REORDER_HOLD_S, FaultProxy, ProxyConfigError, main
 from robonav.runtime import wire
-from robonav.runtime.wire_rx import Receiver
+from robonav.runtime.wire.receiver import Receiver
 from robonav.sensors.frame import ScanSpec
 from robonav.settings import SettingsError
 

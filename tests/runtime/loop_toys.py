@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robonav.runtime.backend import Backend
-from robonav.runtime.sidecar import ModelSidecar, file_sha256, metadata_props, step_io, write_sidecar
+from robonav.model.sidecar import ModelSidecar, file_sha256, metadata_props, step_io, write_sidecar
+from robonav.runtime.backends.base import Backend
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
 

@@ -25,6 +25,7 @@ import loop_toys as toys
 
 from robonav.control.clock import ManualClock, ScaledClock
 from robonav.control.safety import SafetyConfig, SafetyLayer, safety_reference
+from robonav.runtime.backends.onnx_backend import OnnxBackend
 from robonav.runtime.driver import Driver, ReplayDriver
 from robonav.runtime.loop import (
     STAGES,
@@ -34,7 +35,6 @@ from robonav.runtime.loop import (
     LoopSetupError,
     PeriodError,
 )
-from robonav.runtime.onnx_backend import OnnxBackend
 from robonav.sensors.preprocessor import Preprocessor
 from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
 
@@ -343,7 +343,7 @@ def test_replay_driver_is_a_driver_and_cycles_through_new_episodes():
 
 def test_the_loop_modules_import_nothing_heavy():
     modules = ("robonav.runtime.loop", "robonav.runtime.driver", "robonav.runtime.telemetry",
-               "robonav.runtime.backends", "robonav.runtime.run", "robonav.runtime.selftest")
+               "robonav.runtime.backends.registry", "robonav.runtime.run", "robonav.runtime.selftest")
     heavy = ("torch", "pybullet", "gymnasium", "onnx", "onnxruntime", "matplotlib", "tensorrt")
     code = (f"import sys\nfor m in {modules!r}: __import__(m)\n"
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")

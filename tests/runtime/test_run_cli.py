@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loop_toys as toys
 
-from robonav.runtime.onnx_backend import OnnxBackend
+from robonav.runtime.backends.onnx_backend import OnnxBackend
 from robonav.runtime.selftest import (
     RecordingError,
     SelftestRecording,

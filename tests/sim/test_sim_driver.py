@@ -13,9 +13,9 @@ import pytest
 from robonav.control.clock import ManualClock
 from robonav.eval.episodes import make_episodes
 from robonav.eval.runner import eval_config
+from robonav.runtime.backends.onnx_backend import OnnxBackend
 from robonav.runtime.driver import Driver
 from robonav.runtime.loop import ControlLoop, LoopConfig
-from robonav.runtime.onnx_backend import OnnxBackend
 from robonav.sim.config import SimConfig
 from robonav.sim.core import MazeSim
 from robonav.sim.driver import SimDriver

@@ -150,8 +150,8 @@ def test_export_takes_a_q_checkpoint_and_every_cpu_backend_runs_it(run, tmp_path
     and PyTorch backends to ONNX Runtime's primitive on every recorded step, through resets."""
     from robonav.deploy.export import export_onnx
     from robonav.deploy.parity import backend_actions, export_parity, record_steps, sim_config
-    from robonav.runtime.backends import open_backend
-    from robonav.runtime.onnx_backend import OnnxPolicy
+    from robonav.runtime.backends.onnx_backend import OnnxPolicy
+    from robonav.runtime.backends.registry import open_backend
 
     _, tmp, _ = run
     checkpoint = tmp / "q" / "last.pt"

@@ -1,6 +1,6 @@
 """The wire recorder: every datagram the runtime receives and sends, and which frame the loop took, in one file.
 
-A field engineer's first tool after a bad run is the run itself: `robonav replay LOG` (robonav.runtime.replay)
+A field engineer's first tool after a bad run is the run itself: `robonav replay LOG` (robonav.runtime.wire.replay)
 feeds a recording back through the same receiver, preprocessing, policy and safety layer and checks that the
 commands come out bit for bit as they went to the robot.
 

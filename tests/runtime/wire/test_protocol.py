@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robonav.runtime import wire as w
-from robonav.runtime import wire_rx as rxm
+from robonav.runtime.wire import protocol as w
+from robonav.runtime.wire import receiver as rxm
 from robonav.sensors.frame import ScanSpec
 
 GOLDEN = Path(__file__).parent / "golden"
-HEADER_H = Path(__file__).parents[2] / "deploy" / "wire" / "robonav_wire.h"
+HEADER_H = Path(__file__).parents[3] / "deploy" / "wire" / "robonav_wire.h"
 SPEC = ScanSpec(8, -np.pi, np.pi / 4, 0.05, 3.5, None, 7)
 RANGES = np.array([0.5, 1.2344, np.inf, np.nan, -np.inf, 3.5, 0.0, 70.0], np.float32)
 CODES = [500, 1234, w.RANGE_POS_INF, w.RANGE_NAN, w.RANGE_NEG_INF, 3500, 0, w.RANGE_POS_INF]

@@ -1,6 +1,6 @@
 """The receive side of the robot wire both ends share: chunk reassembly and per-type sequence checks.
 
-robonav.runtime.wire holds the layouts and the stateless encode/decode; this module holds the state a receiver
+robonav.runtime.wire.protocol holds the layouts and the stateless encode/decode; this module holds the state a receiver
 keeps between datagrams: the scanner descriptions it was sent, the chunk sets of frames still arriving, and the
 newest sequence number accepted per message type.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robonav.runtime.wire import (
+from robonav.runtime.wire.protocol import (
     _TYPE_NAMES,
     RESYNC_AFTER,
     U32,

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from robonav.runtime.backend import BackendStateError, InputError
-from robonav.runtime.onnx_backend import OnnxBackend, OnnxPolicy
+from robonav.runtime.backends.base import BackendStateError, InputError
+from robonav.runtime.backends.onnx_backend import OnnxBackend, OnnxPolicy
 
 
 def test_state_lives_inside_and_reset_zeroes_it(tmp_path, toys):
@@ -74,7 +74,7 @@ def test_clone_needs_an_open_backend(tmp_path, toys):
 def test_runtime_imports_no_torch_onnx_or_simulator_even_when_running(tmp_path, toys):
     path = toys.write(tmp_path)
     code = ("import sys, numpy as np; import robonav.runtime as rt; "
-            "from robonav.runtime import onnx_backend, sidecar, backend; "
+            "from robonav.runtime.backends import onnx_backend, base as backend; from robonav.model import sidecar; "
             "before = [m for m in ('onnxruntime', 'onnx', 'torch', 'pybullet', 'gymnasium') if m in sys.modules]; "
             f"b = rt.OnnxBackend({str(path)!r}).open(); b.step(np.zeros({toys.D}, np.float32)); "
             "after = [m for m in ('onnx', 'torch', 'pybullet', 'gymnasium') if m in sys.modules]; "

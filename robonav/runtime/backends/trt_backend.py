@@ -14,7 +14,7 @@ Two halves:
   obs into the pinned buffer, launches graph ``parity``, synchronises the stream and reads the action: only obs
   goes to the device and only the action comes back; h and c never leave it. Two graphs because a captured graph
   replays the addresses it was captured with: calling ``set_tensor_address`` after capture changes nothing the
-  graph does (robonav.runtime.torch_backend says more). ``reset()`` zeroes both state sets on the device
+  graph does (robonav.runtime.backends.torch_backend says more). ``reset()`` zeroes both state sets on the device
   (cudaMemsetAsync). TensorRT asks for one enqueue before capture (it finishes lazy setup then); the step does it.
 
 `ShiftRegisterEngine` is a stand-in engine made only of device-to-device copies, with an exact NumPy twin: it
@@ -34,9 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from robonav.runtime.backend import Backend, BackendError
-from robonav.runtime.cuda import D2D, D2H, H2D, CudaRuntime, cudart
-from robonav.runtime.sidecar import (
+from robonav.model.sidecar import (
     ModelHashError,
     ModelRefusedError,
     ModelSidecar,
@@ -46,6 +44,8 @@ from robonav.runtime.sidecar import (
     file_sha256,
     read_sidecar,
 )
+from robonav.runtime.backends.base import Backend, BackendError
+from robonav.runtime.backends.cuda import D2D, D2H, H2D, CudaRuntime, cudart
 
 if TYPE_CHECKING:
     import tensorrt as trt

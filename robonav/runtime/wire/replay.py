@@ -1,8 +1,8 @@
 """`robonav replay LOG`: rerun a wire recording offline and check that the commands come out bit for bit.
 
-The recording (robonav.runtime.wirelog, written by the UDP driver with ``run.record``) holds every datagram the
+The recording (robonav.runtime.wire.recording, written by the UDP driver with ``run.record``) holds every datagram the
 runtime received and sent and, per tick, which frame the loop took. Replay feeds the received datagrams through
-the same receiver and odometry bookkeeping as the driver (robonav.runtime.wire_rx, PoseDeltas), rebuilds the
+the same receiver and odometry bookkeeping as the driver (robonav.runtime.wire.receiver, PoseDeltas), rebuilds the
 frames the loop took, in order, and runs them through the real `ControlLoop` (Preprocessor, backend, safety layer)
 on a manual clock. What the loop's state depends on besides the frames is whether it went stale between two of
 them (a watchdog stop resets the safety layer and the fed-back command): a stop sent between two takes is replayed
@@ -20,11 +20,11 @@ import numpy as np
 
 from robonav.control.clock import ManualClock
 from robonav.control.safety import SafetyConfig
-from robonav.runtime import wire
 from robonav.runtime.driver import ReplayDriver
 from robonav.runtime.loop import ControlLoop, LoopConfig
-from robonav.runtime.wire_rx import Receiver
-from robonav.runtime.wirelog import RX, TAKE, TX, WireLogError, read_log
+from robonav.runtime.wire import protocol as wire
+from robonav.runtime.wire.receiver import Receiver
+from robonav.runtime.wire.recording import RX, TAKE, TX, WireLogError, read_log
 from robonav.sensors.frame import SensorFrame
 from robonav.sensors.odometry import PoseDeltas
 
@@ -75,7 +75,7 @@ def frames_and_commands(records: list[Any], watchdog: float, period: float
 
 def replay(log: str | Path, backend: str | None = None, model: str | None = None) -> dict[str, Any]:
     """Rerun ``log`` with its recorded backend and model (or the ones given); the comparison as a dict."""
-    from robonav.runtime.backends import open_backend
+    from robonav.runtime.backends.registry import open_backend
 
     records, torn = read_log(log)
     meta = records[0].meta()

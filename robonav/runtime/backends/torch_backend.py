@@ -3,7 +3,7 @@ with two captured CUDA graphs.
 
 A robot carries the model file, its sidecar and the weights, never a training checkpoint, so `step_module` builds
 a small ``nn.Module`` that mirrors ``ActorCritic.step`` (normaliser, encoder with ELU, LSTM as matmuls plus gates,
-clamp, scale) or ``QNetwork.step`` (the same, then argmax over the primitives); robonav.runtime.numba_kernels
+clamp, scale) or ``QNetwork.step`` (the same, then argmax over the primitives); robonav.runtime.backends.numba_kernels
 states the arithmetic, from the same arrays the Numba backend reads.
 
 On CUDA (``cuda_graph=True``) everything the step touches is a static buffer: a pinned host obs and action, their
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from robonav.runtime.backend import Backend, BackendError
-from robonav.runtime.numba_backend import load_weights
-from robonav.runtime.numba_kernels import HEADS, head_kind
-from robonav.runtime.sidecar import ModelSidecar, read_sidecar, weights_path
+from robonav.model.sidecar import ModelSidecar, read_sidecar, weights_path
+from robonav.runtime.backends.base import Backend, BackendError
+from robonav.runtime.backends.numba_backend import load_weights
+from robonav.runtime.backends.numba_kernels import HEADS, head_kind
 
 __all__ = ["TOLERANCE", "TorchBackend", "TorchUnavailableError", "step_module"]
 

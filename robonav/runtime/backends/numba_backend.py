@@ -4,13 +4,13 @@ For robots without a GPU, and as the fallback everywhere: it needs only numpy an
 dependencies), the model's sidecar ``<model>.json`` and the weights export writes beside the ONNX file
 (robonav.deploy.export.write_weights). Everything is allocated when the backend opens: the packed weights, two
 state vectors that swap roles every step (ping-pong: the kernel reads one and writes the other, no copy), the
-action and the kernel's scratch. A step is one call of `robonav.runtime.numba_kernels.policy_step`.
+action and the kernel's scratch. A step is one call of `robonav.runtime.backends.numba_kernels.policy_step`.
 
     with NumbaBackend("policy.onnx") as policy:      # reads policy.json and policy.npz; the .onnx need not exist
         action = policy.step(obs)
 
 Parity: the kernel matches `numpy_step` to about 1e-6 and ONNX Runtime's FP32 model to `TOLERANCE` over
-recorded episodes through resets (tests/runtime/test_numba_backend.py).
+recorded episodes through resets (tests/runtime/backends/test_numba_backend.py).
 """
 
 from __future__ import annotations
@@ -20,22 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from robonav.runtime.backend import Backend
-from robonav.runtime.numba_kernels import (
-    HEADS,
-    PackedWeights,
-    aligned_zeros,
-    head_kind,
-    pack_weights,
-    policy_step,
-)
-from robonav.runtime.sidecar import (
+from robonav.model.sidecar import (
     ModelHashError,
     ModelRefusedError,
     ModelSidecar,
     file_sha256,
     read_sidecar,
     weights_path,
+)
+from robonav.runtime.backends.base import Backend
+from robonav.runtime.backends.numba_kernels import (
+    HEADS,
+    PackedWeights,
+    aligned_zeros,
+    head_kind,
+    pack_weights,
+    policy_step,
 )
 
 __all__ = ["TOLERANCE", "WEIGHTS_FORMAT", "NumbaBackend", "WeightsError", "load_weights"]

@@ -75,7 +75,7 @@ def aligned_zeros(size: int, dtype: type = np.float32) -> np.ndarray:
 
 
 def pack_weights(arrays: Mapping[str, np.ndarray]) -> PackedWeights:
-    """Lay the npz arrays out for `policy_step` (arrays validated by the caller: robonav.runtime.numba_backend)."""
+    """Lay the npz arrays out for `policy_step` (arrays validated by the caller: ``numba_backend``)."""
     parts: list[tuple[int, np.ndarray]] = []
     size = 0
 

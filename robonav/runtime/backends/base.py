@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from robonav.runtime.sidecar import ModelSidecar, TensorSpec
+from robonav.model.sidecar import ModelSidecar, TensorSpec
 
 __all__ = ["Backend", "BackendError", "BackendStateError", "InputError", "check_input"]
 

@@ -3,7 +3,7 @@
 ONNX Runtime is stateless, so the state goes in and out of every run explicitly (onnxruntime issue 11085): the
 backend feeds its h, c as ``h_in``, ``c_in`` and keeps ``h_out``, ``c_out`` for the next step. Opening checks the
 model against its sidecar: file hash, the inputs and outputs by name, dtype and shape, and the embedded
-``robonav.*`` metadata; any mismatch refuses the model with the reason (robonav.runtime.sidecar).
+``robonav.*`` metadata; any mismatch refuses the model with the reason (robonav.model.sidecar).
 
 `OnnxPolicy` drives N simulated robots for evaluation (the Policy protocol of robonav.eval.runner): one shared
 session, one backend (state) per env, stepped in turn at batch 1 — the same graph and call the robot runs.
@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from robonav.runtime.backend import Backend, BackendStateError
-from robonav.runtime.sidecar import (
+from robonav.model.sidecar import (
     OUTPUT_NAMES,
     ModelHashError,
     ModelSidecar,
@@ -30,6 +29,7 @@ from robonav.runtime.sidecar import (
     file_sha256,
     read_sidecar,
 )
+from robonav.runtime.backends.base import Backend, BackendStateError
 
 __all__ = ["OnnxBackend", "OnnxPolicy", "load_session"]
 

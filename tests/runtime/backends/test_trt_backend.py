@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from robonav.runtime.backend import BackendError
-from robonav.runtime.sidecar import SidecarError
-from robonav.runtime.trt_backend import (
+from robonav.model.sidecar import SidecarError
+from robonav.runtime.backends.base import BackendError
+from robonav.runtime.backends.trt_backend import (
     ENGINE_KEY,
     CudaGraphStep,
     EngineMismatchError,
@@ -33,7 +33,7 @@ def _has_tensorrt() -> bool:
 
 
 def _gpu() -> object | None:
-    from robonav.runtime.cuda import CudaUnavailableError, cudart
+    from robonav.runtime.backends.cuda import CudaUnavailableError, cudart
 
     try:
         cuda = cudart()
@@ -94,7 +94,7 @@ def test_without_tensorrt_the_backend_says_so(tmp_path, toys):
 
 
 def test_importing_loads_neither_libcudart_nor_tensorrt():
-    code = ("import sys; import robonav.runtime.trt_backend, robonav.runtime.cuda; "
+    code = ("import sys; import robonav.runtime.backends.trt_backend, robonav.runtime.backends.cuda; "
             "maps = open('/proc/self/maps').read(); "
             "print('libcudart' in maps, 'libnvinfer' in maps, 'tensorrt' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -102,7 +102,7 @@ def test_importing_loads_neither_libcudart_nor_tensorrt():
 
 
 def test_a_missing_libcudart_is_named():
-    code = ("from robonav.runtime.cuda import cudart, CudaUnavailableError\n"
+    code = ("from robonav.runtime.backends.cuda import cudart, CudaUnavailableError\n"
             "try:\n    cudart()\nexcept CudaUnavailableError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"ROBONAV_CUDART": "/nonexistent/libcudart.so", "PATH": "/usr/bin"}).stdout
@@ -117,14 +117,14 @@ def test_ctypes_structs_hold_what_cuda_13_writes():
     cudaMemcpy3DParms: array 8, pos 24, pitched ptr 32, array 8, pos 24, pitched ptr 32, extent 24, kind 4 (+4)."""
     import ctypes
 
-    from robonav.runtime.cuda import _Memcpy3DParms, _PointerAttributes
+    from robonav.runtime.backends.cuda import _Memcpy3DParms, _PointerAttributes
 
     assert ctypes.sizeof(_PointerAttributes) == 88
     assert ctypes.sizeof(_Memcpy3DParms) == 160
 
 
 def test_cuda_half_without_a_gpu_says_so(toys):
-    from robonav.runtime.cuda import CudaUnavailableError, cudart
+    from robonav.runtime.backends.cuda import CudaUnavailableError, cudart
 
     try:
         cuda = cudart()

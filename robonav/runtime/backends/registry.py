@@ -4,11 +4,11 @@ Each backend lives in its own module and its engine (onnxruntime, torch, TensorR
 backend is asked for, so the on-robot loop carries only what it runs. A backend whose module or engine is absent
 fails with `BackendUnavailableError`, naming the missing module and what to install.
 
-    kind    class                                      engine        install
-    ort     robonav.runtime.onnx_backend.OnnxBackend   onnxruntime   pip install robonav[deploy]
-    numba   robonav.runtime.numba_backend.NumbaBackend numba         pip install robonav (core)
-    torch   robonav.runtime.torch_backend.TorchBackend torch         pip install robonav[train]
-    trt     robonav.runtime.trt_backend.TrtBackend     tensorrt      JetPack's TensorRT + pip install robonav[trt]
+    kind    class                      engine        install
+    ort     onnx_backend.OnnxBackend   onnxruntime   pip install robonav[deploy]
+    numba   numba_backend.NumbaBackend numba         pip install robonav (core)
+    torch   torch_backend.TorchBackend torch         pip install robonav[train]
+    trt     trt_backend.TrtBackend     tensorrt      JetPack's TensorRT + pip install robonav[trt]
 
 ``model`` is the step model the backend reads: the ``.onnx`` (ort; numba and torch read the ``<model>.npz`` and
 sidecar beside it) or the ``.engine`` (trt).
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from robonav.runtime.backend import Backend, BackendError
+from robonav.runtime.backends.base import Backend, BackendError
 
 __all__ = ["BACKENDS", "BackendInfo", "BackendUnavailableError", "backend_class", "open_backend"]
 
@@ -47,11 +47,12 @@ class BackendInfo:
 
 
 BACKENDS: dict[str, BackendInfo] = {
-    "ort": BackendInfo("robonav.runtime.onnx_backend", "OnnxBackend", "onnxruntime", "pip install 'robonav[deploy]'"),
-    "numba": BackendInfo("robonav.runtime.numba_backend", "NumbaBackend", "numba", "pip install robonav"),
-    "torch": BackendInfo("robonav.runtime.torch_backend", "TorchBackend", "torch",
+    "ort": BackendInfo("robonav.runtime.backends.onnx_backend", "OnnxBackend", "onnxruntime",
+                       "pip install 'robonav[deploy]'"),
+    "numba": BackendInfo("robonav.runtime.backends.numba_backend", "NumbaBackend", "numba", "pip install robonav"),
+    "torch": BackendInfo("robonav.runtime.backends.torch_backend", "TorchBackend", "torch",
                          "pip install torch (see the README), then 'robonav[train]'"),
-    "trt": BackendInfo("robonav.runtime.trt_backend", "TrtBackend", "tensorrt",
+    "trt": BackendInfo("robonav.runtime.backends.trt_backend", "TrtBackend", "tensorrt",
                        "JetPack's TensorRT (apt, a venv with --system-site-packages) and pip install 'robonav[trt]'"),
 }
 """Backend kinds, by the name --backend takes."""

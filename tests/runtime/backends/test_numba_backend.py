@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from robonav.runtime.backend import BackendStateError
-from robonav.runtime.numba_backend import TOLERANCE, NumbaBackend, WeightsError
-from robonav.runtime.numba_kernels import (
+from robonav.model.sidecar import ModelHashError, read_sidecar, write_sidecar
+from robonav.runtime.backends.base import BackendStateError
+from robonav.runtime.backends.numba_backend import TOLERANCE, NumbaBackend, WeightsError
+from robonav.runtime.backends.numba_kernels import (
     HEADER,
     aligned_zeros,
     numpy_head_scores,
@@ -23,7 +24,6 @@ from robonav.runtime.numba_kernels import (
     pack_weights,
     policy_step,
 )
-from robonav.runtime.sidecar import ModelHashError, read_sidecar, write_sidecar
 
 
 def random_arrays(rng: np.random.Generator, d: int, encoder: tuple[int, ...], hidden: int, layers: int = 1,
@@ -273,7 +273,7 @@ def test_refuses_missing_mismatched_or_foreign_weights(exported, tmp_path):
 
 
 def test_imports_neither_torch_nor_onnx_even_when_running(exported):
-    code = ("import sys, numpy as np; from robonav.runtime.numba_backend import NumbaBackend; "
+    code = ("import sys, numpy as np; from robonav.runtime.backends.numba_backend import NumbaBackend; "
             f"b = NumbaBackend({str(exported.onnx)!r}).open(); b.step(np.zeros({exported.meta.obs_dim}, np.float32)); "
             "print([m for m in ('torch', 'onnx', 'onnxruntime', 'pybullet', 'gymnasium') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

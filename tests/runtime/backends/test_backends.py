@@ -12,11 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robonav.runtime import backends
-from robonav.runtime.backends import BACKENDS, BackendInfo, BackendUnavailableError, backend_class, open_backend
-from robonav.runtime.onnx_backend import OnnxBackend
+from robonav.runtime.backends import registry as backends
+from robonav.runtime.backends.onnx_backend import OnnxBackend
+from robonav.runtime.backends.registry import (
+    BACKENDS,
+    BackendInfo,
+    BackendUnavailableError,
+    backend_class,
+    open_backend,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import loop_toys as toys
 
 
@@ -68,7 +74,7 @@ def test_an_unknown_kind_lists_the_known_ones():
 
 
 def test_a_missing_engine_names_the_module_and_what_to_install(monkeypatch):
-    monkeypatch.setitem(BACKENDS, "fancy", BackendInfo("robonav.runtime.onnx_backend", "OnnxBackend",
+    monkeypatch.setitem(BACKENDS, "fancy", BackendInfo("robonav.runtime.backends.onnx_backend", "OnnxBackend",
                                                        "no_such_engine_here", "pip install fancy-engine"))
     with pytest.raises(BackendUnavailableError, match=r"backend 'fancy' needs the module 'no_such_engine_here', "
                                                       r"which is not installed here: pip install fancy-engine"):
@@ -91,8 +97,8 @@ def test_trt_without_tensorrt_is_refused_with_the_reason():
 
 
 def test_backends_module_imports_no_engine():
-    code = ("import sys, robonav.runtime.backends; print(','.join(m for m in ('onnxruntime', 'torch', 'tensorrt', "
-            "'numba') if m in sys.modules))")
+    code = ("import sys, robonav.runtime.backends.registry; "
+            "print(','.join(m for m in ('onnxruntime', 'torch', 'tensorrt', 'numba') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from robonav.runtime.onnx_backend import OnnxBackend
-from robonav.runtime.sidecar import (
+from robonav.model.sidecar import (
     ModelHashError,
     ModelIOError,
     ModelMetadataError,
@@ -18,6 +17,7 @@ from robonav.runtime.sidecar import (
     sidecar_path,
     weights_path,
 )
+from robonav.runtime.backends.onnx_backend import OnnxBackend
 
 
 def test_a_good_toy_loads(tmp_path, toys):

@@ -1,4 +1,4 @@
-"""`UdpDriver`: the control loop's Driver over the robot wire (robonav.runtime.wire) on real UDP sockets.
+"""`UdpDriver`: the control loop's Driver over the robot wire (robonav.runtime.wire.protocol) on real UDP sockets.
 
     driver = UdpDriver(bind=("127.0.0.1", 47800), robot=("127.0.0.1", 47801), watchdog=0.3, clock=clock)
     frame = driver.latest_frame()         # drains the socket without blocking; the newest complete frame wins
@@ -11,10 +11,10 @@ seconds per reason. The driver binds to loopback unless ``allow_remote`` is set.
 HELLO) it sends its own HELLO carrying ``watchdog``: the robot stops by itself when commands stop for that long.
 Commands are stamped with the loop's clock and written into one preallocated buffer.
 
-Odometry arrives as poses (robonav.runtime.wire); the frame handed to the loop carries the delta from the frame
+Odometry arrives as poses (robonav.runtime.wire.protocol); the frame handed to the loop carries the delta from the frame
 handed out before it (robonav.sensors.odometry.PoseDeltas), so frames lost on the wire or superseded between two
 ticks lose no motion. With ``record`` the driver writes every datagram it receives and sends, and every frame the
-loop takes, to a wire recording (robonav.runtime.wirelog) that `robonav replay` reruns.
+loop takes, to a wire recording (robonav.runtime.wire.recording) that `robonav replay` reruns.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import time
 from typing import Any
 
 from robonav.control.clock import Clock, RealClock
-from robonav.runtime import wire
-from robonav.runtime.wire_rx import Receiver
-from robonav.runtime.wirelog import RX, TX, WireRecorder
+from robonav.runtime.wire import protocol as wire
+from robonav.runtime.wire.receiver import Receiver
+from robonav.runtime.wire.recording import RX, TX, WireRecorder
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas
 

@@ -14,7 +14,7 @@ import pytest
 from robonav.control.clock import ManualClock
 from robonav.runtime import wire
 from robonav.runtime.driver import Driver
-from robonav.runtime.udp_driver import UdpDriver, UdpDriverConfigError
+from robonav.runtime.wire.udp_driver import UdpDriver, UdpDriverConfigError
 from robonav.sensors.frame import ScanSpec, SensorFrame
 
 SPEC = ScanSpec.evenly_spaced(1000, range_max=30.0, spec_id=3)  # two chunks per frame
@@ -148,7 +148,7 @@ def test_refuses_non_loopback_bind_and_bad_watchdog():
 
 
 def test_recording_holds_every_datagram_and_take(tmp_path):
-    from robonav.runtime import wirelog
+    from robonav.runtime.wire import recording as wirelog
 
     robot = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     robot.bind(("127.0.0.1", 0))

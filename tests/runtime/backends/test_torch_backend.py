@@ -11,7 +11,7 @@ import torch
 
 from robonav.deploy.export import write_weights
 from robonav.policy.actor_critic import ActorCritic, PolicyConfig
-from robonav.runtime.torch_backend import TOLERANCE, TorchBackend, TorchUnavailableError, step_module
+from robonav.runtime.backends.torch_backend import TOLERANCE, TorchBackend, TorchUnavailableError, step_module
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 
@@ -53,7 +53,7 @@ def test_module_from_weights_is_the_q_network_step(dueling, tmp_path):
     """The Q head exported as one affine map (a dueling head folded: V + A - mean A) scores the primitives as
     QNetwork.head does, and the module and the Numba kernel drive QNetwork.step's primitive."""
     from robonav.policy.q_network import QConfig, QNetwork
-    from robonav.runtime.numba_kernels import numpy_head_scores, numpy_step
+    from robonav.runtime.backends.numba_kernels import numpy_head_scores, numpy_step
 
     torch.manual_seed(3)
     model = QNetwork(13, PolicyConfig(encoder=(9,), hidden=6), QConfig(dueling=dueling)).eval()

@@ -2,7 +2,7 @@
 
 Every datagram is ``header (32 bytes) | payload (payload_len bytes) | crc32 (4 bytes)``; the CRC is zlib's CRC-32
 (IEEE 802.3) over header and payload. deploy/wire/robonav_wire.h holds the same layouts as packed C structs, and
-tests/runtime/golden/ one byte vector per message, so firmware can be checked against this module.
+tests/runtime/wire/golden/ one byte vector per message, so firmware can be checked against this module.
 
     header   magic "RNAV", version u8, type u8, flags u16 (0), seq u32, episode_id u32, stamp f64 (sender clock, s),
              payload_len u32, reserved u32 (0)
@@ -42,7 +42,8 @@ from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
 __all__ = [
     "CHUNK_FIXED", "COMMAND_SIZE", "DATAGRAM_BUDGET", "DESCRIPTION_FIXED", "HEADER_SIZE", "HELLO_SIZE", "MAGIC",
     "MAX_CHUNK_BEAMS", "MAX_DESCRIPTION_ANGLES", "RANGE_MAX_MM", "RANGE_NAN", "RANGE_NEG_INF", "RANGE_POS_INF",
-    "REASONS", "RESYNC_AFTER", "VERSION", "Command", "Description", "Hello", "MsgType",
+    "REASONS", "RESYNC_AFTER", "ROLE_ROBOT", "ROLE_RUNTIME", "U32", "VERSION", "Command", "Description", "Hello",
+    "MsgType",
     "ScanChunk", "ScanFrame", "WireChunkError", "WireCrcError", "WireEncodeError", "WireError", "WireIncompleteError",
     "WireMagicError", "WireNonFiniteError", "WireSequenceError", "WireSizeError", "WireTypeError",
     "WireUnknownDescriptionError", "WireVersionError", "codes_to_ranges", "decode", "encode_command",
