@@ -7,7 +7,7 @@ Each (checkpoint, episode list) result is cached in ``--out`` (default_policy.py
 checkpoint's path), so rerunning after a run has kept more checkpoints evaluates only the new ones. Jobs run two
 at a time, one thread each.
 
-    python benchmarks/learning_curves.py --run PPO=train-state/default --run R2D2=runs/default-q
+    python benchmarks/learning_curves.py --run PPO=results/train-logs/default --run R2D2=runs/default-q
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def test_listed_api_exists_in_the_stubs_and_the_code_uses_nothing_else():
 
 
 def test_the_canary_misspells_calls_mypy_must_catch():
-    text = (ROOT / "typings_canary" / "trt_canary.py").read_text()
+    text = (ROOT / "tools" / "typings_canary" / "trt_canary.py").read_text()
     assert "set_flagz" in text and "build_serialized_networkk" in text
     assert build.__doc__ and "TRT_API_USED" in build.__doc__
 

@@ -1,8 +1,8 @@
 """Canary for the TensorRT type check: mypy must REJECT this file (.ci/run asserts that it does).
 
 If mypy accepts it, the stubs in typings/ are not on mypy's path (or lost their types) and the TensorRT code
-in robonav.deploy.build and robonav.runtime.backends.trt_backend is no longer checked. Not a test module: pytest never
-collects it (it lies outside tests/ and its name does not start with test_).
+in robonav.deploy.build and robonav.runtime.backends.trt_backend is no longer checked. It sits in tools/ beside
+prepare_trt_stubs.py, which prepares those stubs; pytest never collects it (outside tests/, not named test_*).
 """
 
 from __future__ import annotations
