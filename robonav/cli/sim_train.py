@@ -19,18 +19,20 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     from robonav.settings import load_settings
     from robonav.sim.config import SimConfig
+
+    cfg = load_settings(SimConfig, args.launch, args.overrides, section="sim", reader="robonav sim", suggest="sim")
+    maze = _maze_arg(args.maze)  # bad input refused before pybullet's import prints its banner to stderr
     from robonav.sim.env import MazeEnv
     from robonav.sim.expert import GeodesicExpert
     from robonav.sim.rollout import record_episode
 
-    cfg = load_settings(SimConfig, args.launch, args.overrides, section="sim")
     drivers = {"expert", "random", "stop"}
     factory = None
     if args.policy not in drivers:  # a checkpoint, default, or classical: built like eval builds it
         factory, policy_cfg = _policy_and_config(args.policy)
         cfg = dataclasses.replace(cfg, observation=policy_cfg.observation, preprocessor=policy_cfg.preprocessor,
                                   period=policy_cfg.period)
-    env = MazeEnv(maze=_maze_arg(args.maze), config=cfg, seed=args.seed)
+    env = MazeEnv(maze=maze, config=cfg, seed=args.seed)
     expert = GeodesicExpert()
     env.action_space.seed(args.seed)
     if factory is not None:
@@ -87,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.ray.address={args.ray}")
     if args.ray_workers is not None:
         overrides.append(f"train.ray.workers={args.ray_workers}")
-    cfg = load_settings(TrainConfig, args.launch, overrides, section="train")
+    cfg = load_settings(TrainConfig, args.launch, overrides, section="train", reader="robonav train", suggest="train")
     max_seconds = None if args.minutes is None else 60.0 * args.minutes
     trainer: Any
     if cfg.algo == "r2d2":

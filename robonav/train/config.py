@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robonav.errors import UserError
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.policy.q_network import QConfig
 from robonav.sim.config import RandomizationConfig, SimConfig
@@ -14,7 +15,7 @@ from robonav.train.r2d2.learner import R2D2Config
 ALGOS = ("ppo", "r2d2")
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(UserError, ValueError):
     """Training settings that name no learner robonav has."""
 
 

@@ -33,6 +33,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from ray.exceptions import ObjectLostError, RayActorError
 
+from robonav.errors import UserError
 from robonav.policy.actor_critic import ActorCritic
 from robonav.policy.checkpoint import load_checkpoint
 from robonav.sim.config import MazeConfig
@@ -49,7 +50,7 @@ ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "episode_s
 """RolloutStorage fields a worker sends, each [T, n, ...] (then seq_h, seq_c [K, L, n, H])."""
 
 
-class WorkerRestartError(RuntimeError):
+class WorkerRestartError(UserError, RuntimeError):
     """Rollout workers died more often than ``train.ray.max_restarts`` allows in one sitting."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robonav.errors import UserError
 from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
 from robonav.settings import from_dict, to_dict
 from robonav.train.config import TrainConfig
@@ -32,7 +33,7 @@ LOSS_KEYS = ("loss", "q_mean", "discrepancy_first", "discrepancy_last", "param_l
 """Row keys logged under TensorBoard's ``losses/`` group (the rest go under ``charts/``)."""
 
 
-class QTrainerError(ValueError):
+class QTrainerError(UserError, ValueError):
     """Settings or a checkpoint the R2D2 trainer cannot run or resume with."""
 
 
