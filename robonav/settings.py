@@ -91,8 +91,34 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types raise SettingsError."""
+def tagged_arm(union: Any, data: dict[str, Any], where: str = "") -> type:
+    """The dataclass of a tagged union of settings dataclasses (``A | B``) that ``data`` names: the tag is the one
+    field whose type is a Literal in every arm (e.g. ``algo``); absent from ``data``, the first arm's default."""
+    arms: list[type] = [a for a in typing.get_args(union) if isinstance(a, type) and dataclasses.is_dataclass(a)]
+    literals = [{f.name: typing.get_args(h) for f in dataclasses.fields(a)
+                 if typing.get_origin(h := typing.get_type_hints(a)[f.name]) is typing.Literal} for a in arms]
+    tags = set.intersection(*(set(lit) for lit in literals)) if literals else set()
+    if len(arms) != len(typing.get_args(union)) or len(tags) != 1:
+        raise TypeError(f"{union} is not a union of settings dataclasses with one Literal tag field")
+    tag = tags.pop()
+    first = next(f for f in dataclasses.fields(arms[0]) if f.name == tag)
+    value = data.get(tag, first.default)
+    for arm, lit in zip(arms, literals):
+        if value in lit[tag]:
+            return arm
+    choices = [v for lit in literals for v in lit[tag]]
+    raise SettingsError(f"{where + '.' if where else ''}{tag}: expected one of {choices}, got {value!r}")
+
+
+@typing.overload
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T: ...
+@typing.overload
+def from_dict(cls: Any, data: dict[str, Any], where: str = "") -> Any: ...
+def from_dict(cls: Any, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types raise SettingsError. ``cls``
+    may be a tagged union of dataclasses (``PPOTrainConfig | R2D2TrainConfig``): `tagged_arm` picks the one."""
+    if typing.get_origin(cls) in (typing.Union, types.UnionType):
+        cls = tagged_arm(cls, data, where)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
@@ -216,8 +242,14 @@ def require_sections(path: Path, data: dict[str, Any], sections: list[str] | tup
                               f"{has}; {fix}")
 
 
+@typing.overload
 def load_settings(cls: type[T], launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
-                  section: str | None = None, reader: str | None = None, suggest: str | None = None) -> T:
+                  section: str | None = None, reader: str | None = None, suggest: str | None = None) -> T: ...
+@typing.overload
+def load_settings(cls: Any, launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                  section: str | None = None, reader: str | None = None, suggest: str | None = None) -> Any: ...
+def load_settings(cls: Any, launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                  section: str | None = None, reader: str | None = None, suggest: str | None = None) -> Any:
     """Load ``cls`` from a launch file (optionally one top-level ``section`` of it) plus overrides.
 
     With a section, an override may name it or not: ``--set train.seed=1`` and ``--set seed=1`` are the same; a
