@@ -205,3 +205,9 @@ def test_every_robonav_exception_derives_from_the_root_and_keeps_its_builtin():
     for name in ("robonav.runtime.backends.base.BackendStateError", "robonav.runtime.wire.protocol.WireCrcError",
                  "robonav.deploy.export.ExportError", "robonav.control.safety.SafetyInputError"):
         assert not issubclass(found[name], UserError), name
+
+
+def test_ray_flags_with_the_r2d2_launch_file_are_one_line():
+    line = _one_line_error(_robonav("train", "--launch", "train_q", "--ray", "local"), "train")
+    assert line == ("robonav train: --ray and --ray-workers serve recurrent PPO only, but train.algo is 'r2d2': leave "
+                    "them out, or train with algo ppo (--launch train)")
