@@ -116,22 +116,25 @@ def run_robonav(job: dict[str, Any]) -> None:
         def train(self, max_updates: int | None = None, max_seconds: float | None = None) -> dict[str, float]:
             self.t_start, self.teacher_mark = time.perf_counter(), 0
             self.rows: list[dict[str, Any]] = []
+            write_row = self.book.write_row
+
+            def timed_row(row: dict[str, Any]) -> None:  # before progress.jsonl and TensorBoard see the row
+                rets, done, window = self.envs.returns, self.envs.episodes, len(self.curriculum.successes)
+                row.update(wall_s=time.perf_counter() - self.t_start, success_window=window,
+                           episode_return=float(np.mean(rets)) if rets else math.nan, return_window=len(rets),
+                           episodes=done, policy_only=done - self.teacher_mark >= window)
+                self.rows.append(dict(row))
+                write_row(row)
+
+            self.book.write_row = timed_row  # type: ignore[method-assign]
             return super().train(max_updates, max_seconds)
 
-        def _rollout(self, storage: Any) -> dict[str, float]:
-            teacher = self.imitating and self._beta() > 0
-            stats = super()._rollout(storage)
+        def collect(self, storage: Any) -> Any:
+            teacher = self.imitating and self.beta() > 0
+            rollout = super().collect(storage)
             if teacher:
                 self.teacher_mark = self.envs.episodes
-            return stats
-
-        def _log(self, writer: Any, row: dict[str, float]) -> None:
-            rets, done = self.envs.returns, self.envs.episodes
-            row.update(wall_s=time.perf_counter() - self.t_start, success_window=len(self.successes),
-                       episode_return=float(np.mean(rets)) if rets else math.nan, return_window=len(rets),
-                       episodes=done, policy_only=done - self.teacher_mark >= len(self.successes))
-            self.rows.append(dict(row))
-            super()._log(writer, row)
+            return rollout
 
     torch.set_num_threads(1)
     cfg = from_dict(TrainConfig, job["cfg"], "train")

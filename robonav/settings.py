@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from robonav.errors import UserError
+
 T = TypeVar("T")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A launch file or override does not fit the settings it configures."""
 
 
@@ -89,8 +91,34 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types raise SettingsError."""
+def tagged_arm(union: Any, data: dict[str, Any], where: str = "") -> type:
+    """The dataclass of a tagged union of settings dataclasses (``A | B``) that ``data`` names: the tag is the one
+    field whose type is a Literal in every arm (e.g. ``algo``); absent from ``data``, the first arm's default."""
+    arms: list[type] = [a for a in typing.get_args(union) if isinstance(a, type) and dataclasses.is_dataclass(a)]
+    literals = [{f.name: typing.get_args(h) for f in dataclasses.fields(a)
+                 if typing.get_origin(h := typing.get_type_hints(a)[f.name]) is typing.Literal} for a in arms]
+    tags = set.intersection(*(set(lit) for lit in literals)) if literals else set()
+    if len(arms) != len(typing.get_args(union)) or len(tags) != 1:
+        raise TypeError(f"{union} is not a union of settings dataclasses with one Literal tag field")
+    tag = tags.pop()
+    first = next(f for f in dataclasses.fields(arms[0]) if f.name == tag)
+    value = data.get(tag, first.default)
+    for arm, lit in zip(arms, literals):
+        if value in lit[tag]:
+            return arm
+    choices = [v for lit in literals for v in lit[tag]]
+    raise SettingsError(f"{where + '.' if where else ''}{tag}: expected one of {choices}, got {value!r}")
+
+
+@typing.overload
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T: ...
+@typing.overload
+def from_dict(cls: Any, data: dict[str, Any], where: str = "") -> Any: ...
+def from_dict(cls: Any, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types raise SettingsError. ``cls``
+    may be a tagged union of dataclasses (``PPOTrainConfig | R2D2TrainConfig``): `tagged_arm` picks the one."""
+    if typing.get_origin(cls) in (typing.Union, types.UnionType):
+        cls = tagged_arm(cls, data, where)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
@@ -140,10 +168,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; an empty file is an empty mapping."""
+    """Read a YAML mapping; an empty file is an empty mapping. A file that is not UTF-8 YAML text (a binary, a
+    folder, an unreadable file) raises SettingsError naming it."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        raw = p.read_bytes()
+    except OSError as e:
+        raise SettingsError(f"launch file {p}: cannot be read ({e.strerror or e}); expected a YAML file such as "
+                            "launch/robot.yaml") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"launch file {p} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                            "expected a YAML launch file such as launch/robot.yaml: is it a binary?") from e
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise SettingsError(f"{p}: not valid YAML: {e}") from e
     if data is None:
@@ -153,10 +192,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+PACKAGED_LAUNCH = ("sim", "train", "train_q", "robot", "hil")
+"""The launch files robonav ships (launch/*.yaml), by the bare names ``--launch`` takes."""
+
+
 def resolve_launch(name: str | Path) -> Path:
     """A launch file path, or a bare name (``train``, ``robot``, ``hil``) resolved to the packaged file."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml") or p.is_file():
+        if p.is_dir():
+            raise SettingsError(_folder_message(p))
         if not p.exists():
             raise SettingsError(f"launch file {p} does not exist")
         return p
@@ -165,27 +210,63 @@ def resolve_launch(name: str | Path) -> Path:
     try:
         return resource("launch", f"{name}.yaml")
     except ResourceNotFoundError as e:
+        if p.is_dir():
+            raise SettingsError(_folder_message(p)) from e
         raise SettingsError(
             f"no launch file named {name!r}: give a path to a .yaml file or one of the packaged names "
-            "(sim, train, robot, hil)"
+            f"({', '.join(PACKAGED_LAUNCH)})"
         ) from e
 
 
+def _folder_message(p: Path) -> str:
+    return (f"launch file {p} is a directory; expected a YAML file (e.g. {p / 'robot.yaml'}) or a packaged name "
+            f"({', '.join(PACKAGED_LAUNCH)})")
+
+
+class MissingSectionError(SettingsError):
+    """A launch file lacks the top-level section a verb reads (it would otherwise run on silent defaults)."""
+
+
+def require_sections(path: Path, data: dict[str, Any], sections: list[str] | tuple[str, ...],
+                     reader: str | None = None, suggest: str | None = None) -> None:
+    """Refuse a launch file (``data``, read from ``path``) that lacks one of ``sections``, naming what the verb
+    ``reader`` (e.g. 'robonav run') reads and the packaged file ``suggest`` that has it."""
+    missing = [s for s in sections if s not in data]
+    if not missing:
+        return
+    who = f"{reader} reads" if reader else "read"
+    has = f"; it has {', '.join(repr(k) for k in data)}" if data else "; it is empty"
+    fix = f"use --launch {suggest} or add the section" if suggest else "add the section"
+    names = f"{', '.join(repr(m) for m in missing)} section{'s' if len(missing) > 1 else ''}"
+    raise MissingSectionError(f"launch file {path} has no {names} (the sections {who}: {', '.join(sections)})"
+                              f"{has}; {fix}")
+
+
+@typing.overload
 def load_settings(cls: type[T], launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
-                  section: str | None = None) -> T:
+                  section: str | None = None, reader: str | None = None, suggest: str | None = None) -> T: ...
+@typing.overload
+def load_settings(cls: Any, launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                  section: str | None = None, reader: str | None = None, suggest: str | None = None) -> Any: ...
+def load_settings(cls: Any, launch: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                  section: str | None = None, reader: str | None = None, suggest: str | None = None) -> Any:
     """Load ``cls`` from a launch file (optionally one top-level ``section`` of it) plus overrides.
 
-    With a section, an override may name it or not: ``--set train.seed=1`` and ``--set seed=1`` are the same.
+    With a section, an override may name it or not: ``--set train.seed=1`` and ``--set seed=1`` are the same; a
+    launch file without the section is refused (MissingSectionError; ``reader`` and ``suggest`` word the message).
     """
     if section is not None:
         overrides = [o[len(section) + 1:] if o.startswith(f"{section}.") else o for o in overrides]
     data: dict[str, Any] = {}
-    where = cls.__name__
+    where = _type_name(cls)
     if launch is not None:
         path = resolve_launch(launch)
         data = load_yaml(path)
         where = str(path)
         if section is not None:
-            data = data.get(section) or {}
+            require_sections(path, data, [section], reader, suggest)
+            data = data[section] or {}
+            if not isinstance(data, dict):
+                raise SettingsError(f"{path}:{section}: expected a mapping of settings, got {data!r}")
     data = apply_overrides(data, overrides)
     return from_dict(cls, data, where if section is None else f"{where}:{section}")

@@ -1,7 +1,10 @@
 """The ``robonav`` command: one verb per stage, each importing only what it needs (DESIGN.md "CLI").
 
 Verbs that measure something take ``--json`` and print one JSON object on one line, the last line of stdout;
-progress and logs go to stderr.
+progress and logs go to stderr. What a user can cause (a ``robonav.errors.UserError``: a bad flag, launch file,
+maze, model or setting) is printed as one line ``robonav VERB: <message>`` with exit status 2 and no traceback
+(``robonav --debug VERB`` shows it); anything else that escapes is a bug and keeps its traceback. Ctrl-C exits
+130 quietly.
 
 The verbs live in one module per way of running robonav, each owning its ``cmd_*`` functions and its
 ``register(sub)``: ``sim_train`` (sim, train, average, eval), ``deploy`` (export, quantize, build, run, selftest) and
@@ -16,20 +19,34 @@ import sys
 
 from robonav.cli import deploy, hil, sim_train
 from robonav.cli._common import SHIPPED_POLICIES, _policy_and_config, _shipped_or_path
+from robonav.errors import UserError
 
-__all__ = ["SHIPPED_POLICIES", "_is_user_error", "_policy_and_config", "_shipped_or_path", "build_parser", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "SHIPPED_POLICIES", "_policy_and_config", "_shipped_or_path",
+           "build_parser", "main", "one_line"]
+
+EXIT_USER_ERROR = 2
+"""Exit status of a user error (argparse uses the same for a bad command line)."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``robonav`` parser: --version, then the verbs each verb module registers, in --help order."""
+    """The ``robonav`` parser: --version, --debug, then the verbs each verb module registers, in --help order."""
     parser = argparse.ArgumentParser(prog="robonav", description=__doc__.splitlines()[0])
     from robonav import __version__
 
     parser.add_argument("--version", action="version", version=f"robonav {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a user error too (bad input is otherwise one line)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verbs in (sim_train, deploy, hil):  # the order of the verbs in --help
         verbs.register(sub)
     return parser
+
+
+def one_line(message: object) -> str:
+    """``message`` on one line: its lines stripped and joined (a YAML parser's message spans several)."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,31 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except Exception as e:  # user errors get one clear line and exit code 2; anything else is a bug
-        if not _is_user_error(e):
+    except UserError as e:
+        if args.debug:
             raise
-        print(f"robonav {args.verb}: {e}", file=sys.stderr)
-        return 2
-
-
-def _is_user_error(e: Exception) -> bool:
-    """Bad launch files, settings, maze files, refused models and calibration suites: the message says it all."""
-    from robonav.settings import SettingsError
-
-    if isinstance(e, SettingsError):
-        return True
-    for module, name in (("robonav.sim.maze", "MazeError"), ("robonav.model.sidecar", "ModelRefusedError"),
-                         ("robonav.deploy.quantize", "CalibrationSplitError"),
-                         ("robonav.deploy.parity", "CheckpointMismatchError"),
-                         ("robonav.runtime.backends.registry", "BackendUnavailableError"),
-                         ("robonav.runtime.loop", "LoopSetupError"), ("robonav.runtime.loop", "LoopConfigError"),
-                         ("robonav.runtime.selftest", "RecordingError"), ("robonav.hil.runner", "HilError"),
-                         ("robonav.hil.simrobot", "SimRobotError"),
-                         ("robonav.runtime.wire.recording", "WireLogError"),
-                         ("robonav.eval.distributed", "ShardError"),
-                         ("robonav.policy.checkpoint", "CheckpointError"),
-                         ("robonav.train.distributed", "WorkerRestartError")):
-        mod = sys.modules.get(module)
-        if mod is not None and isinstance(e, getattr(mod, name)):
-            return True
-    return False
+        print(f"robonav {args.verb}: {one_line(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        return EXIT_INTERRUPTED

@@ -44,14 +44,24 @@ def _maze_arg(spec: str | None):
         return None
     if Path(spec).exists():
         return spec
-    from robonav.sim.generate import FAMILIES
+    from robonav.settings import SettingsError
+    from robonav.sim.generate import FAMILIES, MAX_SIZE, MIN_SIZE
 
     fam, _, size = spec.partition(":")
-    if fam in FAMILIES:
-        w, _, h = (size or "7x7").partition("x")
-        return {"families": [fam], "width": [int(w), int(w)], "height": [int(h or w), int(h or w)]}
-    raise SystemExit(f"robonav sim: --maze {spec!r} is neither a file nor a family ({', '.join(FAMILIES)}); "
-                     "give a maze file path or e.g. --maze rooms:9x9")
+    if fam not in FAMILIES:
+        raise SettingsError(f"--maze {spec!r} is neither a file nor a family ({', '.join(FAMILIES)}); give a maze "
+                            "file path or e.g. --maze rooms:9x9")
+    w, x, h = (size or "7x7").partition("x")
+    if not w.isdigit() or not (h.isdigit() or not x):
+        raise SettingsError(f"--maze {spec!r}: size expected as WIDTHxHEIGHT or WIDTH in passage cells, actual "
+                            f"size: {size!r}; give e.g. --maze {fam}:9x9")
+    width, height = int(w), int(h or w)
+    for what, n in (("width", width), ("height", height)):
+        if not MIN_SIZE <= n <= MAX_SIZE:
+            raise SettingsError(f"--maze {spec!r}: {what} expected in {MIN_SIZE}..{MAX_SIZE} passage cells, actual "
+                                f"{what}: {n}; give e.g. --maze {fam}:{min(max(width, MIN_SIZE), MAX_SIZE)}x"
+                                f"{min(max(height, MIN_SIZE), MAX_SIZE)}")
+    return {"families": [fam], "width": [width, width], "height": [height, height]}
 
 
 SHIPPED_POLICIES = ("default", "default-q")

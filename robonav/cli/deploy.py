@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +69,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """A TensorRT engine and its sidecar from a step model, built on this device; exit 2 where it cannot be."""
-    from robonav.deploy.build import BuildConfig, BuildError, build_engine
+    """A TensorRT engine and its sidecar from a step model, built on this device; exit 2 where it cannot be (a
+    BuildError is a UserError: one line)."""
+    from robonav.deploy.build import BuildConfig, build_engine
 
     config = BuildConfig(precision=args.precision, workspace_mb=args.workspace_mb, timing_cache=args.timing_cache,
                          dla_core=args.dla_core)
-    try:
-        done = build_engine(args.onnx, args.out, config)
-    except BuildError as e:
-        print(f"robonav build: {e}", file=sys.stderr)
-        return 2
+    done = build_engine(args.onnx, args.out, config)
     facts = done.meta.extra["engine"]
     _emit({"engine": str(done.engine), "sidecar": str(done.sidecar), "precision": done.meta.precision,
            "strongly_typed": facts["strongly_typed"], "tensorrt": facts["tensorrt"], "gpu": facts["gpu"],
@@ -95,7 +91,8 @@ def _run_settings(args: argparse.Namespace):
     from robonav.runtime.run import RunSettings
     from robonav.settings import load_settings
 
-    settings = load_settings(RunSettings, args.launch, args.overrides, section="run")
+    settings = load_settings(RunSettings, args.launch, args.overrides, section="run", reader=f"robonav {args.verb}",
+                             suggest="robot")
     flags = {"backend": args.backend, "model": args.model, "ticks": getattr(args, "ticks", None),
              "stress_hz": getattr(args, "stress", None), "driver": getattr(args, "driver", None)}
     return dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})

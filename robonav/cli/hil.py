@@ -13,7 +13,9 @@ def cmd_sim_robot(args: argparse.Namespace) -> int:
     from robonav.hil.simrobot import SimRobotSettings, main
     from robonav.settings import load_settings
 
-    return main(load_settings(SimRobotSettings, args.launch, args.overrides, section="robot"), args.json)
+    settings = load_settings(SimRobotSettings, args.launch, args.overrides, section="robot", reader="robonav sim-robot",
+                             suggest="hil")
+    return main(settings, args.json)
 
 
 def cmd_hil(args: argparse.Namespace) -> int:
@@ -21,10 +23,12 @@ def cmd_hil(args: argparse.Namespace) -> int:
     import dataclasses
 
     from robonav.hil.runner import HilSettings, format_report, junit_xml, run_hil
-    from robonav.settings import load_settings
+    from robonav.settings import load_settings, load_yaml, require_sections, resolve_launch
 
+    path = resolve_launch(args.launch)  # the runtime and the robot processes read run: and robot: of the same file
+    require_sections(path, load_yaml(path), ("hil", "run", "robot"), "robonav hil", "hil")
     hil = [o for o in args.overrides if not o.startswith(("run.", "robot."))]
-    settings = load_settings(HilSettings, args.launch, hil, section="hil")
+    settings = load_settings(HilSettings, args.launch, hil, section="hil", reader="robonav hil", suggest="hil")
     flags = {"episodes": args.episodes, "out": args.out}
     settings = dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
     report = run_hil(settings, args.launch, [o for o in args.overrides if o.startswith(("run.", "robot."))])

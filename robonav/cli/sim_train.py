@@ -19,18 +19,20 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     from robonav.settings import load_settings
     from robonav.sim.config import SimConfig
+
+    cfg = load_settings(SimConfig, args.launch, args.overrides, section="sim", reader="robonav sim", suggest="sim")
+    maze = _maze_arg(args.maze)  # bad input refused before pybullet's import prints its banner to stderr
     from robonav.sim.env import MazeEnv
     from robonav.sim.expert import GeodesicExpert
     from robonav.sim.rollout import record_episode
 
-    cfg = load_settings(SimConfig, args.launch, args.overrides, section="sim")
     drivers = {"expert", "random", "stop"}
     factory = None
     if args.policy not in drivers:  # a checkpoint, default, or classical: built like eval builds it
         factory, policy_cfg = _policy_and_config(args.policy)
         cfg = dataclasses.replace(cfg, observation=policy_cfg.observation, preprocessor=policy_cfg.preprocessor,
                                   period=policy_cfg.period)
-    env = MazeEnv(maze=_maze_arg(args.maze), config=cfg, seed=args.seed)
+    env = MazeEnv(maze=maze, config=cfg, seed=args.seed)
     expert = GeodesicExpert()
     env.action_space.seed(args.seed)
     if factory is not None:
@@ -79,38 +81,46 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a policy from a launch file (recurrent PPO, or R2D2 with train.algo=r2d2); --resume continues the run."""
-    from robonav.settings import load_settings
-    from robonav.train.config import TrainConfig
+    import dataclasses
 
-    overrides = list(args.overrides)
-    if args.ray is not None:
-        overrides.append(f"train.ray.address={args.ray}")
-    if args.ray_workers is not None:
-        overrides.append(f"train.ray.workers={args.ray_workers}")
-    cfg = load_settings(TrainConfig, args.launch, overrides, section="train")
+    from robonav.settings import load_settings
+    from robonav.train.config import PPOTrainConfig, TrainConfig, TrainConfigError
+
+    cfg = load_settings(TrainConfig, args.launch, args.overrides, section="train", reader="robonav train",
+                        suggest="train")
+    flags = {"address": args.ray, "workers": args.ray_workers}
+    if any(v is not None for v in flags.values()):
+        if not isinstance(cfg, PPOTrainConfig):
+            raise TrainConfigError(f"--ray and --ray-workers serve recurrent PPO only, but train.algo is {cfg.algo!r}: "
+                                   "leave them out, or train with algo ppo (--launch train)")
+        ray = dataclasses.replace(cfg.ray, **{k: v for k, v in flags.items() if v is not None})
+        cfg = dataclasses.replace(cfg, ray=ray)
     max_seconds = None if args.minutes is None else 60.0 * args.minutes
-    trainer: Any
-    if cfg.algo == "r2d2":
+    if not isinstance(cfg, PPOTrainConfig):  # --updates counts R2D2's chunks (r2d2.chunk_steps environment steps)
         from robonav.train.q_trainer import QTrainer
 
-        trainer = QTrainer(cfg, resume=args.resume, progress=not args.quiet)
-    elif cfg.ray.address is not None:  # rollout workers on a Ray cluster (robonav[dist])
-        from robonav.train.distributed import DistributedTrainer
-
-        trainer = DistributedTrainer(cfg, resume=args.resume, progress=not args.quiet)
+        q = QTrainer(cfg, resume=args.resume, progress=not args.quiet)
+        try:
+            last = q.train(max_seconds=max_seconds, max_chunks=args.updates)
+        finally:
+            q.close()
+        run_dir = q.dir
     else:
         from robonav.train.trainer import Trainer
 
-        trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet)
-    try:
-        if cfg.algo == "r2d2":  # --updates counts R2D2's chunks (r2d2.chunk_steps environment steps each)
-            last = trainer.train(max_seconds=max_seconds, max_chunks=args.updates)
+        trainer: Trainer
+        if cfg.ray.address is not None:  # rollout workers on a Ray cluster (robonav[dist])
+            from robonav.train.distributed import DistributedTrainer
+
+            trainer = DistributedTrainer(cfg, resume=args.resume, progress=not args.quiet)
         else:
+            trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet)
+        try:
             last = trainer.train(max_updates=args.updates, max_seconds=max_seconds)
-    finally:
-        trainer.close()
-    result = {"run_dir": str(trainer.dir), "checkpoint": str(trainer.dir / "last.pt"), **last}
-    _emit(result, args.json)
+        finally:
+            trainer.close()
+        run_dir = trainer.dir
+    _emit({"run_dir": str(run_dir), "checkpoint": str(run_dir / "last.pt"), **last}, args.json)
     return 0
 
 

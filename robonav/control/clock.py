@@ -16,6 +16,8 @@ import math
 import time
 from typing import Protocol, runtime_checkable
 
+from robonav.errors import UserError
+
 __all__ = [
     "CLOCK_KINDS",
     "Clock",
@@ -35,11 +37,11 @@ SPIN_S = 0.0005
 the scheduler's slack, a spin does not (at the cost of half a millisecond of one core per tick)."""
 
 
-class ClockKindError(ValueError):
+class ClockKindError(UserError, ValueError):
     """make_clock was asked for a kind of clock that does not exist."""
 
 
-class ClockValueError(ValueError):
+class ClockValueError(UserError, ValueError):
     """A clock was given a time, step or factor it cannot use (non-finite, negative, or backward in time)."""
 
 

@@ -18,15 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from robonav.control.envs import env_index
+from robonav.errors import RobonavError, UserError
 
 __all__ = ["CommandDelay", "CommandShapeError", "DelayValueError"]
 
 
-class CommandShapeError(ValueError):
+class CommandShapeError(RobonavError, ValueError):
     """CommandDelay.push was given commands that are not [num_envs, 2]."""
 
 
-class DelayValueError(ValueError):
+class DelayValueError(UserError, ValueError):
     """A delay, max_delay, num_envs or env id lies outside what the CommandDelay holds."""
 
 

@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from robonav.control.envs import env_index
+from robonav.errors import RobonavError, UserError
 
 __all__ = [
     "SafetyConfig",
@@ -50,11 +51,11 @@ __all__ = [
 ]
 
 
-class SafetyConfigError(ValueError):
+class SafetyConfigError(UserError, ValueError):
     """A SafetyConfig field has a value the safety layer cannot work with."""
 
 
-class SafetyInputError(ValueError):
+class SafetyInputError(RobonavError, ValueError):
     """An argument of SafetyLayer.filter has the wrong shape, dtype or value."""
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from robonav.errors import UserError
+
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent.parent
 
 
-class ResourceNotFoundError(FileNotFoundError):
+class ResourceNotFoundError(UserError, FileNotFoundError):
     """A packaged file is missing from both the installed package and the checkout."""
 
 

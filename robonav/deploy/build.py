@@ -28,6 +28,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from robonav.errors import UserError
 from robonav.model.sidecar import ModelSidecar, file_sha256, read_sidecar, sidecar_path, write_sidecar
 
 __all__ = ["TRT_API_USED", "BuildConfig", "BuildError", "BuildResult", "build_engine", "check_out_path",
@@ -55,7 +56,7 @@ TRT_API_USED: dict[str, str] = {
 TARGET_TRT = "10.3"
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError, RuntimeError):
     """An engine cannot be built here: no TensorRT, no GPU, or a model, precision or DLA request it refuses."""
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.errors import RobonavError
 from robonav.model.sidecar import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -48,7 +49,7 @@ IR_VERSION = 10
 WEIGHTS_FORMAT = "robonav.weights/1"
 
 
-class ExportError(RuntimeError):
+class ExportError(RobonavError, RuntimeError):
     """The exporter produced a graph that breaks the step-model contract (a bug here or in torch.onnx)."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.eval.metrics import EpisodeResult, paired_comparison
 from robonav.eval.runner import Policy, PolicyFactory, eval_config, run_episodes
 from robonav.model.sidecar import ModelSidecar, read_sidecar
@@ -39,7 +40,7 @@ TOLERANCE = 1e-5
 """Max |action| error (SI units) FP32 ONNX Runtime may show against torch (issue 13)."""
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint compared with a model that was exported from another checkpoint."""
 
 

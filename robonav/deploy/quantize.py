@@ -35,6 +35,7 @@ import numpy as np
 
 from robonav.deploy.parity import Recording, record_episodes, sim_config
 from robonav.deploy.trt_ops import qdq_issues
+from robonav.errors import RobonavError, UserError
 from robonav.model.sidecar import OUTPUT_NAMES, ModelSidecar, file_sha256, read_sidecar, write_sidecar
 from robonav.sim.episodes import EpisodeSpec
 
@@ -47,11 +48,11 @@ _MATMULS = ("MatMul", "Gemm")
 _GENERATED_NAME = re.compile(r"^[a-z]+-\d+x\d+-s(\d+)(?:-|$)")
 
 
-class CalibrationSplitError(ValueError):
+class CalibrationSplitError(UserError, ValueError):
     """Calibration asked for mazes outside the validation split (test mazes would leak into the judgement)."""
 
 
-class QuantizeError(RuntimeError):
+class QuantizeError(RobonavError, RuntimeError):
     """A quantized model that breaks what DESIGN.md's INT8 contract or the step-model contract require."""
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from robonav.errors import UserError
+
 __all__ = ["IR_MAX", "OPSET_MAX", "OPSET_MIN", "SUPPORTED", "TRT_VERSION", "TrtCompatibilityError",
            "check_trt_compatible", "qdq_issues", "trt_issues"]
 
@@ -74,7 +76,7 @@ _CONSTANT_INPUTS = {"QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2), "Squee
 """Inputs the parser needs as build-time constants (initializers or Constant outputs)."""
 
 
-class TrtCompatibilityError(ValueError):
+class TrtCompatibilityError(UserError, ValueError):
     """A model with operators, data types, opset or IR version that TensorRT 10.3's ONNX parser refuses."""
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from robonav.errors import UserError
 from robonav.eval.metrics import EpisodeResult
 from robonav.eval.runner import PolicyFactory, run_episodes
 from robonav.sim.config import SimConfig
@@ -26,7 +27,7 @@ __all__ = ["ShardError", "run_episodes_ray", "run_sharded", "shard_episodes"]
 ProgressFn = Callable[[int, int], None]
 
 
-class ShardError(ValueError):
+class ShardError(UserError, ValueError):
     """A shard size or worker count that cannot cut an episode list."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.geodesic import sample_start_goal
 from robonav.sim.maze import Maze, MazeError, parse_maze
@@ -37,7 +38,7 @@ FORMAT = "robonav.episodes/1"
 _KEYS = ("index", "name", "family", "maze_hash", "start", "goal", "seed", "maze")
 
 
-class EpisodeListError(ValueError):
+class EpisodeListError(UserError, ValueError):
     """An episode-list file (or a request for one) that cannot be used: bad format, tampered maze, bad count."""
 
 

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from robonav.errors import UserError
+
 __all__ = [
     "EpisodeResult",
     "PairingError",
@@ -38,7 +40,7 @@ Z95 = 1.959963984540054
 """Two-sided 95 % normal quantile."""
 
 
-class PairingError(ValueError):
+class PairingError(UserError, ValueError):
     """Two result lists that are not the same episodes in the same order, so they cannot be compared pairwise."""
 
 

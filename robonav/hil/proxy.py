@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from robonav.control.clock import CLOCK_KINDS, Clock, RealClock, make_clock
+from robonav.errors import UserError
 from robonav.hil.faults import FaultConfig, SensorFaults, corrupt_bytes
 from robonav.runtime.wire.udp_driver import is_loopback
 
@@ -61,7 +62,7 @@ MAX_READ = 256
 _NETWORK_DRAWS = ("loss", "corrupt", "duplicate", "reorder", "jitter")
 
 
-class ProxyConfigError(ValueError):
+class ProxyConfigError(UserError, ValueError):
     """The proxy was asked to bind a non-loopback address without allow_remote."""
 
 

@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
+from robonav.errors import UserError
 from robonav.hil.faults import FaultConfig
 from robonav.settings import SettingsError
 
 __all__ = ["HilError", "HilSettings", "junit_xml", "run_hil", "scenario_name", "verdict"]
 
 
-class HilError(RuntimeError):
+class HilError(UserError, RuntimeError):
     """A HIL process failed to start or to finish in time (the message names it and where its log is)."""
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from robonav.control.clock import Clock, make_clock
+from robonav.errors import UserError
 from robonav.runtime import wire
 from robonav.runtime.wire.receiver import Receiver
 from robonav.runtime.wire.udp_driver import is_loopback, parse_address
@@ -44,7 +45,7 @@ from robonav.settings import SettingsError
 __all__ = ["SimRobot", "SimRobotError", "SimRobotSettings", "percentiles"]
 
 
-class SimRobotError(RuntimeError):
+class SimRobotError(UserError, RuntimeError):
     """The simulated robot could not run its episodes (no runtime answered within the connect timeout)."""
 
 

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from robonav.errors import UserError
+
 __all__ = [
     "FORMAT", "INPUT_NAMES", "OUTPUT_NAMES", "PRECISIONS", "ModelHashError", "ModelIOError", "ModelMetadataError",
     "ModelRefusedError", "ModelSidecar", "SidecarError", "TensorSpec", "check_io", "check_metadata", "file_sha256",
@@ -39,7 +41,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 _META = "robonav."
 
 
-class ModelRefusedError(ValueError):
+class ModelRefusedError(UserError, ValueError):
     """A model (or its sidecar) that a runtime must not run; subclasses say which check failed."""
 
 

@@ -18,10 +18,12 @@ from typing import Any
 
 import torch
 
+from robonav.errors import UserError
+
 FORMAT = "robonav.checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file that is not a readable robonav checkpoint."""
 
 

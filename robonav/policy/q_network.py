@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robonav.errors import UserError
 from robonav.policy.actor_critic import PolicyConfig, _Body
 from robonav.policy.normalizer import ObsNormalizer
 from robonav.policy.state import LstmState
@@ -36,7 +37,7 @@ DEFAULT_PRIMITIVES: tuple[tuple[float, float], ...] = (
 )
 
 
-class QConfigError(ValueError):
+class QConfigError(UserError, ValueError):
     """A Q-network setting that cannot describe a Q policy."""
 
 

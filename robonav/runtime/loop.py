@@ -39,6 +39,7 @@ import numpy as np
 
 from robonav.control.clock import Clock
 from robonav.control.safety import SafetyConfig, SafetyLayer
+from robonav.errors import UserError
 from robonav.model.sidecar import ModelSidecar
 from robonav.runtime.backends.base import Backend
 from robonav.runtime.driver import Driver
@@ -57,7 +58,7 @@ latest_frame), pre (Preprocessor), policy (backend step), safety, publish (drive
 _DEADLINE, _WAKE, _END, _P0, _P_FRAME, _P_PRE, _P_POLICY, _P_SAFETY, _P_PUBLISH, _NEW = range(10)
 
 
-class LoopConfigError(ValueError):
+class LoopConfigError(UserError, ValueError):
     """A LoopConfig field has a value the loop cannot run with."""
 
 
@@ -65,7 +66,7 @@ class PeriodError(LoopConfigError):
     """A period other than the model's, outside the stress mode."""
 
 
-class LoopSetupError(ValueError):
+class LoopSetupError(UserError, ValueError):
     """The backend, preprocessor, safety layer or driver do not fit together."""
 
 

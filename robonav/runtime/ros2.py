@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas, pose_delta
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Ros2MessageError(ValueError):
+class Ros2MessageError(UserError, ValueError):
     """A ROS 2 message the bridge cannot map (the bridge counts it as refused)."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from robonav.control.clock import ManualClock
 from robonav.control.safety import SafetyConfig
+from robonav.errors import UserError
 from robonav.runtime.backends.base import Backend
 from robonav.runtime.driver import Driver, ReplayDriver
 from robonav.runtime.loop import ControlLoop, LoopConfig
@@ -55,7 +56,7 @@ DEVIATION = 0.05
 """An action 'deviates' when some axis differs by more than this share of its range (2 * limit)."""
 
 
-class RecordingError(ValueError):
+class RecordingError(UserError, ValueError):
     """A selftest recording that is missing, malformed, or made for another observation layout."""
 
 

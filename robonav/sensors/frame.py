@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robonav.errors import UserError
 
-class ScanSpecError(ValueError):
+
+class ScanSpecError(UserError, ValueError):
     """A scan description (or a scan that does not fit it) is malformed."""
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.sensors import layout as L
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
 from robonav.sensors.guidance import Guide
@@ -34,7 +35,7 @@ __all__ = ["Preprocessor", "SensorFrameError", "step_kernel"]
 OK, BAD_GOAL = 0, 1
 
 
-class SensorFrameError(ValueError):
+class SensorFrameError(UserError, ValueError):
     """A SensorFrame the Preprocessor cannot use (a non-finite goal)."""
 
 

@@ -18,16 +18,18 @@ from typing import Any
 
 import numpy as np
 
+from robonav.errors import UserError
+
 __all__ = ["Block", "ObservationSpec", "ObservationSpecError", "PreprocessorConfig", "PreprocessorConfigError"]
 
 SPEC_FORMAT = "robonav.observation/1"
 
 
-class PreprocessorConfigError(ValueError):
+class PreprocessorConfigError(UserError, ValueError):
     """A PreprocessorConfig field (or a key of its dict form) is unknown, mistyped or out of range."""
 
 
-class ObservationSpecError(ValueError):
+class ObservationSpecError(UserError, ValueError):
     """A saved ObservationSpec does not match the layout this code derives from its config."""
 
 

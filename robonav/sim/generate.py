@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.sim.geodesic import sample_start_goal
 from robonav.sim.maze import Maze
 
@@ -40,7 +41,7 @@ MIN_SIZE, MAX_SIZE = 3, 25
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
-class GeneratorError(ValueError):
+class GeneratorError(UserError, ValueError):
     """`generate_maze` was asked for an unknown family, a size out of range or an unknown parameter."""
 
 

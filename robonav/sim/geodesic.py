@@ -23,6 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
+from robonav.errors import RobonavError
 from robonav.sensors.heap import heap_pop as _heap_pop
 from robonav.sensors.heap import heap_push as _heap_push
 from robonav.sim.maze import Maze
@@ -32,7 +33,7 @@ SQRT2 = math.sqrt(2.0)
 _NEIGHBOURS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1], [-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=np.int64)
 
 
-class GeodesicError(ValueError):
+class GeodesicError(RobonavError, ValueError):
     """A distance query is impossible: the goal lies in a wall or off the grid, bad refine or fraction."""
 
 

@@ -33,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from robonav.errors import UserError
+
 WALL, FREE, START, GOAL = "#", ".", "S", "G"
 _GRID_CHARS = (WALL, FREE, START, GOAL)
 _HEADER_RE = re.compile(r"^\s*(cell|name|family)\s*=\s*(.*?)\s*$")
 
 
-class MazeError(ValueError):
+class MazeError(UserError, ValueError):
     """A maze file (or a Maze built in code) is malformed: ragged, missing S/G, unreachable goal, ..."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robonav.data import maze_dir
+from robonav.errors import UserError
 from robonav.sim.generate import FAMILIES, MAX_SIZE, MIN_SIZE, generate_maze
 from robonav.sim.maze import Maze, load_maze
 
@@ -43,7 +44,7 @@ PATTERNS = ("<split>[-<W>x<H>][-<family>][-c<cell>]  e.g. test, test-9x9, val-11
             "a path to a maze file or to a folder of *.txt maze files")
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError, ValueError):
     """A suite name, split or index that does not exist."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as p
 
+from robonav.errors import UserError
 from robonav.sim.config import RobotConfig
 from robonav.sim.maze import Maze
 
@@ -24,7 +25,7 @@ MAX_COMPOUND = 16
 _ROBOT_GROUP, _WALL_GROUP = 1, 2  # collision filter bits: robots hit walls only; rays see walls only
 
 
-class WorldError(RuntimeError):
+class WorldError(UserError, RuntimeError):
     """The physics world cannot do what was asked (e.g. a maze larger than its slot)."""
 
 

@@ -1,21 +1,35 @@
-"""Training settings: the `train.yaml` launch file, as typed dataclasses (unknown keys are errors)."""
+"""Training settings: the ``train:`` section of a launch file, as typed dataclasses (unknown keys are errors).
+
+Each learner has its own settings type: `PPOTrainConfig` (launch/train.yaml: the ``ppo``, ``imitation`` and ``ray``
+sections) and `R2D2TrainConfig` (launch/train_q.yaml, ``algo: r2d2``: the ``r2d2`` and ``q`` sections); both share
+`RunConfig`'s run, environment, policy and curriculum fields. `TrainConfig` is their union, tagged by ``algo``:
+``load_settings(TrainConfig, launch, section="train")`` builds the one the file's ``algo`` names (``ppo`` when
+absent), so a launch file's layout is the same as before the split.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
+from robonav.errors import UserError
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.policy.q_network import QConfig
+from robonav.settings import from_dict
 from robonav.sim.config import RandomizationConfig, SimConfig
 from robonav.train.imitation import ImitationConfig
 from robonav.train.ppo import PPOConfig
 from robonav.train.r2d2.learner import R2D2Config
 
+__all__ = ["ALGOS", "CurriculumConfig", "PPOTrainConfig", "R2D2TrainConfig", "RayConfig", "RunConfig",
+           "TrainConfig", "TrainConfigError", "saved_config", "train_config"]
+
 ALGOS = ("ppo", "r2d2")
 
 
-class TrainConfigError(ValueError):
-    """Training settings that name no learner robonav has."""
+class TrainConfigError(UserError, ValueError):
+    """Training settings that name no learner robonav has, or that the named learner cannot run."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +65,9 @@ class RayConfig:
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            raise ValueError(f"train.ray.workers must be >= 1, got {self.workers}")
+            raise TrainConfigError(f"train.ray.workers must be >= 1, got {self.workers}")
         if self.num_cpus_per_worker <= 0:
-            raise ValueError(f"train.ray.num_cpus_per_worker must be > 0, got {self.num_cpus_per_worker}")
+            raise TrainConfigError(f"train.ray.num_cpus_per_worker must be > 0, got {self.num_cpus_per_worker}")
 
 
 def _train_sim() -> SimConfig:
@@ -61,8 +75,9 @@ def _train_sim() -> SimConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything `robonav train` needs; `train.yaml` holds one of these."""
+class RunConfig:
+    """What every learner's run has: its name and folder, its length, seeds and processes, the simulator, the
+    policy network and the curriculum. Not used alone: PPOTrainConfig and R2D2TrainConfig add their learner."""
 
     run: str = "default"
     """Run name: outputs go to <out>/<run>/ (checkpoints, TensorBoard, progress.jsonl)."""
@@ -82,29 +97,85 @@ class TrainConfig:
     """Also checkpoint and keep a numbered copy (update-NNNNNN.pt; R2D2: chunk-NNNNNN.pt) every this many updates
     or chunks (0: never)."""
     sim: SimConfig = field(default_factory=_train_sim)
+    """The simulator the envs run (observation, robot, mazes, randomization)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """The policy network (encoder, LSTM core)."""
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """Maze sizes by stage and the promotion rule."""
+
+
+@dataclass(frozen=True)
+class PPOTrainConfig(RunConfig):
+    """Recurrent PPO's settings (launch/train.yaml): the run's, plus `ppo`, the imitation warm start and Ray."""
+
+    algo: Literal["ppo"] = "ppo"
+    """The learner: 'ppo' (recurrent PPO); the tag `TrainConfig` is chosen by (absent in a launch file: 'ppo')."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """PPO's rollout and update settings."""
     imitation: ImitationConfig = field(default_factory=ImitationConfig)
-    algo: str = "ppo"
-    """The learner: 'ppo' (recurrent PPO, the `ppo` and `imitation` sections) or 'r2d2' (recurrent Q-learning
-    from sequence replay, the `r2d2` and `q` sections; launch/train_q.yaml)."""
-    r2d2: R2D2Config = field(default_factory=R2D2Config)
-    """R2D2 learner settings (used when algo is 'r2d2')."""
-    q: QConfig = field(default_factory=QConfig)
-    """Q-network head: the motion primitives and the dueling head (used when algo is 'r2d2')."""
+    """DAgger warm start before PPO (updates: 0 turns it off)."""
     ray: RayConfig = field(default_factory=RayConfig)
-    """Rollout workers on a Ray cluster (PPO only; address None: the local trainer)."""
+    """Rollout workers on a Ray cluster (address None: the local trainer)."""
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise TrainConfigError(f"train.algo must be one of {list(ALGOS)}, got {self.algo!r}: set "
-                                   "train.algo=ppo (recurrent PPO) or train.algo=r2d2 (recurrent Q-learning)")
-        if self.ray.address is not None:
-            if self.algo != "ppo":
-                raise TrainConfigError(f"train.ray.address is set ({self.ray.address!r}) but train.algo is "
-                                       f"{self.algo!r}: Ray rollout workers serve recurrent PPO only; set "
-                                       "train.algo=ppo or train.ray.address=null")
-            if self.ppo.num_envs % self.ray.workers:
-                raise TrainConfigError(f"train.ppo.num_envs ({self.ppo.num_envs}) must be a multiple of "
-                                       f"train.ray.workers ({self.ray.workers}): each worker steps an equal share")
+        _check_algo(self.algo, "ppo")
+        if self.ray.address is not None and self.ppo.num_envs % self.ray.workers:
+            raise TrainConfigError(f"train.ppo.num_envs ({self.ppo.num_envs}) must be a multiple of "
+                                   f"train.ray.workers ({self.ray.workers}): each worker steps an equal share")
+
+
+@dataclass(frozen=True)
+class R2D2TrainConfig(RunConfig):
+    """Recurrent Q-learning's settings (launch/train_q.yaml, ``algo: r2d2``): the run's, plus `r2d2` and `q`."""
+
+    algo: Literal["r2d2"] = "r2d2"
+    """The learner: 'r2d2' (recurrent Q-learning from sequence replay)."""
+    r2d2: R2D2Config = field(default_factory=R2D2Config)
+    """R2D2 learner settings."""
+    q: QConfig = field(default_factory=QConfig)
+    """Q-network head: the motion primitives and the dueling head."""
+    imitation: ImitationConfig = field(default_factory=lambda: ImitationConfig(updates=0))
+    """PPO's warm start, read so a launch file may say it is off (train_q.yaml does): updates must be 0 (R2D2's
+    demonstrations are r2d2.demo_every and r2d2.demo_teacher)."""
+
+    def __post_init__(self) -> None:
+        _check_algo(self.algo, "r2d2")
+        if self.imitation.updates > 0:
+            raise TrainConfigError(f"train.imitation.updates={self.imitation.updates}: the imitation warm start is "
+                                   "PPO's; set train.imitation.updates=0 for algo r2d2 (launch/train_q.yaml does)")
+
+
+TrainConfig = PPOTrainConfig | R2D2TrainConfig
+"""The ``train:`` section of a launch file: the learner its ``algo`` names (settings.from_dict picks the arm)."""
+
+
+def _check_algo(algo: str, own: str) -> None:
+    if algo not in ALGOS:
+        raise TrainConfigError(f"train.algo must be one of {list(ALGOS)}, got {algo!r}: set train.algo=ppo "
+                               "(recurrent PPO) or train.algo=r2d2 (recurrent Q-learning)")
+    if algo != own:
+        raise TrainConfigError(f"train.algo is {algo!r}, but these are the settings of {own!r}: build them with "
+                               "train_config(algo=...) or load_settings(TrainConfig, ...)")
+
+
+def train_config(**fields: Any) -> PPOTrainConfig | R2D2TrainConfig:
+    """The settings of the learner ``fields['algo']`` names ('ppo' when absent), built from ``fields``."""
+    algo = fields.get("algo", "ppo")
+    if algo not in ALGOS:
+        _check_algo(algo, "ppo")
+    cls: type[PPOTrainConfig] | type[R2D2TrainConfig] = PPOTrainConfig if algo == "ppo" else R2D2TrainConfig
+    return cls(**fields)
+
+
+C = TypeVar("C", PPOTrainConfig, R2D2TrainConfig)
+
+_OTHER_SECTIONS: dict[type, tuple[str, ...]] = {PPOTrainConfig: ("r2d2", "q"), R2D2TrainConfig: ("ppo", "ray")}
+"""Sections of the other learner that checkpoints written before the split carry in their ``config``."""
+
+
+def saved_config(cls: type[C], data: dict[str, Any], where: str) -> C:
+    """The settings a checkpoint's ``config`` holds, as ``cls``; a checkpoint from before the split (one object
+    with every learner's sections) drops the other learner's sections, so such a run still resumes."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kept = {k: v for k, v in data.items() if k in names or k not in _OTHER_SECTIONS[cls]}
+    return from_dict(cls, kept, where)

@@ -3,8 +3,9 @@
 Each update the learner puts its weights in Ray's object store once (one object, whatever the worker count),
 every `RolloutWorker` loads them into its acting copy and fills a rollout with its `Collector` (a batched
 MazeVectorEnv of ``ppo.num_envs / ray.workers`` envs), and the learner concatenates the finished rollouts along
-the env axis (worker order) and runs the local trainer's update unchanged (`Trainer._learn`: GAE, PPO or
-imitation epochs, normaliser statistics), its curriculum, log and checkpoints.
+the env axis (worker order) and runs the local trainer's update unchanged (`Trainer.learn`: GAE, PPO or
+imitation epochs, normaliser statistics), its curriculum, log and checkpoints. The hand-off is typed: the
+DistributedTrainer's `collect` returns the joined rollouts as a `Rollout`, as the local Collector's does.
 
 Worker ``w`` steps envs ``[w * k, (w + 1) * k)`` with env seed ``seed + w``, as ProcessVectorEnv's processes do,
 and samples actions from its own torch.Generator (`worker_seeds`). A worker that dies (or outlives
@@ -33,14 +34,16 @@ import torch
 from gymnasium.vector import AutoresetMode
 from ray.exceptions import ObjectLostError, RayActorError
 
+from robonav.errors import UserError
 from robonav.policy.actor_critic import ActorCritic
 from robonav.policy.checkpoint import load_checkpoint
 from robonav.sim.config import MazeConfig
 from robonav.sim.episodes import EpisodeSpec
 from robonav.train.collector import Collector
-from robonav.train.config import TrainConfig
-from robonav.train.storage import RolloutStorage
-from robonav.train.trainer import Trainer, stage_config
+from robonav.train.config import PPOTrainConfig, TrainConfigError
+from robonav.train.run import stage_config
+from robonav.train.storage import Rollout, RolloutStorage
+from robonav.train.trainer import Trainer
 
 LOST = (RayActorError, ObjectLostError)
 """What a lost worker raises when its result is fetched: the actor died, its node went away, its result is gone."""
@@ -49,7 +52,7 @@ ARRAYS = ("obs", "actions", "logprobs", "values", "rewards", "dones", "episode_s
 """RolloutStorage fields a worker sends, each [T, n, ...] (then seq_h, seq_c [K, L, n, H])."""
 
 
-class WorkerRestartError(RuntimeError):
+class WorkerRestartError(UserError, RuntimeError):
     """Rollout workers died more often than ``train.ray.max_restarts`` allows in one sitting."""
 
 
@@ -67,7 +70,7 @@ class RolloutWorker:
     """One Ray actor: a MazeVectorEnv of ``num_envs / workers`` envs and a Collector with an acting copy of the
     policy. Plain class; `WorkerPool` makes it a Ray actor (``ray.remote(RolloutWorker)``)."""
 
-    def __init__(self, cfg: TrainConfig, worker: int, restart: int, maze: MazeConfig, teacher: bool) -> None:
+    def __init__(self, cfg: PPOTrainConfig, worker: int, restart: int, maze: MazeConfig, teacher: bool) -> None:
         from robonav.sim.vector import MazeVectorEnv
         from robonav.train.imitation import make_teacher
 
@@ -119,7 +122,7 @@ class WorkerPool:
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012
 
-    def __init__(self, cfg: TrainConfig, worker_cls: type[RolloutWorker] = RolloutWorker) -> None:
+    def __init__(self, cfg: PPOTrainConfig, worker_cls: type[RolloutWorker] = RolloutWorker) -> None:
         """``worker_cls``: the actor class (a RolloutWorker subclass, e.g. one that stalls on purpose in tests)."""
         import gymnasium as gym
 
@@ -273,14 +276,15 @@ def connect(address: str) -> bool:
 
 
 class DistributedTrainer(Trainer):
-    """The PPO Trainer with its rollouts on Ray workers (``cfg.ray``); the update, curriculum, log and checkpoint
-    are the Trainer's own."""
+    """The PPO Trainer with its rollouts on Ray workers (``cfg.ray``): it replaces where rollouts come from
+    (`collect`, `restart_envs`) and what the checkpoint adds (`extra_meta`, `load`); the update, curriculum, log
+    and checkpoint are the Trainer's own."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+    def __init__(self, cfg: PPOTrainConfig, resume: bool = False, progress: bool = True,
                  worker_cls: type[RolloutWorker] = RolloutWorker) -> None:
         if cfg.ray.address is None:
-            raise ValueError("DistributedTrainer needs train.ray.address (e.g. 'auto' or 'local'); without Ray "
-                             "use robonav.train.trainer.Trainer")
+            raise TrainConfigError("DistributedTrainer needs train.ray.address (e.g. 'auto' or 'local'); without Ray "
+                                   "use robonav.train.trainer.Trainer")
         self._owns_ray = connect(cfg.ray.address)
         self.pool = WorkerPool(cfg, worker_cls)
         try:
@@ -289,34 +293,33 @@ class DistributedTrainer(Trainer):
             self.pool.close()
             raise
 
-    def _restart(self, episodes: list[EpisodeSpec] | None) -> None:
+    def restart_envs(self, episodes: list[EpisodeSpec] | None) -> None:
         self.pool.restart(episodes is None and self.updates == 0, episodes)
 
-    def _rollout(self, storage: RolloutStorage) -> dict[str, float]:
-        """One rollout of every worker with the current weights (one object in the store), joined."""
+    def collect(self, storage: RolloutStorage) -> Rollout:
+        """One rollout of every worker with the current weights (one object in the store), joined along the env
+        axis (``storage`` stays unused: the joined storage has the surviving workers' envs)."""
         weights = ray.put({k: v.numpy() for k, v in self.model.state_dict().items()})
         self.pool.lost = 0
-        parts = self.pool.rollout(weights, self.imitating, self._beta())
-        batch, self._last_value = concat_rollouts(parts, self.cfg.ppo.seq_len)
-        self._rollout_batch = batch
-        self.global_step += batch.steps * batch.num_envs
-        lengths, spl = [], []
+        parts = self.pool.rollout(weights, self.imitating, self.beta())
+        batch, last_value = concat_rollouts(parts, self.cfg.ppo.seq_len)
+        successes, lengths, spl = [], [], []
         for p in parts:
-            self.successes.extend(p["successes"])
+            successes += p["successes"]
             lengths += p["lengths"]
             spl += p["spl"]
         out = {"episodes": float(len(lengths)), "rollout_envs": float(batch.num_envs),
                "workers_lost": float(self.pool.lost), "worker_restarts": float(sum(self.pool.restarts))}
         if lengths:
             out.update(episode_steps=float(np.mean(lengths)), spl=float(np.mean(spl)))
-        return out
+        return Rollout(batch, last_value, successes, out)
 
-    def _extra_meta(self) -> dict[str, Any]:
+    def extra_meta(self) -> dict[str, Any]:
         return {"ray_workers": self.pool.workers, "worker_generators": self.pool.generator_states(),
                 "worker_restarts": list(self.pool.restarts)}
 
-    def _load(self, path: Any) -> list[EpisodeSpec] | None:
-        episodes = super()._load(path)
+    def load(self, path: Any) -> list[EpisodeSpec] | None:
+        episodes = super().load(path)
         meta = load_checkpoint(path)["meta"]
         if meta.get("ray_workers") == self.pool.workers:  # the same split: the workers' streams continue exactly
             self.pool.set_generator_states(meta["worker_generators"])

@@ -15,63 +15,73 @@ continue exactly.
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from robonav.errors import UserError
 from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
-from robonav.settings import from_dict, to_dict
-from robonav.train.config import TrainConfig
+from robonav.settings import to_dict
+from robonav.train.config import R2D2TrainConfig, saved_config
+from robonav.train.imitation import TeacherFactory
 from robonav.train.r2d2.learner import STATE_FORMAT, R2D2Learner
-from robonav.train.trainer import RunLog, _StopOnSignal, make_envs, policy_meta, stage_config
+from robonav.train.run import Curriculum, RunBook, observation_spec, policy_meta
+from robonav.train.trainer import vector_env
 
 LOSS_KEYS = ("loss", "q_mean", "discrepancy_first", "discrepancy_last", "param_lag")
 """Row keys logged under TensorBoard's ``losses/`` group (the rest go under ``charts/``)."""
 
 
-class QTrainerError(ValueError):
+class QTrainerError(UserError, ValueError):
     """Settings or a checkpoint the R2D2 trainer cannot run or resume with."""
 
 
-class QTrainer(RunLog):
-    """Holds an R2D2 run's envs and learner; ``train()`` runs until ``total_steps``."""
+def make_q_envs(cfg: R2D2TrainConfig):
+    """R2D2's vector env: ``r2d2.num_envs`` envs; the teacher drives every ``r2d2.demo_every``-th one, if set."""
+    r2 = cfg.r2d2
+    return vector_env(cfg, r2.num_envs, TeacherFactory(r2.demo_teacher, r2.demo_every) if r2.demo_every else None)
 
-    LOSS_KEYS = LOSS_KEYS
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, envs: Any = None) -> None:
+class QTrainer:
+    """Holds an R2D2 run's envs, learner and bookkeeping (a RunBook, a Curriculum); ``train()`` runs until
+    ``total_steps``."""
+
+    def __init__(self, cfg: R2D2TrainConfig, resume: bool = False, progress: bool = True, envs: Any = None) -> None:
         """``envs``: a ready vector env (SAME_STEP autoreset, normalised actions) instead of the simulator."""
-        if cfg.algo != "r2d2":
-            raise QTrainerError(f"QTrainer trains algo 'r2d2', got train.algo={cfg.algo!r}: use "
+        if not isinstance(cfg, R2D2TrainConfig):
+            raise QTrainerError(f"QTrainer trains algo 'r2d2', got train.algo={getattr(cfg, 'algo', None)!r}: use "
                                 "robonav.train.trainer.Trainer for PPO")
-        if cfg.imitation.updates > 0:
-            raise QTrainerError(f"train.imitation.updates={cfg.imitation.updates}: the imitation warm start is "
-                                "PPO's; set train.imitation.updates=0 for algo r2d2 (launch/train_q.yaml does)")
-        self.cfg, self.progress = cfg, progress
-        self.dir = Path(cfg.out) / cfg.run
+        self.cfg = cfg
+        self.book = RunBook(cfg, LOSS_KEYS, "chunk", progress)
         torch.set_num_threads(cfg.threads)  # two threads on a shared 2-core machine made the LSTM ~30x slower
         torch.manual_seed(cfg.seed)
         if envs is None:
-            envs = make_envs(cfg)
+            envs = make_q_envs(cfg)
         self.envs = envs
-        self._simulated = hasattr(envs, "set_maze_config")
-        self.stage = self.chunks = 0
+        self.simulated = hasattr(envs, "set_maze_config")
+        """True for robonav's simulator (the curriculum sets its mazes)."""
+        self.chunks = 0
         self.wall_s = 0.0
-        self.successes: deque[float] = deque(maxlen=cfg.curriculum.window)
-        if self._simulated:
-            envs.set_maze_config(stage_config(cfg, 0))
+        self.curriculum = Curriculum(cfg)
+        if self.simulated:
+            envs.set_maze_config(self.curriculum.maze())
         rc = cfg.sim.robot
         self.learner = R2D2Learner(envs, cfg.r2d2, cfg.policy, cfg.q, (rc.v_max, rc.omega_max), cfg.seed)
         self.obs_dim = int(envs.single_observation_space.shape[0])
-        self.obs_spec = self._obs_spec()
+        self.obs_spec = observation_spec(cfg)
         if resume:
-            self._load(self.dir / "last.pt")
+            self.load(self.book.last)
 
-    @property  # RunLog reads it; here the learner owns the count
-    def global_step(self) -> int:  # type: ignore[override]
-        """Environment steps of the run (all envs, across sittings)."""
+    @property
+    def dir(self) -> Path:
+        """The run's folder, <out>/<run>/."""
+        return self.book.dir
+
+    @property
+    def global_step(self) -> int:
+        """Environment steps of the run (all envs, across sittings): the learner's count."""
         return self.learner.env_steps
 
     # -- the loop -------------------------------------------------------------------------------------------
@@ -80,37 +90,30 @@ class QTrainer(RunLog):
         """Train until total_steps, or stop early after ``max_chunks`` chunks or ``max_seconds`` (a sitting);
         the run is checkpointed when it stops, so ``--resume`` continues it."""
         cfg = self.cfg
-        start, first_chunk = time.perf_counter(), self.chunks
-        interrupted = _StopOnSignal()
-        writer = self._writer()
-        bar = self._bar()
         last: dict[str, float] = {}
-        try:
+        with self.book.sitting(self.global_step, self.chunks, max_chunks, max_seconds) as sitting:
             while self.global_step < cfg.total_steps:
                 t0, step0 = time.perf_counter(), self.global_step
                 if cfg.r2d2.lr_schedule == "linear":  # a function of the step count: a resumed run continues it
                     self.learner.set_lr(cfg.r2d2.lr * max(0.0, 1.0 - self.global_step / cfg.total_steps))
                 out = self.learner.train(min(cfg.r2d2.chunk_steps, cfg.total_steps - self.global_step))
                 self.chunks += 1
-                self.successes.extend(self.learner.finished)
+                self.curriculum.record(self.learner.finished)
                 self.learner.finished.clear()
                 self.wall_s += time.perf_counter() - t0
                 last = {"global_step": self.global_step, "chunk": self.chunks, "wall_s": self.wall_s,
-                        "stage": self.stage,
-                        "success_rate": float(np.mean(self.successes)) if self.successes else 0.0,
+                        "stage": self.curriculum.stage, "success_rate": self.curriculum.success_rate,
                         "epsilon": float(np.mean(self.learner.epsilons)),
                         "lr": float(self.learner.optimizer.param_groups[0]["lr"]), **{
                             k: v for k, v in out.items() if k not in ("env_steps", "success_rate")}}
-                self._log(writer, last)
-                self._curriculum()
-                if bar is not None:
-                    bar.update(self.global_step - step0)
-                    bar.set_postfix(sps=f"{out['steps_per_s']:.0f}", success=f"{last['success_rate']:.2f}",
-                                    stage=self.stage, replay=int(out["replay_size"]))
-                if self._round_done(self.chunks, first_chunk, max_chunks, start, max_seconds, interrupted, "chunk"):
+                sitting.log(last, self.global_step)
+                if self.curriculum.promote(self.global_step) and self.simulated:
+                    self.envs.set_maze_config(self.curriculum.maze())
+                sitting.advance(self.global_step - step0, sps=f"{out['steps_per_s']:.0f}",
+                                success=f"{last['success_rate']:.2f}", stage=self.curriculum.stage,
+                                replay=int(out["replay_size"]))
+                if sitting.round_done(self.chunks, self.global_step, self.save):
                     break
-        finally:
-            self._end_sitting(interrupted, bar, writer)
         return last
 
     # -- checkpoints ----------------------------------------------------------------------------------------
@@ -123,31 +126,33 @@ class QTrainer(RunLog):
         meta = {
             "algo": "r2d2", **policy_meta(self.cfg, self.obs_dim, self.obs_spec), "q": to_dict(self.cfg.q),
             "config": to_dict(self.cfg), "global_step": c["env_steps"], "updates": c["updates"],
-            "episodes_finished": c["episodes"], "chunks": self.chunks, "wall_s": self.wall_s, "stage": self.stage,
-            "successes": list(self.successes), "learner_successes": state["successes"],
+            "episodes_finished": c["episodes"], "chunks": self.chunks, "wall_s": self.wall_s,
+            **self.curriculum.state(), "learner_successes": state["successes"],
             "learner_rng": state["rng"], "replay_rng": state["replay_rng"],
             "torch_rng": state["torch_rng"].tolist(), "env_rngs": env["rng_states"], "episodes": env["episodes"],
         }
         rest = {"format": state["format"], "config": state["config"], "target": state["target"],
                 "optimizer": state["optimizer"]}
-        return save_checkpoint(self.dir / "last.pt", state["online"], meta, rest)
+        return save_checkpoint(self.book.last, state["online"], meta, rest)
 
-    def _load(self, path: Path) -> None:
+    def load(self, path: Path) -> None:
+        """Continue from checkpoint ``path``: weights, target, optimiser, counters, curriculum and every RNG
+        stream; the replay refills (module docstring)."""
         ck = load_checkpoint(path)
         meta, rest = ck["meta"], ck["optimizer"]
         if meta.get("algo") != "r2d2" or not isinstance(rest, dict) or rest.get("format") != STATE_FORMAT:
             raise QTrainerError(f"{path}: not an R2D2 training checkpoint (algo {meta.get('algo', 'ppo')!r}"
                                 f"{', no learner state' if not isinstance(rest, dict) else ''}): resume a run "
                                 "with the algo it started with, or start a new run name")
-        saved = from_dict(TrainConfig, meta["config"], f"{path}:config")
+        saved = saved_config(R2D2TrainConfig, meta["config"], f"{path}:config")
         differ = [k for k in ("policy", "q", "r2d2") if getattr(saved, k) != getattr(self.cfg, k)]
         if differ:
             raise QTrainerError(f"{path}: the checkpoint's {', '.join(differ)} settings differ from the launch "
                                 "file's; resume with the launch file the run started with")
-        self.stage, self.chunks, self.wall_s = int(meta["stage"]), int(meta["chunks"]), float(meta["wall_s"])
-        self.successes.extend(meta["successes"])
-        if self._simulated:
-            self.envs.set_maze_config(stage_config(self.cfg, self.stage))
+        self.chunks, self.wall_s = int(meta["chunks"]), float(meta["wall_s"])
+        self.curriculum.load(meta["stage"], meta["successes"])
+        if self.simulated:
+            self.envs.set_maze_config(self.curriculum.maze())
         env = None if meta["episodes"] is None else {"episodes": meta["episodes"], "rng_states": meta["env_rngs"]}
         self.learner.load_state_dict({
             "format": rest["format"], "config": rest["config"], "online": ck["model"], "target": rest["target"],

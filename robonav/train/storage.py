@@ -93,3 +93,24 @@ class RolloutStorage:
         return SequenceBatch(cut(self.obs), cut(self.actions), cut(self.logprobs), cut(self.values),
                              cut(advantages), cut(returns), cut(self.episode_starts), LstmState(h, c),
                              cut(self.targets))
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One update's experience, handed from where the envs stepped (the local Collector, or the Ray workers) to the
+    PPO update: `Trainer.collect` returns it."""
+
+    storage: RolloutStorage
+    """Complete rollouts [T, N, ...]: the learner's own storage, or the Ray workers' joined along the env axis (N
+    smaller when a worker was lost)."""
+    last_value: torch.Tensor
+    """V(obs after the last step) [N]: GAE's bootstrap."""
+    successes: list[float]
+    """1.0 / 0.0 per episode that finished in it (the curriculum's window)."""
+    stats: dict[str, float]
+    """Its scalars for the log (episodes, episode_steps, spl; the Ray trainer adds its worker counts)."""
+
+    @property
+    def steps(self) -> int:
+        """Environment steps in it (T x N)."""
+        return self.storage.steps * self.storage.num_envs

@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install robon
 
 from robonav.policy.actor_critic import PolicyConfig  # noqa: E402
 from robonav.sim.config import MazeConfig, RandomizationConfig, SimConfig  # noqa: E402
-from robonav.train.config import CurriculumConfig, RayConfig, TrainConfig  # noqa: E402
+from robonav.train.config import CurriculumConfig, RayConfig, PPOTrainConfig  # noqa: E402
 from robonav.train.distributed import DistributedTrainer, RolloutWorker, concat_rollouts, worker_seeds  # noqa: E402
 from robonav.train.ppo import PPOConfig  # noqa: E402
 from robonav.train.trainer import Trainer, stage_config  # noqa: E402
@@ -25,10 +25,10 @@ from robonav.train.trainer import Trainer, stage_config  # noqa: E402
 STEPS, ENVS = 16, 4
 
 
-def _cfg(tmp_path: Path, run: str, workers: int) -> TrainConfig:
+def _cfg(tmp_path: Path, run: str, workers: int) -> PPOTrainConfig:
     sim = SimConfig(observation="plain", randomization=RandomizationConfig(enabled=True),
                     maze=MazeConfig(width=(3, 3)))
-    return TrainConfig(run=run, out=str(tmp_path), total_steps=10**6, workers=0, seed=3, checkpoint_every=100,
+    return PPOTrainConfig(run=run, out=str(tmp_path), total_steps=10**6, workers=0, seed=3, checkpoint_every=100,
                        keep_every=0, sim=sim, policy=PolicyConfig(encoder=(16,), hidden=8),
                        ppo=PPOConfig(num_envs=ENVS, steps=STEPS, seq_len=8, epochs=2, minibatches=2),
                        curriculum=CurriculumConfig(stages=((3, 3),)), ray=RayConfig(address="local", workers=workers))
@@ -43,7 +43,7 @@ def _assert_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], what: 
         assert torch.equal(a[k], b[k]), f"{what}: {k} differs, max |diff| {(a[k] - b[k]).abs().max().item()}"
 
 
-def _learn_from_local_workers(tmp_path: Path, cfg: TrainConfig, workers: list[int]) -> dict[str, torch.Tensor]:
+def _learn_from_local_workers(tmp_path: Path, cfg: PPOTrainConfig, workers: list[int]) -> dict[str, torch.Tensor]:
     """The first update made in this process from RolloutWorkers ``workers`` (first incarnations) run here."""
     local = Trainer(dataclasses.replace(cfg, ray=RayConfig(), run=cfg.run + "-ref"), progress=False)
     weights = {k: v.numpy() for k, v in local.model.state_dict().items()}
@@ -55,7 +55,7 @@ def _learn_from_local_workers(tmp_path: Path, cfg: TrainConfig, workers: list[in
         worker.collector.envs.close()
     batch, last_value = concat_rollouts(parts, cfg.ppo.seq_len)
     local.global_step = batch.steps * batch.num_envs  # as the loop counts before the update (lr annealing)
-    local._learn(batch, last_value)
+    local.learn(batch, last_value)
     out = _params(local.model)
     local.close()
     return out

@@ -26,10 +26,12 @@ def run(code: str, env_extra: dict[str, str], pythonpath: list[Path]) -> subproc
 
 
 def copy_package(tmp_path: Path) -> Path:
-    """robonav/__init__.py and robonav/sensors/*.py copied under tmp_path/pkg (no __pycache__)."""
+    """robonav/__init__.py, robonav/errors.py (floor 0) and robonav/sensors/*.py copied under tmp_path/pkg (no
+    __pycache__)."""
     pkg = tmp_path / "pkg"
     (pkg / "robonav" / "sensors").mkdir(parents=True)
     shutil.copy(ROOT / "robonav" / "__init__.py", pkg / "robonav")
+    shutil.copy(ROOT / "robonav" / "errors.py", pkg / "robonav")
     for source in (ROOT / "robonav" / "sensors").glob("*.py"):
         shutil.copy(source, pkg / "robonav" / "sensors")
     return pkg
@@ -45,7 +47,7 @@ def test_import_pulls_in_only_numpy_and_numba():
     modules = json.loads(run(probe, {}, [ROOT]).stdout.strip().splitlines()[-1])
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
     ours = [m for m in modules if m.split(".")[0] == "robonav"]
-    assert all(m == "robonav" or m.startswith("robonav.sensors") for m in ours), ours
+    assert all(m in ("robonav", "robonav.errors") or m.startswith("robonav.sensors") for m in ours), ours
     assert "numba" in modules
 
 

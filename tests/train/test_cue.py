@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.sim.config import SimConfig
-from robonav.train.config import TrainConfig
+from robonav.train.config import PPOTrainConfig
 from robonav.train.ppo import PPOConfig
 from robonav.train.trainer import Trainer
 
@@ -79,7 +79,7 @@ class CueCorridorEnv(VectorEnv):
 
 
 def _train(core: str, tmp_path, updates: int = 150) -> float:
-    cfg = TrainConfig(run=f"cue-{core}", out=str(tmp_path), total_steps=32 * 32 * updates, workers=0, seed=0,
+    cfg = PPOTrainConfig(run=f"cue-{core}", out=str(tmp_path), total_steps=32 * 32 * updates, workers=0, seed=0,
                       checkpoint_every=10**9, sim=SimConfig(observation="plain"),
                       policy=PolicyConfig(encoder=(32,), hidden=32, core=core, init_log_std=0.0),
                       ppo=PPOConfig(num_envs=32, steps=32, seq_len=32, lr=1e-3, lr_final=1e-3, ent_coef=0.0,

@@ -7,7 +7,7 @@ import numpy as np
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.sim.config import MazeConfig, SimConfig
 from robonav.sim.vector import MazeVectorEnv
-from robonav.train.config import CurriculumConfig, TrainConfig
+from robonav.train.config import CurriculumConfig, PPOTrainConfig
 from robonav.train.imitation import ExpertTeacher, ImitationConfig
 from robonav.train.ppo import PPOConfig
 from robonav.train.trainer import Trainer
@@ -31,7 +31,7 @@ def test_teacher_labels_do_not_change_what_the_student_sees():
 
 
 def test_dagger_fits_the_expert(tmp_path):
-    cfg = TrainConfig(run="im", out=str(tmp_path), total_steps=10**7, workers=0, seed=0, checkpoint_every=10**6,
+    cfg = PPOTrainConfig(run="im", out=str(tmp_path), total_steps=10**7, workers=0, seed=0, checkpoint_every=10**6,
                       sim=SimConfig(observation="plain", maze=MazeConfig(width=(3, 3))),
                       policy=PolicyConfig(encoder=(64,), hidden=32),
                       ppo=PPOConfig(num_envs=8, steps=32, seq_len=16, lr=1e-3),

@@ -20,17 +20,25 @@ from robonav.policy.checkpoint import load_checkpoint
 from robonav.policy.q_network import QNetwork
 from robonav.settings import SettingsError, from_dict
 from robonav.sim.config import MazeConfig, SimConfig
-from robonav.train.config import CurriculumConfig, TrainConfig, TrainConfigError
+from robonav.train.config import (
+    CurriculumConfig,
+    PPOTrainConfig,
+    R2D2TrainConfig,
+    RunConfig,
+    TrainConfig,
+    TrainConfigError,
+    train_config,
+)
 from robonav.train.q_trainer import QTrainer, QTrainerError
 from robonav.train.r2d2.learner import R2D2Config
 
 CHUNK = 64  # env steps per chunk (4 envs x 16)
 
 
-def _cfg(tmp_path, run: str = "q", chunks: int = 6) -> TrainConfig:
+def _cfg(tmp_path, run: str = "q", chunks: int = 6) -> R2D2TrainConfig:
     r2d2 = R2D2Config(num_envs=4, chunk_steps=CHUNK, seq_len=8, overlap=4, burn_in=4, n_step=3, batch=4,
                       capacity=64, warmup_steps=64, target_every=5, replay_ratio=2.0, lr=1e-3, adam_eps=1e-6)
-    return TrainConfig(algo="r2d2", run=run, out=str(tmp_path), total_steps=CHUNK * chunks, workers=0, seed=5,
+    return R2D2TrainConfig(run=run, out=str(tmp_path), total_steps=CHUNK * chunks, workers=0, seed=5,
                        checkpoint_every=2, keep_every=0,
                        sim=SimConfig(observation="plain", maze=MazeConfig(width=(3, 3))),
                        policy=PolicyConfig(encoder=(16,), hidden=8), r2d2=r2d2,
@@ -127,7 +135,8 @@ def test_load_policy_gives_a_q_network_that_acts_for_n_envs(run):
 def test_old_checkpoints_without_algo_stay_actor_critic(tmp_path):
     from robonav.train.trainer import Trainer
 
-    cfg = dataclasses.replace(_cfg(tmp_path, "ppo"), algo="ppo", total_steps=1)
+    common = {f.name: getattr(_cfg(tmp_path, "ppo"), f.name) for f in dataclasses.fields(RunConfig)}
+    cfg = PPOTrainConfig(**{**common, "total_steps": 1})
     trainer = Trainer(cfg, progress=False)
     path = trainer.save()
     trainer.close()
@@ -170,7 +179,7 @@ def test_export_takes_a_q_checkpoint_and_every_cpu_backend_runs_it(run, tmp_path
 
 def test_train_config_refuses_an_unknown_algo():
     with pytest.raises(TrainConfigError, match=r"train.algo must be one of \['ppo', 'r2d2'\], got 'dqn'"):
-        TrainConfig(algo="dqn")
+        train_config(algo="dqn")
     with pytest.raises(SettingsError, match="got 'dqn'"):
         from_dict(TrainConfig, {"algo": "dqn"})
 

@@ -13,17 +13,17 @@ import torch
 
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.sim.config import MazeConfig, RandomizationConfig, SimConfig
-from robonav.train.config import CurriculumConfig, TrainConfig
+from robonav.train.config import CurriculumConfig, PPOTrainConfig
 from robonav.train.ppo import PPOConfig
 from robonav.train.trainer import Trainer
 
 STEPS = 4 * 16  # env steps per update
 
 
-def _cfg(tmp_path, run: str, updates: int) -> TrainConfig:
+def _cfg(tmp_path, run: str, updates: int) -> PPOTrainConfig:
     sim = SimConfig(observation="plain", randomization=RandomizationConfig(enabled=True),
                     maze=MazeConfig(width=(3, 3)))
-    return TrainConfig(run=run, out=str(tmp_path), total_steps=STEPS * updates, workers=0, seed=3,
+    return PPOTrainConfig(run=run, out=str(tmp_path), total_steps=STEPS * updates, workers=0, seed=3,
                        checkpoint_every=2, sim=sim, policy=PolicyConfig(encoder=(16,), hidden=8),
                        ppo=PPOConfig(num_envs=4, steps=16, seq_len=8, epochs=2, minibatches=2),
                        curriculum=CurriculumConfig(stages=((3, 3),)))

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from robonav.errors import RobonavError
 from robonav.model.sidecar import ModelSidecar, TensorSpec
 
 __all__ = ["Backend", "BackendError", "BackendStateError", "InputError", "check_input"]
@@ -27,7 +28,7 @@ __all__ = ["Backend", "BackendError", "BackendStateError", "InputError", "check_
 _B = TypeVar("_B", bound="Backend")
 
 
-class BackendError(RuntimeError):
+class BackendError(RobonavError, RuntimeError):
     """Base of the errors an inference backend raises."""
 
 

@@ -24,6 +24,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
+from robonav.errors import RobonavError, UserError
+
 __all__ = ["D2D", "D2H", "H2D", "CudaError", "CudaRuntime", "CudaUnavailableError", "MemcpyNode", "cudart"]
 
 H2D, D2H, D2D = 1, 2, 3  # cudaMemcpyKind
@@ -36,11 +38,11 @@ MEMORY_TYPES = {0: "pageable", 1: "pinned", 2: "device", 3: "managed"}  # cudaMe
 _NAMES = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0")
 
 
-class CudaError(RuntimeError):
+class CudaError(RobonavError, RuntimeError):
     """A CUDA runtime call returned an error."""
 
 
-class CudaUnavailableError(CudaError):
+class CudaUnavailableError(UserError, CudaError):
     """No CUDA runtime library (libcudart) could be loaded, or no GPU is visible."""
 
 

@@ -16,6 +16,8 @@ recorded episodes through resets (tests/runtime/backends/test_numba_backend.py).
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +69,7 @@ def load_weights(path: str | os.PathLike[str], sidecar: ModelSidecar) -> dict[st
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated or damaged
         raise WeightsError(f"{path}: not a readable .npz ({e}); re-export the model") from e
     fmt = str(arrays.get("format", ""))
     if fmt != WEIGHTS_FORMAT:

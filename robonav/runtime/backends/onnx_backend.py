@@ -22,6 +22,7 @@ import numpy as np
 from robonav.model.sidecar import (
     OUTPUT_NAMES,
     ModelHashError,
+    ModelRefusedError,
     ModelSidecar,
     TensorSpec,
     check_io,
@@ -31,7 +32,11 @@ from robonav.model.sidecar import (
 )
 from robonav.runtime.backends.base import Backend, BackendStateError
 
-__all__ = ["OnnxBackend", "OnnxPolicy", "load_session"]
+__all__ = ["OnnxBackend", "OnnxLoadError", "OnnxPolicy", "load_session"]
+
+
+class OnnxLoadError(ModelRefusedError):
+    """ONNX Runtime cannot load the model file: not ONNX, damaged, or using what this ONNX Runtime lacks."""
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
                "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
@@ -61,7 +66,16 @@ def load_session(model: str | os.PathLike[str], sidecar: ModelSidecar, threads: 
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: FP16 models on a CPU log a warning per inserted cast
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    refused = (ort_errors.Fail, ort_errors.InvalidArgument, ort_errors.InvalidGraph, ort_errors.InvalidProtobuf,
+               ort_errors.NoSuchFile, ort_errors.NotImplemented)
+    try:
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except refused as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise OnnxLoadError(f"{model}: ONNX Runtime cannot load it ({reason}); expected an ONNX step model as "
+                            "`robonav export` writes it: re-export it, or copy the file again") from e
     check_io(model, sidecar.inputs, _specs(session.get_inputs()), "input")
     check_io(model, sidecar.outputs, _specs(session.get_outputs()), "output")
     check_metadata(model, sidecar, dict(session.get_modelmeta().custom_metadata_map))

@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from robonav.errors import UserError
 from robonav.runtime.backends.base import Backend, BackendError
 
 __all__ = ["BACKENDS", "BackendInfo", "BackendUnavailableError", "backend_class", "open_backend"]
 
 
-class BackendUnavailableError(BackendError):
+class BackendUnavailableError(UserError, BackendError):
     """A backend that cannot run here: its robonav module or its engine is not installed, or no device for it."""
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.model.sidecar import ModelSidecar, read_sidecar, weights_path
 from robonav.runtime.backends.base import Backend, BackendError
 from robonav.runtime.backends.numba_backend import load_weights
@@ -42,7 +43,7 @@ TOLERANCE = 1e-5
 is switched off while the CUDA backend is captured, so matmuls stay FP32)."""
 
 
-class TorchUnavailableError(BackendError):
+class TorchUnavailableError(UserError, BackendError):
     """The device asked for is not available to this torch (no CUDA build, no GPU visible)."""
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.model.sidecar import (
     ModelHashError,
     ModelRefusedError,
@@ -59,7 +60,7 @@ TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8":
               "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
 
 
-class TrtUnavailableError(BackendError):
+class TrtUnavailableError(UserError, BackendError):
     """TensorRT is not installed here (``import tensorrt`` finds no Builder)."""
 
 

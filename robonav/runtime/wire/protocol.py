@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robonav.errors import RobonavError
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
 
 __all__ = [
@@ -95,7 +96,7 @@ class MsgType:
 _TYPE_NAMES = {1: "HELLO", 2: "DESCRIPTION", 3: "SCAN", 4: "COMMAND"}
 
 
-class WireError(ValueError):
+class WireError(RobonavError, ValueError):
     """A datagram was rejected (or a message cannot be encoded); ``reason`` keys the receiver's counters."""
 
     reason = "wire"

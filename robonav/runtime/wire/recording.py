@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from robonav.errors import UserError
+
 __all__ = ["META", "RX", "TAKE", "TX", "LogRecord", "WireLogError", "WireRecorder", "read_log"]
 
 MAGIC = b"RNAVLOG1"
@@ -29,7 +31,7 @@ META, RX, TX, TAKE = 0, 1, 2, 3
 KIND_NAMES = {META: "META", RX: "RX", TX: "TX", TAKE: "TAKE"}
 
 
-class WireLogError(ValueError):
+class WireLogError(UserError, ValueError):
     """A file is not a wire recording, or is damaged before its last record."""
 
 

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from robonav.control.clock import Clock, RealClock
+from robonav.errors import UserError
 from robonav.runtime.wire import protocol as wire
 from robonav.runtime.wire.receiver import Receiver
 from robonav.runtime.wire.recording import RX, TX, WireRecorder
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 RECV_SIZE = 65536
 
 
-class UdpDriverConfigError(ValueError):
+class UdpDriverConfigError(UserError, ValueError):
     """The driver was configured with an address or setting it refuses (non-loopback bind, bad watchdog)."""
 
 

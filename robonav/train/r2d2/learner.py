@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from robonav.errors import UserError
 from robonav.policy.actor_critic import PolicyConfig
 from robonav.policy.q_network import QConfig, QNetwork
 from robonav.sim.episodes import EpisodeSpec
@@ -54,7 +55,7 @@ from robonav.train.r2d2.sequencer import Sequencer
 STATE_FORMAT = "robonav.r2d2/1"
 
 
-class R2D2Error(ValueError):
+class R2D2Error(UserError, ValueError):
     """Settings or an environment the R2D2 learner cannot run with."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robonav.errors import RobonavError
 from robonav.policy.state import LstmState
 from robonav.train.r2d2.sequencer import Sequence
 
@@ -28,7 +29,7 @@ MIN_PRIORITY = 1e-6
 """Floor under every priority: a sequence whose TD errors are all 0 stays sampleable."""
 
 
-class ReplayError(ValueError):
+class ReplayError(RobonavError, ValueError):
     """A replay used in a way it cannot serve (empty, mismatched shapes, foreign state)."""
 
 

@@ -1,0 +1,241 @@
+"""A training run's bookkeeping, one object every learner holds (PPO's Trainer, R2D2's QTrainer, the Ray trainer).
+
+`RunBook` owns the run's folder, progress.jsonl and the checkpoint schedule; `RunBook.sitting` opens one sitting
+(from ``train()`` until it stops): the SIGINT/SIGTERM handler, the progress bar and the TensorBoard writer, given
+back when the sitting ends. `Curriculum` holds the stage and the success window with the promotion rule. A learner
+calls them; none of them calls back into the learner except through the ``save`` function it hands over::
+
+    book = RunBook(cfg, LOSS_KEYS, "update", progress=True)
+    with book.sitting(global_step, rounds, max_rounds, max_seconds) as sitting:
+        while global_step < cfg.total_steps:
+            ...                                              # one round: an update or a chunk
+            rounds += 1
+            sitting.log(row, global_step)                    # progress.jsonl, TensorBoard
+            sitting.advance(steps, sps=f"{sps:.0f}")         # the progress bar
+            if sitting.round_done(rounds, global_step, save):
+                break                                        # checkpointed: a budget or a signal ended it
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import numpy as np
+
+from robonav import __version__
+from robonav.atomic import atomic_path
+from robonav.settings import to_dict
+from robonav.sim.config import MazeConfig
+from robonav.train.config import RunConfig
+
+__all__ = ["Curriculum", "RunBook", "Sitting", "StopOnSignal", "observation_spec", "policy_meta", "stage_config"]
+
+
+def stage_config(cfg: RunConfig, stage: int) -> MazeConfig:
+    """The maze settings of curriculum stage ``stage``: its width range, for width and height alike."""
+    lo, hi = cfg.curriculum.stages[stage]
+    return dataclasses.replace(cfg.sim.maze, width=(lo, hi), height=(lo, hi))
+
+
+def policy_meta(cfg: RunConfig, obs_dim: int, obs_spec: dict | None) -> dict[str, Any]:
+    """What deployment needs to rebuild and run the policy without the trainer."""
+    rc = cfg.sim.robot
+    return {"policy": to_dict(cfg.policy), "obs_dim": obs_dim, "observation_spec": obs_spec,
+            "action_limits": [rc.v_max, rc.omega_max], "control_period": cfg.sim.period,
+            "observation": cfg.sim.observation, "code_version": __version__}
+
+
+def observation_spec(cfg: RunConfig) -> dict | None:
+    """The ObservationSpec (as a dict) the run's Preprocessor writes, saved with every checkpoint; None for the
+    plain observation."""
+    if cfg.sim.observation != "preprocessor":
+        return None
+    from robonav.sim.observation import make_observer
+
+    rc = cfg.sim.robot
+    pre = make_observer("preprocessor", rc.v_max, rc.omega_max, cfg.sim.preprocessor)
+    return pre.spec.to_dict()  # type: ignore[attr-defined]
+
+
+class StopOnSignal:
+    """SIGINT/SIGTERM end the sitting after the current round, with a checkpoint; a second signal stops at once
+    (KeyboardInterrupt). Installed from the main thread only (elsewhere ``stopped`` stays False)."""
+
+    def __init__(self, round_name: str = "update") -> None:
+        self.stopped = False
+        self._round = round_name
+        self._old: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._set)
+
+    def _set(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopped:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.stopped = True
+        print(f"robonav train: stopping after this {self._round} (checkpointing); signal again to stop now",
+              file=sys.stderr)
+
+    def restore(self) -> None:
+        """Give the signal handlers that were there before back."""
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
+class Curriculum:
+    """Maze sizes grow as the policy succeeds: the stage and the window of recent episode successes."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.stage = 0
+        self.successes: deque[float] = deque(maxlen=cfg.curriculum.window)
+
+    def record(self, successes: Iterable[float]) -> None:
+        """Add finished episodes' successes (1.0 or 0.0) to the window."""
+        self.successes.extend(successes)
+
+    @property
+    def success_rate(self) -> float:
+        """Mean success over the window (0.0 while it is empty)."""
+        return float(np.mean(self.successes)) if self.successes else 0.0
+
+    def maze(self) -> MazeConfig:
+        """The maze settings of the current stage."""
+        return stage_config(self.cfg, self.stage)
+
+    def promote(self, global_step: int) -> bool:
+        """Move to the next stage when the full window reaches ``promote_success`` (the window starts over);
+        True when it moved, so the learner gives its envs `maze()`."""
+        cc = self.cfg.curriculum
+        if (self.stage + 1 < len(cc.stages) and len(self.successes) == cc.window
+                and np.mean(self.successes) >= cc.promote_success):
+            self.stage += 1
+            self.successes.clear()
+            print(f"curriculum: stage {self.stage} {cc.stages[self.stage]} at step {global_step}", file=sys.stderr)
+            return True
+        return False
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps: ``stage`` and ``successes``."""
+        return {"stage": self.stage, "successes": list(self.successes)}
+
+    def load(self, stage: int, successes: Iterable[float]) -> None:
+        """Continue from a checkpoint's `state()`."""
+        self.stage = int(stage)
+        self.successes.clear()
+        self.successes.extend(successes)
+
+
+class RunBook:
+    """A run's folder (<out>/<run>/), its progress.jsonl and its checkpoint schedule; `sitting` opens a sitting."""
+
+    def __init__(self, cfg: RunConfig, loss_keys: tuple[str, ...], round_name: str, progress: bool = True) -> None:
+        """``loss_keys``: row keys TensorBoard groups under losses/ (the rest under charts/); ``round_name``:
+        'update' or 'chunk', the stem of the kept numbered checkpoints; ``progress``: show a progress bar."""
+        self.cfg, self.loss_keys, self.round_name, self.progress = cfg, loss_keys, round_name, progress
+        self.dir = Path(cfg.out) / cfg.run
+
+    @property
+    def last(self) -> Path:
+        """The newest checkpoint, <dir>/last.pt (what --resume reads)."""
+        return self.dir / "last.pt"
+
+    def write_row(self, row: dict[str, float]) -> None:
+        """Append one row to progress.jsonl."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "progress.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def keep(self, done: int) -> Path:
+        """Copy last.pt to <round_name>-NNNNNN.pt (atomically), a numbered checkpoint that stays."""
+        kept = self.dir / f"{self.round_name}-{done:06d}.pt"
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(self.last, tmp)
+        return kept
+
+    def sitting(self, global_step: int, first_round: int, max_rounds: int | None = None,
+                max_seconds: float | None = None) -> Sitting:
+        """Open a sitting at ``global_step``, after round ``first_round``: signal handler, progress bar, TensorBoard
+        writer (use it with ``with``). It ends, with a checkpoint, after ``max_rounds`` rounds or ``max_seconds``
+        of wall time (None: no such budget) or a signal."""
+        return Sitting(self, global_step, first_round, max_rounds, max_seconds)
+
+
+class Sitting:
+    """One sitting of a run: logs rows, advances the bar, checkpoints when due and says when to stop."""
+
+    def __init__(self, book: RunBook, global_step: int, first_round: int, max_rounds: int | None,
+                 max_seconds: float | None) -> None:
+        self.book, self.first_round, self.max_rounds, self.max_seconds = book, first_round, max_rounds, max_seconds
+        self.start = time.perf_counter()
+        self.signal = StopOnSignal(book.round_name)
+        self.writer = _tensorboard(book.dir)
+        self.bar = None
+        if book.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=book.cfg.total_steps, initial=global_step, unit="step", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def log(self, row: dict[str, float], global_step: int) -> None:
+        """One row to progress.jsonl and each scalar to TensorBoard (losses/ or charts/) at ``global_step``."""
+        self.book.write_row(row)
+        if self.writer is not None:
+            for k, v in row.items():
+                self.writer.add_scalar(f"{'losses' if k in self.book.loss_keys else 'charts'}/{k}", v, global_step)
+
+    def advance(self, steps: int, **postfix: Any) -> None:
+        """Move the progress bar by ``steps`` environment steps and show ``postfix``."""
+        if self.bar is not None:
+            self.bar.update(steps)
+            self.bar.set_postfix(**postfix)
+
+    def round_done(self, done: int, global_step: int, save: Callable[[], Path]) -> bool:
+        """After round ``done`` of the run: ``save()`` when a checkpoint is due (every checkpoint_every rounds, at
+        total_steps, when stopping, and with a kept numbered copy every keep_every rounds); True when the sitting
+        should stop (its round or time budget spent, or a signal)."""
+        cfg = self.book.cfg
+        stop = (self.max_rounds is not None and done - self.first_round >= self.max_rounds) or (
+            self.max_seconds is not None and time.perf_counter() - self.start >= self.max_seconds
+        ) or self.signal.stopped
+        keep = cfg.keep_every > 0 and done % cfg.keep_every == 0
+        if done % cfg.checkpoint_every == 0 or global_step >= cfg.total_steps or stop or keep:
+            save()
+        if keep:
+            self.book.keep(done)
+        return stop
+
+    def close(self) -> None:
+        """Give the signal handlers back and close the progress bar and the TensorBoard writer."""
+        self.signal.restore()
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    def __enter__(self) -> Sitting:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _tensorboard(folder: Path) -> Any:
+    """A TensorBoard SummaryWriter in <folder>/tb, or None without tensorboard (progress.jsonl is always written)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is in the [train] extra
+        return None
+    return SummaryWriter(str(folder / "tb"))
