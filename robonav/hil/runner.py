@@ -273,6 +273,7 @@ def merge(s: HilSettings, robot: dict[str, Any], runtime: dict[str, Any] | None,
               "clock_factor": s.clock_factor, "period": robot["period"],
               "watchdog": robot["watchdog"]}
     faults = {"scenario": scenario_name(s.faults), "config": s.faults.to_dict(), "runtime_restarts": restarts,
+              "signed": s.signed,
               "runtime_rejected": {k: v for k, v in (rt.get("udp_rejected") or {}).items() if v},
               "robot_rejected": {k: v for k, v in robot["rejected"].items() if v},
               "stale_dropped": counts["stale_dropped"], "stale_applied": counts["stale_applied"],

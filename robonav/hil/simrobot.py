@@ -101,6 +101,9 @@ class SimRobotSettings:
                                 "0 < period < watchdog: a shorter watchdog stops the robot between on-time commands")
         if self.episodes < 1:
             raise SettingsError(f"robot.episodes must be >= 1, got {self.episodes}")
+        if not 1 <= self.chunk_beams <= wire.MAX_CHUNK_BEAMS:
+            raise SettingsError(f"robot.chunk_beams must be in 1 .. {wire.MAX_CHUNK_BEAMS} (a signed SCAN datagram's "
+                                f"budget), got {self.chunk_beams}")
 
 
 def percentiles(values: list[float], scale: float = 1e3) -> dict[str, float | int | None]:

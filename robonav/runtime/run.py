@@ -58,6 +58,16 @@ class UdpSettings:
         if self.max_beams < 1 or self.max_chunks < 1 or not self.rate > 0:
             raise SettingsError(f"run.udp: max_beams ({self.max_beams}), max_chunks ({self.max_chunks}) and rate "
                                 f"({self.rate}) must be > 0")
+        if self.allow_remote and self.key() is None:
+            raise SettingsError("run.udp.allow_remote is true but no wire key is configured: set run.udp.key_file (a "
+                                "file of 64 hex digits, chmod 600) or ROBONAV_WIRE_KEY_FILE; a robot on the network "
+                                "must not take unsigned commands")
+
+    def key(self) -> bytes | None:
+        """The wire key these settings name (key_file, else the environment), or None."""
+        from robonav.runtime.wire.keys import load_key
+
+        return load_key(expand_path(self.key_file))
 
 
 @dataclass(frozen=True)
@@ -187,15 +197,10 @@ def udp_driver(settings: RunSettings, backend: Backend, config: LoopConfig, cloc
     `robonav replay` needs to rerun the run (model, backend, period, watchdog, safety)."""
     from dataclasses import asdict
 
-    from robonav.runtime.wire.keys import load_key
     from robonav.runtime.wire.udp_driver import UdpDriver
 
     u = settings.udp
-    key = load_key(expand_path(u.key_file))
-    if u.allow_remote and key is None:
-        raise SettingsError("run.udp.allow_remote is true but no wire key is configured: set run.udp.key_file (a "
-                            "file of 64 hex digits, chmod 600) or ROBONAV_WIRE_KEY_FILE; a robot on the network "
-                            "must not take unsigned commands")
+    key = u.key()
     meta = {"model": str(model_path(settings.model).resolve()), "backend": settings.backend,
             "backend_kwargs": backend_kwargs(settings), "period": config.period, "stress": config.stress,
             "watchdog": config.watchdog, "safety": asdict(settings.safety), "precision": backend.sidecar.precision,

@@ -1,13 +1,14 @@
 """robonav.runtime.wire: the robot wire (UDP datagrams, docs/design.md "Robot wire").
 
 What it is for: the byte layouts and signing (``protocol``), the robot's key (``keys``), the receive state
-(``receiver``), the loop's robot over UDP (``udp_driver``), recordings (``recording``) and their replay through the loop (``replay``). It may import numpy,
-robonav.sensors, robonav.control and the loop; ``robonav.hil`` and tools use it only by the names exported here.
+(``receiver``), the loop's robot over UDP (``udp_driver``), recordings (``recording``) and their replay through
+the loop (``replay``). It may import numpy, robonav.sensors, robonav.control and the loop; ``robonav.hil`` and
+tools use it only by the names exported here.
 """
 
+from robonav.runtime.wire.keys import WireKeyError, load_key, read_key_file, write_key_file
 from robonav.runtime.wire.protocol import *  # noqa: F403  (the protocol's names are the wire's names)
 from robonav.runtime.wire.protocol import __all__ as _protocol_names
-from robonav.runtime.wire.keys import WireKeyError, load_key, read_key_file, write_key_file
 from robonav.runtime.wire.receiver import DescriptionCache, RateLimiter, Reassembler, Receiver
 from robonav.runtime.wire.recording import LogRecord, WireLogError, WireRecorder, read_log
 from robonav.runtime.wire.replay import format_replay, frames_and_commands, replay

@@ -143,8 +143,13 @@ def test_robot_address_learned_and_hello_answered():
 def test_refuses_non_loopback_bind_and_bad_watchdog():
     with pytest.raises(UdpDriverConfigError, match=r"bind address '0\.0\.0\.0' is not loopback"):
         UdpDriver(bind=("0.0.0.0", 0))
-    with pytest.raises(UdpDriverConfigError, match="watchdog must be a finite time > 0 s"):
-        UdpDriver(watchdog=0.0)
+    with pytest.raises(UdpDriverConfigError, match=r"bind address '0\.0\.0\.0' is not loopback"):
+        UdpDriver(bind=("0.0.0.0", 0), key=bytes(32))  # a key alone does not open the network: allow_remote does
+    with pytest.raises(UdpDriverConfigError, match="allow_remote is set but no wire key is configured"):
+        UdpDriver(bind=("0.0.0.0", 0), allow_remote=True)
+    for bad in (0.0, -1.0, 1.5, float("inf"), float("nan")):  # never more than the most a HELLO may ask
+        with pytest.raises(UdpDriverConfigError, match=r"watchdog must be > 0 and <= 1\.0 s"):
+            UdpDriver(watchdog=bad)
 
 
 def test_recording_holds_every_datagram_and_take(tmp_path):
