@@ -42,7 +42,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Rerun a wire recording offline; exit 0 when every command comes out bit for bit."""
     from robonav.runtime.wire.replay import format_replay, replay
 
-    result = replay(args.log, backend=args.backend, model=args.model)
+    result = replay(args.log, backend=args.backend, model=args.model, key_file=args.key_file)
     print(json.dumps(result, sort_keys=True) if args.json else format_replay(result))
     return 0 if result["identical"] else 1
 
@@ -80,5 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("log", help="wire recording (robonav run --set record=FILE, or robonav hil with hil.record)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, help="backend (default: the recorded one)")
     p.add_argument("--model", help="step model (default: the recorded one)")
+    p.add_argument("--key-file", help="the robot's wire key file, to verify a signed recording (default: "
+                                      "$ROBONAV_WIRE_KEY_FILE; none: the recording is trusted)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_replay)

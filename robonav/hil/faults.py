@@ -5,13 +5,17 @@ duplicate, reorder, corrupt, applied in the ``directions`` asked for) and sensor
 NaN odometry, applied to robot->runtime SCAN datagrams only). The functions are the byte-level faults, seeded by the
 caller's ``random.Random``; `SensorFaults` decides per frame and per frozen window which of them a SCAN datagram gets.
 All of it is built on the wire layout (robonav.runtime.wire.protocol), never on the meaning of its fields. Sensor faults
-rewrite the CRC, so the datagram stays valid and the receiver's own checks (finite odometry, reserved range codes,
-sequence numbers) must catch them; `corrupt_bytes` leaves the CRC stale, so the wire's CRC check must.
+model a faulty sensor on the robot, in front of its signing: they rewrite the trailer (the CRC, or with the robot's
+key the tag, keeping the counter), so the datagram stays valid and the receiver's own checks (finite odometry,
+reserved range codes, sequence numbers) must catch them; a frozen window re-sends a frame's bytes unchanged, which
+the replay window refuses. `corrupt_bytes` models the network: it leaves the CRC or tag stale, so the wire's CRC or
+MAC check must catch it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import math
 import random
 import struct
@@ -145,8 +149,14 @@ class FaultConfig:
         return cls(**d)
 
 
-def reseal(buf: bytearray) -> None:
-    """Rewrite the CRC32 trailer of a wire datagram after its header or payload was changed."""
+def reseal(buf: bytearray, key: bytes | None = None) -> None:
+    """Rewrite the trailer of a wire datagram after its header or payload was changed: the CRC32 of an unsigned one,
+    the tag of a signed one (under ``key``, the robot->runtime link key; its counter kept; no key: left stale)."""
+    if struct.unpack_from("<H", buf, 6)[0] & wire.FLAG_SIGNED:
+        if key is not None:
+            end = len(buf) - wire.TAG_SIZE
+            buf[end:] = hmac.digest(key, memoryview(buf)[:end], "sha256")[:wire.TAG_SIZE]
+        return
     end = len(buf) - 4
     struct.pack_into("<I", buf, end, zlib.crc32(memoryview(buf)[:end]))
 
@@ -167,7 +177,8 @@ def draw_burst(num_beams: int, rng: random.Random) -> tuple[int, int, int]:
     return rng.randint(0, num_beams - length), length, rng.choice(BURST_CODES)
 
 
-def burst_chunk(data: bytes, chunk: wire.ScanChunk, burst: tuple[int, int, int]) -> bytes:
+def burst_chunk(data: bytes, chunk: wire.ScanChunk, burst: tuple[int, int, int], key: bytes | None = None
+                ) -> bytes:
     """The SCAN datagram ``data`` (decoded as ``chunk``) with the frame-level ``burst`` written into the beams this
     chunk holds, CRC rewritten; unchanged if the burst misses the chunk."""
     start, length, code = burst
@@ -178,15 +189,15 @@ def burst_chunk(data: bytes, chunk: wire.ScanChunk, burst: tuple[int, int, int])
     buf = bytearray(data)
     codes = np.frombuffer(buf, dtype="<u2", count=len(chunk.codes), offset=wire.HEADER_SIZE + wire.CHUNK_FIXED)
     codes[a - lo:b - lo] = code
-    reseal(buf)
+    reseal(buf, key)
     return bytes(buf)
 
 
-def nan_odometry(data: bytes) -> bytes:
-    """The SCAN datagram ``data`` with its odometry x set to NaN, CRC rewritten."""
+def nan_odometry(data: bytes, key: bytes | None = None) -> bytes:
+    """The SCAN datagram ``data`` with its odometry x set to NaN, trailer rewritten."""
     buf = bytearray(data)
     struct.pack_into("<d", buf, ODOM_X_OFFSET, math.nan)
-    reseal(buf)
+    reseal(buf, key)
     return bytes(buf)
 
 
@@ -194,8 +205,9 @@ class SensorFaults:
     """Frozen windows, NaN/inf bursts and NaN odometry on robot->runtime SCAN datagrams (other bytes pass as they
     are). ``counts`` given to apply() gains frozen (datagrams replaced), nan_bursts and nan_odometry (frames)."""
 
-    def __init__(self, config: FaultConfig, start: float) -> None:
+    def __init__(self, config: FaultConfig, start: float, key: bytes | None = None) -> None:
         self.config = config
+        self.key = None if key is None else wire.link_key(key, wire.ROBOT_TO_RUNTIME)
         self.start = start
         self._rng_burst = random.Random(f"{config.seed}:to_runtime:nan_burst")
         self._rng_odom = random.Random(f"{config.seed}:to_runtime:nan_odometry")
@@ -207,7 +219,7 @@ class SensorFaults:
     def apply(self, data: bytes, now: float, counts: dict[str, int]) -> bytes:
         """The datagram to forward in place of ``data``."""
         try:
-            chunk = wire.decode(data)
+            chunk = wire.decode(data, trust_signed=True)
         except wire.WireError:
             return data
         if not isinstance(chunk, wire.ScanChunk):
@@ -222,9 +234,9 @@ class SensorFaults:
         key = (chunk.seq, chunk.episode_id, chunk.stamp)
         burst, odom = self._decide(key, chunk, counts)
         if burst is not None:
-            data = burst_chunk(data, chunk, burst)
+            data = burst_chunk(data, chunk, burst, self.key)
         if odom:
-            data = nan_odometry(data)
+            data = nan_odometry(data, self.key)
         if window is None:
             count, chunks = self._recent.pop(key, (chunk.chunk_count, {}))
             chunks[chunk.chunk_index] = data

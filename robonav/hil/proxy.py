@@ -15,6 +15,9 @@ Bytes that are not a wire message are forwarded too, with the network faults. Ea
 random.Random per direction, seeded from FaultConfig.seed and drawn once per datagram whether or not the datagram
 survives: the same seed and traffic give the same faults, and turning one fault on does not move another's draws.
 Single thread, never raises on datagram content: a bug on one datagram is logged and counted (internal_errors).
+Signed datagrams pass untouched; ``key`` (the robot's wire key, from $ROBONAV_WIRE_KEY_FILE for the command) lets
+the sensor faults re-sign what they change, as a faulty sensor in front of the robot's signing would; corruption
+is never re-signed, so the receiver refuses it as a bad MAC (faults.py).
 
     python -m robonav.hil.proxy --runtime 127.0.0.1:47800 --faults '{"loss": 0.05, "seed": 1}' --json
 """
@@ -71,7 +74,8 @@ class FaultProxy:
 
     def __init__(self, config: FaultConfig, runtime: tuple[str, int], robot: tuple[str, int] | None = None,
                  clock: Clock | None = None, robot_side: tuple[str, int] = ("127.0.0.1", 0),
-                 runtime_side: tuple[str, int] = ("127.0.0.1", 0), allow_remote: bool = False) -> None:
+                 runtime_side: tuple[str, int] = ("127.0.0.1", 0), allow_remote: bool = False,
+                 key: bytes | None = None) -> None:
         """``runtime``: where robot datagrams go. ``robot``: where runtime datagrams go (None: the sender of the
         first datagram on the robot side). ``robot_side`` / ``runtime_side``: local addresses to bind (port 0:
         any free one). Times in the config are ``clock`` seconds (a ScaledClock's delays pass F times faster)."""
@@ -90,7 +94,7 @@ class FaultProxy:
         seed = config.seed
         self._draw = {(d, k): random.Random(f"{seed}:{d}:{k}") for d in DIRECTIONS for k in _NETWORK_DRAWS}
         self._flip = {d: random.Random(f"{seed}:{d}:corrupt_bytes") for d in DIRECTIONS}
-        self._sensor = SensorFaults(config, self.start)
+        self._sensor = SensorFaults(config, self.start, key)
         self._heap: list[tuple[float, int, socket.socket, bytes, tuple[str, int]]] = []
         self._tiebreak = itertools.count()
         self._held: dict[str, tuple[bytes, tuple[str, int], int, float] | None] = dict.fromkeys(DIRECTIONS)
@@ -322,8 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = FaultConfig.from_dict(args.faults)
         clock = make_clock(args.clock, args.clock_factor)
+        from robonav.runtime.wire.keys import load_key
+
         proxy = FaultProxy(config, args.runtime, args.robot, clock, args.robot_side, args.runtime_side,
-                           args.allow_remote)
+                           args.allow_remote, load_key(None))
     except (ValueError, OSError) as e:  # FaultConfigError, ClockValueError, ProxyConfigError, bind failures
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ misses, message loss, command age at the robot) and the faults seen, with one ve
 must hold under any fault: no crash, never a stale command applied, the robot stopped within one watchdog period
 plus one sensor period whenever commands stopped, every episode finished, every bad message counted). With
 ``faults.kill_runtime_after`` the runtime is SIGKILLed that many clock seconds after the robot's first answered
-frame and started again.
+frame and started again. The wire is signed: the runner writes a fresh key to ``out/wire.key`` (mode 600) and hands
+it to every process in the environment ($ROBONAV_WIRE_KEY_FILE), never on a command line.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from robonav.errors import UserError
 from robonav.hil.faults import FaultConfig
+from robonav.runtime.wire.keys import ENV_KEY, ENV_KEY_FILE, write_key_file
 from robonav.settings import SettingsError
 
 __all__ = ["HilError", "HilSettings", "junit_xml", "run_hil", "scenario_name", "verdict"]
@@ -71,6 +73,9 @@ class HilSettings:
     """Record the runtime's wire traffic (out/wire.rnavlog) for `robonav replay`."""
     trajectories: bool = False
     """Save the episodes' true paths (out/trajectories.npz, the sim-robot's poses per tick) for pictures."""
+    signed: bool = True
+    """Sign the wire with a fresh key (out/wire.key, mode 600, handed over by $ROBONAV_WIRE_KEY_FILE); false: an
+    unsigned wire (loopback development), any inherited key variables removed."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -97,12 +102,15 @@ def scenario_name(faults: FaultConfig) -> str:
 class _Process:
     """One child process with its stdout and stderr in files under the run folder."""
 
-    def __init__(self, name: str, argv: list[str], out: Path) -> None:
+    def __init__(self, name: str, argv: list[str], out: Path, key_file: Path | None = None) -> None:
         self.name, self.argv = name, argv
         self.stdout_path, self.stderr_path = out / f"{name}.out", out / f"{name}.err"
         self._out: IO[str] = open(self.stdout_path, "a")  # closed in wait()
         self._err: IO[str] = open(self.stderr_path, "a")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in os.environ.items() if k not in (ENV_KEY, ENV_KEY_FILE)}
+        env["PYTHONUNBUFFERED"] = "1"
+        if key_file is not None:
+            env[ENV_KEY_FILE] = str(key_file)
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=self._err, env=env)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
@@ -163,6 +171,9 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
     if len(run_extra) + len(robot_extra) != len(overrides):
         raise SettingsError(f"run_hil: overrides for the sides must start with run. or robot., got {list(overrides)}")
     procs: list[_Process] = []
+    key = out / "wire.key" if s.signed else None
+    if key is not None:
+        write_key_file(key)
     faults = dataclasses.replace(s.faults, kill_runtime_after=0.0)
     started = time.monotonic()
     try:
@@ -171,7 +182,8 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
         if faults.any:
             proxy = _Process("proxy", [sys.executable, "-m", "robonav.hil.proxy", "--runtime", robot_to,
                                        "--robot", runtime_to, "--faults", json.dumps(faults.to_dict()),
-                                       "--clock", s.clock, "--clock-factor", str(s.clock_factor), "--json"], out)
+                                       "--clock", s.clock, "--clock-factor", str(s.clock_factor), "--json"], out,
+                             key)
             procs.append(proxy)
             ports = proxy.first_json(30.0)
             robot_to = "{}:{}".format(*ports["robot_side"])
@@ -181,14 +193,14 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
                     *(f"run.{c}" for c in clock)]
         if s.record:
             run_sets.append(f"run.record={out / 'wire.rnavlog'}")
-        runtime = _Process("runtime", _cli("run", launch, run_sets), out)
+        runtime = _Process("runtime", _cli("run", launch, run_sets), out, key)
         procs.append(runtime)
         robot = _Process("sim-robot", _cli("sim-robot", launch, [
             *robot_extra, f"robot.bind=127.0.0.1:{robot_port}", f"robot.runtime={robot_to}",
             f"robot.episodes={s.episodes}", f"robot.suite={s.suite}", f"robot.seed={s.seed}",
             f"robot.duration={s.duration}",
             *([f"robot.trajectories={out / 'trajectories.npz'}"] if s.trajectories else []),
-            *(f"robot.{c}" for c in clock)]), out)
+            *(f"robot.{c}" for c in clock)]), out, key)
         procs.append(robot)
         restarts = 0
         kill_at = None  # real time of the kill, counted from the robot's first answered frame
@@ -207,7 +219,7 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
                 restarts += 1
                 kill_at, kill = None, False
                 time.sleep(s.restart_after / s.clock_factor)
-                runtime = _Process("runtime", _cli("run", launch, run_sets), out)
+                runtime = _Process("runtime", _cli("run", launch, run_sets), out, key)
                 procs.append(runtime)
             time.sleep(0.05)
         robot_rc = robot.wait(10.0)
@@ -262,6 +274,7 @@ def merge(s: HilSettings, robot: dict[str, Any], runtime: dict[str, Any] | None,
               "clock_factor": s.clock_factor, "period": robot["period"],
               "watchdog": robot["watchdog"]}
     faults = {"scenario": scenario_name(s.faults), "config": s.faults.to_dict(), "runtime_restarts": restarts,
+              "signed": s.signed,
               "runtime_rejected": {k: v for k, v in (rt.get("udp_rejected") or {}).items() if v},
               "robot_rejected": {k: v for k, v in robot["rejected"].items() if v},
               "stale_dropped": counts["stale_dropped"], "stale_applied": counts["stale_applied"],

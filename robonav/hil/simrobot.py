@@ -3,8 +3,10 @@
 A separate process that behaves like the robot's firmware: every sensor period (on its own clock, robonav.control:
 real, or scaled for faster-than-real HIL) it applies the newest command, steps the world one period, and sends the
 new frame (HELLO and DESCRIPTION at connect and about once a second, then SCAN chunks). It stops the robot by itself
-when commands stop coming (its own watchdog, as motor controllers do; the runtime's HELLO sets its length) and
-measures command age on its own clock, from the frame each command echoes.
+when commands stop coming (its own watchdog, as motor controllers do: the runtime's HELLO may shorten it, never
+lengthen it past ``watchdog`` or switch it off, wire.clamp_watchdog) and measures command age on its own clock, from
+the frame each command echoes. With a wire key (``key_file`` or the environment, robonav.runtime.wire.keys) it signs
+what it sends and refuses unsigned, forged and replayed datagrams, as the runtime does; each peer is rate limited.
 
 A command is taken only if it answers a frame of the current episode, newer than the frame the last taken command
 answered, sent no longer than the watchdog ago; anything else is a stale command, dropped and counted
@@ -37,7 +39,8 @@ import numpy as np
 from robonav.control.clock import Clock, make_clock
 from robonav.errors import UserError
 from robonav.runtime import wire
-from robonav.runtime.wire.receiver import Receiver
+from robonav.runtime.wire.keys import load_key
+from robonav.runtime.wire.receiver import RateLimiter, Receiver
 from robonav.runtime.wire.udp_driver import is_loopback, parse_address
 from robonav.sensors.odometry import integrate_pose
 from robonav.settings import SettingsError
@@ -71,7 +74,13 @@ class SimRobotSettings:
     period: float = 0.1
     """Sensor period (s): the policy's control period."""
     watchdog: float = 0.3
-    """Seconds without a command after which the robot stops itself; a runtime HELLO sets its own value."""
+    """Seconds without a command after which the robot stops itself: its maximum. A runtime HELLO may ask for less;
+    more, 0, negative, NaN or infinity mean this value (the watchdog is never raised or switched off)."""
+    key_file: str | None = None
+    """The robot's wire key (hex, chmod 600); None: $ROBONAV_WIRE_KEY_FILE or $ROBONAV_WIRE_KEY, else unsigned
+    (loopback only)."""
+    rate: float = 2000.0
+    """Datagrams per second a peer may send (token bucket, bursts of 256); more are dropped ("rate")."""
     clock: str = "real"
     """real, or scaled (with clock_factor) for faster-than-real HIL runs."""
     clock_factor: float = 1.0
@@ -93,6 +102,9 @@ class SimRobotSettings:
                                 "0 < period < watchdog: a shorter watchdog stops the robot between on-time commands")
         if self.episodes < 1:
             raise SettingsError(f"robot.episodes must be >= 1, got {self.episodes}")
+        if not 1 <= self.chunk_beams <= wire.MAX_CHUNK_BEAMS:
+            raise SettingsError(f"robot.chunk_beams must be in 1 .. {wire.MAX_CHUNK_BEAMS} (a signed SCAN datagram's "
+                                f"budget), got {self.chunk_beams}")
 
 
 def percentiles(values: list[float], scale: float = 1e3) -> dict[str, float | int | None]:
@@ -121,6 +133,10 @@ class SimRobot:
         host = bind[0]
         if not s.allow_remote and not is_loopback(host):
             raise SettingsError(f"robot.bind {s.bind!r} is not loopback; set robot.allow_remote: true to listen there")
+        key = load_key(s.key_file)
+        if s.allow_remote and key is None:
+            raise SettingsError("robot.allow_remote is true but no wire key is configured: set robot.key_file (hex "
+                                "key, chmod 600) or ROBONAV_WIRE_KEY_FILE")
         self.episodes: list[EpisodeSpec] = make_episodes(s.suite, s.episodes, s.seed)
         cfg = dataclasses.replace(eval_config(SimConfig(period=s.period)), latency_ticks=0, observation="plain")
         self.sim = MazeSim(1, cfg, seed=s.seed)
@@ -129,10 +145,14 @@ class SimRobot:
         self.sock.bind(bind)
         self.sock.setblocking(False)
         self.runtime = parse_address(s.runtime, "robot.runtime")
-        self.rx = Receiver(on_reject=self._reject)
+        self.signer = None if key is None else wire.Signer(key, wire.ROBOT_TO_RUNTIME)
+        self.rx = Receiver(on_reject=self._reject, key=None if key is None else wire.link_key(key,
+                           wire.RUNTIME_TO_ROBOT))
+        self.limiter = RateLimiter(s.rate)
         self.watchdog = s.watchdog
         self.boot_id = random.getrandbits(32)
         self.rejected: dict[str, int] = dict.fromkeys((*wire.REASONS, "stale", "socket"), 0)
+        self.watchdog_requests: list[float] = []  # every watchdog a valid runtime HELLO asked for (bounded below)
         self.results: list[dict[str, Any]] = []
         self.ages: list[float] = []  # command age at arrival (clock s)
         self.stop_delays: list[float] = []  # last command -> watchdog stop (clock s)
@@ -161,16 +181,17 @@ class SimRobot:
 
     def _hello(self) -> None:
         self._send(wire.encode_hello(wire.Hello(self.boot_id, wire.ROLE_ROBOT, 0.0, self._msg_seq, 0,
-                                                self.clock.now())))
+                                                self.clock.now()), self.signer))
         self._msg_seq = (self._msg_seq + 1) % wire.U32
 
     def _publish(self, frame: Any, now: float) -> None:
         if now - self._desc_at >= self.settings.description_every:
             self._desc_at = now
-            self._send(wire.encode_description(wire.Description(frame.scan, self._msg_seq, frame.episode_id, now)))
+            self._send(wire.encode_description(wire.Description(frame.scan, self._msg_seq, frame.episode_id, now),
+                                               self.signer))
             self._msg_seq = (self._msg_seq + 1) % wire.U32
         out = wire.ScanFrame(frame.ranges, frame.scan, self._pose, frame.goal, frame.episode_id, now, self._seq)
-        for d in wire.encode_frame(out, self.settings.chunk_beams):
+        for d in wire.encode_frame(out, self.settings.chunk_beams, self.signer):
             self._send(d)
         self._sent_at[self._seq] = now
         self._seq = (self._seq + 1) % wire.U32
@@ -183,11 +204,14 @@ class SimRobot:
         """Read every waiting datagram; keep the newest acceptable command."""
         while True:
             try:
-                data = self.sock.recv(65536)
+                data, addr = self.sock.recvfrom(65536)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 self.rejected["socket"] += 1
+                continue
+            if not self.limiter.allow(addr):
+                self.rejected["rate"] += 1
                 continue
             try:
                 msg = self.rx.receive(data)
@@ -196,8 +220,10 @@ class SimRobot:
                 continue
             if isinstance(msg, wire.Hello):
                 self.counts["runtime_hellos"] += 1
-                if msg.role == wire.ROLE_RUNTIME and 0.0 < msg.watchdog_s < np.inf:
-                    self.watchdog = msg.watchdog_s
+                if msg.role == wire.ROLE_RUNTIME:
+                    if len(self.watchdog_requests) < 64:
+                        self.watchdog_requests.append(msg.watchdog_s)
+                    self.watchdog = wire.clamp_watchdog(msg.watchdog_s, self.settings.watchdog)
             elif isinstance(msg, wire.Command):
                 self.counts["commands"] += 1
                 sent = self._sent_at.get(msg.answers_seq)
@@ -330,6 +356,8 @@ class SimRobot:
         return {"episodes": self.results, "counts": dict(self.counts), "rejected": dict(self.rejected),
                 "command_age_ms": percentiles(self.ages), "watchdog_stop_delay_ms": percentiles(self.stop_delays),
                 "max_stop_delay_s": max(self.stop_delays, default=None), "watchdog": self.watchdog,
+                "watchdog_max": self.settings.watchdog, "watchdog_requests": self.watchdog_requests[:8],
+                "signed": self.signer is not None,
                 "robot_max_late_ms": round(1e3 * self.max_late, 3),
                 "period": self.settings.period, "clock": repr(self.clock)}
 

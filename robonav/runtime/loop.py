@@ -17,10 +17,13 @@ every tick until frames return (then it ramps up from rest). An episode id chang
 state, the safety layer's previous command and the fed-back command, and the Preprocessor resets its memories
 and odometry origin on the same frame: all together, before that frame is used.
 
-No allocation that outlives a tick and no garbage collection in the loop: buffers are preallocated, the hot path
-writes timestamps into a preallocated row, and the garbage collector is frozen and disabled while the loop runs
-(``gc_freeze``). Every ``telemetry_every`` ticks, after the tick's command is out, the block of rows goes into the
-per-stage histograms (robonav.runtime.telemetry) and one JSON line. Stage latencies are real seconds
+No allocation that outlives a tick and no garbage-collection pause inside a tick: buffers are preallocated, the hot
+path writes timestamps into a preallocated row, and with ``gc_freeze`` the collector runs on the loop's schedule:
+after warm-up a full collection, gc.freeze() (what warm-up built is never scanned again) and gc.disable(); then,
+every ``telemetry_every`` ticks, after the tick's command is out, in the slack before the next deadline, the block of
+rows goes into the per-stage histograms (robonav.runtime.telemetry) and one JSON line, and generation 0 is collected
+(generation 1 every GC_GEN1_EVERY blocks; the permanent generation never), so cyclic garbage cannot pile up over
+a long run while no tick pays for a collection. Stage latencies are real seconds
 (``time.perf_counter``); deadlines, wake lateness and the watchdog are on the loop's clock.
 """
 
@@ -56,6 +59,8 @@ latest_frame), pre (Preprocessor), policy (backend step), safety, publish (drive
 
 # Columns of a tick's row: clock times, then perf_counter stamps after each stage, then whether a frame was used.
 _DEADLINE, _WAKE, _END, _P0, _P_FRAME, _P_PRE, _P_POLICY, _P_SAFETY, _P_PUBLISH, _NEW = range(10)
+GC_GEN1_EVERY = 10
+"""Telemetry blocks between collections of generation 1 (generation 0 is collected after every block)."""
 
 
 class LoopConfigError(UserError, ValueError):
@@ -191,6 +196,7 @@ class ControlLoop:
         self._angles = np.zeros(0)
         self._stop_reason: str | None = None
         self._misses_flushed = 0
+        self._blocks = 0
         self._ran = False
 
     @classmethod
@@ -283,12 +289,19 @@ class ControlLoop:
             self._tick(deadline)
             if self._i == len(self._rows):
                 self._flush(writer)
+                self._collect()
             k += 1
             late = clock.now() - (t0 + k * period)
             if late >= period:
                 skip = int(late // period)
                 s.skipped_ticks += skip
                 k += skip
+
+    def _collect(self) -> None:
+        """In a block's slack: collect generation 0, and 1 every GC_GEN1_EVERY blocks (module docstring)."""
+        if self.config.gc_freeze:
+            self._blocks += 1
+            gc.collect(1 if self._blocks % GC_GEN1_EVERY == 0 else 0)
 
     def _align(self) -> float:
         """Poll the driver until a frame arrives (or a stop is asked for); the time tick 0 starts at. A driver with

@@ -41,11 +41,33 @@ class UdpSettings:
     robot: str = "127.0.0.1:47801"
     """Where commands go (the robot, or a fault proxy in front of it)."""
     allow_remote: bool = False
-    """Listen on a non-loopback address (a robot on the network)."""
+    """Listen on a non-loopback address (a robot on the network); needs a wire key."""
+    key_file: str | None = None
+    """The robot's wire key (hex digits, chmod 600; robonav.runtime.wire.keys); None: $ROBONAV_WIRE_KEY_FILE or
+    $ROBONAV_WIRE_KEY, else no key (unsigned datagrams, loopback only)."""
+    max_beams: int = 4096
+    """Most beams per scan the runtime holds; a larger scan or description is refused and counted ("limit")."""
+    max_chunks: int = 16
+    """Most chunks per frame the runtime holds; more is refused and counted ("limit")."""
+    rate: float = 2000.0
+    """Datagrams per second a peer may send (token bucket, bursts of 256); more are dropped and counted ("rate")."""
 
     def __post_init__(self) -> None:
         parse_address(self.bind, "run.udp.bind")
         parse_address(self.robot, "run.udp.robot")
+        if self.max_beams < 1 or self.max_chunks < 1 or not self.rate > 0:
+            raise SettingsError(f"run.udp: max_beams ({self.max_beams}), max_chunks ({self.max_chunks}) and rate "
+                                f"({self.rate}) must be > 0")
+        if self.allow_remote and self.key() is None:
+            raise SettingsError("run.udp.allow_remote is true but no wire key is configured: set run.udp.key_file (a "
+                                "file of 64 hex digits, chmod 600) or ROBONAV_WIRE_KEY_FILE; a robot on the network "
+                                "must not take unsigned commands")
+
+    def key(self) -> bytes | None:
+        """The wire key these settings name (key_file, else the environment), or None."""
+        from robonav.runtime.wire.keys import load_key
+
+        return load_key(expand_path(self.key_file))
 
 
 @dataclass(frozen=True)
@@ -177,13 +199,16 @@ def udp_driver(settings: RunSettings, backend: Backend, config: LoopConfig, cloc
 
     from robonav.runtime.wire.udp_driver import UdpDriver
 
+    u = settings.udp
+    key = u.key()
     meta = {"model": str(model_path(settings.model).resolve()), "backend": settings.backend,
             "backend_kwargs": backend_kwargs(settings), "period": config.period, "stress": config.stress,
-            "watchdog": config.watchdog, "safety": asdict(settings.safety), "precision": backend.sidecar.precision}
-    u = settings.udp
+            "watchdog": config.watchdog, "safety": asdict(settings.safety), "precision": backend.sidecar.precision,
+            "signed": key is not None}
     return UdpDriver(bind=parse_address(u.bind, "run.udp.bind"), robot=parse_address(u.robot, "run.udp.robot"),
                      watchdog=settings.watchdog, clock=clock, allow_remote=u.allow_remote,
-                     record=expand_path(settings.record), record_meta=meta)
+                     record=expand_path(settings.record), record_meta=meta, key=key, rate=u.rate,
+                     max_beams=u.max_beams, max_chunks=u.max_chunks)
 
 
 def expand_path(path: str | None) -> str | None:

@@ -24,7 +24,8 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["HIGH", "LOW", "PERCENTILES", "PER_DECADE", "StageHistograms", "TelemetryWriter"]
+__all__ = ["HIGH", "KEEP", "LOW", "MAX_BYTES", "PERCENTILES", "PER_DECADE", "StageHistograms", "TelemetryWriter",
+           "rotate"]
 
 LOW = 1e-7
 """Lower edge (s) of the first regular bin; shorter samples land in the underflow bin."""
@@ -34,6 +35,10 @@ PER_DECADE = 20
 """Bins per factor of ten (each bin is 10**(1/20) = 1.122 times as wide as the last)."""
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 """Percentiles `StageHistograms.summary` reports."""
+MAX_BYTES = 64 << 20
+"""Default size (bytes) at which a telemetry file rotates (a block line every 100 ticks is about 1.5 kB: months)."""
+KEEP = 3
+"""Default rotated telemetry files kept beside the current one."""
 
 
 class StageHistograms:
@@ -98,11 +103,15 @@ class TelemetryWriter:
 
     ``path`` None makes a writer that only counts, so the loop's code is the same with telemetry off. The file
     is appended to, so a service restarted by systemd keeps one log; each run starts with a ``start`` record.
+    At a flush past ``max_bytes`` the file rotates (``path.1`` ... ``path.<keep>``, the oldest deleted), so a
+    robot that runs for months keeps at most ``(keep + 1) * max_bytes`` of telemetry.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, max_bytes: int = MAX_BYTES, keep: int = KEEP) -> None:
         self.path = None if path is None else Path(path)
+        self.max_bytes, self.keep = max_bytes, keep
         self.records = 0
+        self.rotations = 0
         self._file: IO[str] | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,15 +124,34 @@ class TelemetryWriter:
             self._file.write(json.dumps(_finite(record), separators=(",", ":")) + "\n")
 
     def flush(self) -> None:
-        """Push buffered records to the OS (after every block, so a killed process loses at most one)."""
+        """Push buffered records to the OS (after every block, so a killed process loses at most one); rotate
+        when the file has passed max_bytes."""
         if self._file is not None:
             self._file.flush()
+            if self._file.tell() >= self.max_bytes and self.path is not None:
+                self._file.close()
+                rotate(self.path, self.keep)
+                self.rotations += 1
+                self._file = open(self.path, "a", buffering=1 << 16)
 
     def close(self) -> None:
         """Flush and close; idempotent."""
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def rotate(path: Path, keep: int) -> None:
+    """``path`` -> ``path.1`` -> ... -> ``path.<keep>``; the oldest beyond ``keep`` deleted."""
+    Path(f"{path}.{keep}").unlink(missing_ok=True)
+    for i in range(keep - 1, 0, -1):
+        older = Path(f"{path}.{i}")
+        if older.exists():
+            os.replace(older, f"{path}.{i + 1}")
+    if keep >= 1 and path.exists():
+        os.replace(path, f"{path}.1")
+    elif path.exists():
+        path.unlink()
 
 
 def _finite(value: Any) -> Any:

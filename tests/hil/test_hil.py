@@ -7,7 +7,6 @@ import dataclasses
 import os
 import shutil
 import struct
-import zlib
 
 import pytest
 
@@ -42,25 +41,32 @@ def test_clean_run_records_and_replays_bit_for_bit(tmp_path):
     assert t["frames_sent"] - 2 <= t["frames_received"] <= t["frames_sent"]  # loopback: at most the last in flight
     assert r["timing"]["deadline_misses"] is not None and r["timing"]["loop_p50_us"] > 0
     log = tmp_path / "hil" / "wire.rnavlog"
-    same = replay(log)
+    key_file = tmp_path / "hil" / "wire.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600" and r["faults"]["signed"]
+    same = replay(log)  # no key: the recording is trusted
     assert same["identical"] and same["commands_logged"] > 50 and same["max_abs_diff"] == 0.0
-    # Alter one logged command by one ulp of v (CRC fixed): the replay must see it.
+    assert not same["verified"]
+    verified = replay(log, key_file=str(key_file))  # with the run's key: every datagram verified as the driver did
+    assert verified["identical"] and verified["verified"] and verified["commands_logged"] == same["commands_logged"]
+    # Alter one logged command by one ulp of v (its tag left as it was): the replay must see it.
     data = bytearray(log.read_bytes())
     i = len(MAGIC)
     while True:
         kind, _, n = RECORD.unpack_from(data, i)
         start = i + RECORD.size
-        if kind == TX and n == wire.COMMAND_SIZE and not wire.decode(bytes(data[start:start + n])).stop:
+        if kind == TX and n == wire.COMMAND_SIZE and not wire.decode(bytes(data[start:start + n]),
+                                                                      trust_signed=True).stop:
             off = start + wire.HEADER_SIZE + 8
             (v,) = struct.unpack_from("<d", data, off)
             struct.pack_into("<d", data, off, float(v + abs(v) * 2**-52 + 5e-324))
-            struct.pack_into("<I", data, start + n - 4, zlib.crc32(bytes(data[start:start + n - 4])))
             break
         i = start + n
     bad = tmp_path / "altered.rnavlog"
     bad.write_bytes(bytes(data))
     diff = replay(bad)
     assert not diff["identical"] and diff["first_mismatch"]["index"] == 0 and 0 < diff["max_abs_diff"] < 1e-9
+    checked = replay(bad, key_file=str(key_file))  # with the key the altered command fails its MAC: one missing
+    assert not checked["identical"] and checked["commands_logged"] == same["commands_logged"] - 1
     junit = tmp_path / "hil.xml"
     junit_xml(r, junit)
     assert 'failures="0"' in junit.read_text() and 'name="none"' in junit.read_text()
@@ -83,9 +89,10 @@ def test_delay_and_jitter(tmp_path):
 def test_duplication_and_reordering(tmp_path):
     r = hil(tmp_path, duplicate=0.2, reorder=0.2)
     passed(r)
-    # Duplicates and frames overtaken by newer ones are refused on both sides as old sequence numbers.
-    assert r["faults"]["runtime_rejected"].get("sequence", 0) > 0
-    assert r["faults"]["robot_rejected"].get("sequence", 0) + r["faults"]["stale_dropped"] > 0
+    # Duplicates are refused on both sides as replayed counters, frames overtaken by newer ones as old sequences.
+    rt, rb = r["faults"]["runtime_rejected"], r["faults"]["robot_rejected"]
+    assert rt.get("replay", 0) > 0 and rt.get("sequence", 0) > 0
+    assert rb.get("replay", 0) + rb.get("sequence", 0) + r["faults"]["stale_dropped"] > 0
 
 
 def test_corruption_is_counted_on_both_sides(tmp_path):
@@ -98,13 +105,15 @@ def test_corruption_is_counted_on_both_sides(tmp_path):
     unreceived = proxy["to_runtime"]["delivered"] - r["faults"]["runtime_received"]
     assert unreceived >= 0
     assert sum(r["faults"]["runtime_rejected"].values()) + unreceived >= proxy["to_runtime"]["corrupted"]
-    assert r["faults"]["robot_rejected"].get("crc", 0) > 0
+    assert r["faults"]["robot_rejected"].get("mac", 0) > 0  # signed: a corruption is a bad MAC, never a command
+    assert r["faults"]["runtime_rejected"].get("mac", 0) > 0
 
 
 def test_frozen_sensor_stops_the_robot(tmp_path):
     r = hil(tmp_path, freeze_every=4.0, freeze_for=1.0)
     passed(r)
     assert r["faults"]["proxy"]["to_runtime"]["frozen"] > 0
+    assert r["faults"]["runtime_rejected"].get("replay", 0) > 0  # the frozen frame's bytes are a replay
     assert r["faults"]["stale_ticks"] > 0 and r["timing"]["watchdog_stops"] > 0  # the runtime's watchdog acted
 
 

@@ -72,11 +72,11 @@ def drain(sock: socket.socket) -> list[bytes]:
 class Rig:
     """Robot and runtime sockets with a FaultProxy between them, pumped from the test's thread."""
 
-    def __init__(self, config: FaultConfig, clock=None, learn: bool = True) -> None:
+    def __init__(self, config: FaultConfig, clock=None, learn: bool = True, key: bytes | None = None) -> None:
         self.clock = clock if clock is not None else ManualClock()
         self.robot, self.runtime = udp(), udp()
         self.proxy = FaultProxy(config, self.runtime.getsockname(), None if learn else self.robot.getsockname(),
-                                self.clock)
+                                self.clock, key=key)
 
     def to_runtime(self, datagrams: list[bytes], batch: int = 50) -> list[bytes]:
         return self._through(self.robot, self.proxy.robot_side_address, self.runtime, "to_runtime", datagrams, batch)
@@ -118,8 +118,8 @@ class Rig:
 def rig_for():
     rigs: list[Rig] = []
 
-    def make(clock=None, learn: bool = True, **faults) -> Rig:
-        rigs.append(Rig(FaultConfig(**faults), clock, learn))
+    def make(clock=None, learn: bool = True, key: bytes | None = None, **faults) -> Rig:
+        rigs.append(Rig(FaultConfig(**faults), clock, learn, key))
         return rigs[-1]
 
     yield make
@@ -280,11 +280,66 @@ def test_corrupt_fails_the_crc_and_directions(rig_for):
         assert len(a) == len(b) and 1 <= sum(x != y for x, y in zip(a, b)) <= 3
         with pytest.raises(wire.WireError) as e:
             wire.decode(b)
-        assert e.value.reason in ("crc", "size", "magic", "version")  # the header may be hit before the CRC
+        assert e.value.reason in ("crc", "size", "magic", "version", "type")  # the header may be hit first
     one_way = rig_for(corrupt=1.0, directions="to_robot")
     assert one_way.to_runtime(sent[:10]) == sent[:10]
     cmds = [command(i) for i in range(20)]
     assert all(a != b for a, b in zip(cmds, one_way.to_robot(cmds)))
+
+
+KEY = bytes(range(32))  # the published test key
+R2T, T2R = wire.link_key(KEY, wire.ROBOT_TO_RUNTIME), wire.link_key(KEY, wire.RUNTIME_TO_ROBOT)
+
+
+def test_signed_pass_untouched_corruption_fails_the_mac(rig_for):
+    robot, runtime = wire.Signer(KEY, wire.ROBOT_TO_RUNTIME), wire.Signer(KEY, wire.RUNTIME_TO_ROBOT)
+    sent = [wire.encode_description(wire.Description(SPEC), robot)]
+    sent += [d for s in range(30) for d in wire.encode_frame(wire.ScanFrame(
+        np.full(SPEC.num_beams, 2.0, np.float32), SPEC, np.zeros(3), np.zeros(2), 1, 0.1 * s, s), CHUNK, robot)]
+    clean = rig_for(key=KEY)
+    assert clean.to_runtime(sent) == sent  # forwarded byte for byte
+    rx = Receiver(key=R2T)
+    assert sum(isinstance(rx.receive(d), wire.ScanFrame) for d in sent) == 30
+    rig = rig_for(corrupt=1.0, seed=4, key=KEY)  # the proxy holds the key, yet never re-signs a corruption
+    cmds = [wire.encode_command(wire.Command(0.2, 0.1, i, seq=i), runtime) for i in range(30)]
+    for direction, datagrams, key in (("to_runtime", sent, R2T), ("to_robot", cmds, T2R)):
+        got = rig.to_runtime(datagrams) if direction == "to_runtime" else rig.to_robot(datagrams)
+        assert len(got) == len(datagrams) == rig.proxy.counts[direction]["corrupted"]
+        reasons = []
+        for b in got:
+            with pytest.raises(wire.WireError) as e:
+                Receiver(key=key).receive(b)
+            reasons.append(e.value.reason)
+        assert set(reasons) <= {"mac", "size", "magic", "version", "type"} and reasons.count("mac") > len(got) // 2
+
+
+def test_sensor_faults_re_signed_with_the_key_reach_the_checks(rig_for):
+    robot = wire.Signer(KEY, wire.ROBOT_TO_RUNTIME)
+    sent = [d for s in range(20) for d in wire.encode_frame(wire.ScanFrame(
+        np.full(SPEC.num_beams, 2.0, np.float32), SPEC, np.zeros(3), np.zeros(2), 1, 0.1 * s, s), CHUNK, robot)]
+    rig = rig_for(nan_burst=1.0, nan_odometry=0.3, seed=3, key=KEY)
+    got = rig.to_runtime(sent)
+    reasons = {"ok": 0, "non_finite": 0}
+    burst_beams = 0
+    for b in got:  # a faulty sensor in front of the signing: valid tags, the receiver's own checks decide
+        try:
+            c = wire.decode(b, R2T)
+        except wire.WireNonFiniteError:
+            reasons["non_finite"] += 1
+            continue
+        reasons["ok"] += 1
+        assert np.isin(c.codes, [2000, *BURST_CODES]).all()  # 2.0 m or a burst code, nothing else
+        burst_beams += int((c.codes != 2000).sum())
+    assert reasons["ok"] > 0 and burst_beams >= 5  # bursts went through, re-signed
+    assert reasons["non_finite"] == 5 * rig.proxy.counts["to_runtime"]["nan_odometry"] > 0  # 5 chunks a frame
+    no_key = rig_for(nan_burst=1.0, seed=3)  # without the key the proxy cannot re-sign: the MAC refuses them
+    changed = 0
+    for a, b in zip(sent, no_key.to_runtime(sent)):
+        if a != b:
+            changed += 1
+            with pytest.raises(wire.WireMacError):
+                wire.decode(b, R2T)
+    assert changed >= 20  # every frame got a burst, in at least one of its chunks
 
 
 # --- sensor faults ----------------------------------------------------------------------------------------------

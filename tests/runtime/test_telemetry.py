@@ -47,3 +47,19 @@ def test_the_writer_writes_one_json_object_per_line_and_null_for_nan(tmp_path):
     quiet.write({"event": "start"})
     quiet.close()
     assert quiet.records == 1
+
+
+def test_the_writer_rotates_by_size_and_keeps_n_files(tmp_path):
+    path = tmp_path / "t.jsonl"
+    w = TelemetryWriter(path, max_bytes=1000, keep=2)
+    for i in range(300):  # about 25 bytes a line: 7.5 kB through a 1 kB file, flushed every 10 lines
+        w.write({"event": "block", "i": i})
+        if i % 10 == 9:
+            w.flush()
+    w.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["t.jsonl", "t.jsonl.1", "t.jsonl.2"] and w.rotations >= 6  # the oldest deleted
+    assert all(p.stat().st_size < 1000 + 400 for p in tmp_path.iterdir())  # a file passes max_bytes by one block
+    last = [json.loads(line)["i"] for name in ("t.jsonl.2", "t.jsonl.1", "t.jsonl")
+            for line in (tmp_path / name).read_text().splitlines()]
+    assert last == list(range(last[0], 300))  # the newest records, in order, none lost between the kept files

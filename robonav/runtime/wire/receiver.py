@@ -1,35 +1,99 @@
-"""The receive side of the robot wire both ends share: chunk reassembly and per-type sequence checks.
+"""The receive side of the robot wire both ends share: authentication, replay window, bounds, chunk reassembly
+and per-type sequence checks.
 
 robonav.runtime.wire.protocol holds the layouts and the stateless encode/decode; this module holds the state a receiver
-keeps between datagrams: the scanner descriptions it was sent, the chunk sets of frames still arriving, and the
-newest sequence number accepted per message type.
+keeps between datagrams, every piece of it bounded whatever a peer sends: the replay window (64 counters), the
+scanner descriptions (an LRU of MAX_DESCRIPTIONS), the chunk sets of frames still arriving (``max_pending``, each at
+most ``max_beams`` beams), the newest sequence number per message type, and the per-peer token buckets of
+`RateLimiter` (an LRU of MAX_PEERS).
 """
 
 from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
 
 import numpy as np
 
 from robonav.runtime.wire.protocol import (
     _TYPE_NAMES,
+    FRESHNESS_S,
     RESYNC_AFTER,
     U32,
     Command,
     Description,
     Hello,
     MsgType,
+    ReplayWindow,
     ScanChunk,
     ScanFrame,
     WireChunkError,
     WireIncompleteError,
+    WireLimitError,
     WireSequenceError,
     WireUnknownDescriptionError,
     codes_to_ranges,
-    decode,
+    decode_counted,
     seq_newer,
 )
 from robonav.sensors.frame import ScanSpec
 
-__all__ = ["Reassembler", "Receiver"]
+__all__ = ["MAX_BEAMS", "MAX_CHUNKS", "MAX_DESCRIPTIONS", "MAX_PEERS", "DescriptionCache", "RateLimiter",
+           "Reassembler", "Receiver"]
+
+MAX_DESCRIPTIONS = 8
+"""Scanner descriptions a receiver keeps (least recently announced evicted first): a robot has one or two scanners
+and changes a description rarely, and it repeats the one in use about once a second, so 8 never evicts a live one
+while 3,000 forged ids cost 8 entries, not 33 MiB."""
+MAX_BEAMS = 4096
+"""Default most beams per scan (a 0.1-degree 360-degree scanner has 3,600)."""
+MAX_CHUNKS = 16
+"""Default most chunks per frame (a MAX_BEAMS scan needs 7 of the largest size; 16 leaves room for smaller ones)."""
+MAX_PEERS = 16
+"""Peer addresses whose token buckets a RateLimiter keeps (least recently seen evicted first)."""
+
+
+class DescriptionCache(OrderedDict):  # type: ignore[type-arg]
+    """spec_id -> ScanSpec, at most ``size`` entries: setting one makes it the newest, the oldest goes first."""
+
+    def __init__(self, size: int = MAX_DESCRIPTIONS) -> None:
+        super().__init__()
+        self.size = size
+        self.evicted = 0
+        """Descriptions dropped to make room."""
+
+    def __setitem__(self, key: int, value: ScanSpec) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+            self.evicted += 1
+
+
+class RateLimiter:
+    """One token bucket per peer (``rate`` datagrams per second, bursts of ``burst``), in an LRU of ``max_peers``:
+    ``allow(peer)`` takes a token or says no. Real time (time.monotonic), whatever clock the loop runs on."""
+
+    def __init__(self, rate: float = 2000.0, burst: float = 256.0, max_peers: int = MAX_PEERS) -> None:
+        self.rate, self.burst, self.max_peers = float(rate), float(burst), max_peers
+        self._peers: OrderedDict[Hashable, list[float]] = OrderedDict()  # peer -> [tokens, last time]
+
+    def allow(self, peer: Hashable, now: float | None = None) -> bool:
+        t = time.monotonic() if now is None else now
+        b = self._peers.get(peer)
+        if b is None:
+            b = self._peers[peer] = [self.burst, t]
+            while len(self._peers) > self.max_peers:
+                self._peers.popitem(last=False)
+        else:
+            self._peers.move_to_end(peer)
+            b[0] = min(self.burst, b[0] + (t - b[1]) * self.rate)
+            b[1] = t
+        if b[0] < 1.0:
+            return False
+        b[0] -= 1.0
+        return True
 
 
 class _Pending:
@@ -53,9 +117,10 @@ class Reassembler:
     """
 
     def __init__(self, descriptions: dict[int, ScanSpec] | None = None, max_pending: int = 4,
-                 on_reject=None) -> None:
-        self.descriptions: dict[int, ScanSpec] = {} if descriptions is None else descriptions
+                 on_reject=None, max_beams: int = MAX_BEAMS, max_chunks: int = MAX_CHUNKS) -> None:
+        self.descriptions: dict[int, ScanSpec] = DescriptionCache() if descriptions is None else descriptions
         self.max_pending = max_pending
+        self.max_beams, self.max_chunks = max_beams, max_chunks
         self.on_reject = on_reject
         self.incomplete = 0
         """Chunk sets dropped with chunks missing."""
@@ -83,6 +148,10 @@ class Reassembler:
     def add(self, chunk: ScanChunk) -> ScanFrame | None:
         """Take one chunk; the completed ScanFrame, or None while chunks are missing."""
         where = f"SCAN seq {chunk.seq} chunk {chunk.chunk_index}/{chunk.chunk_count}"
+        if chunk.num_beams > self.max_beams or chunk.chunk_count > self.max_chunks:
+            raise WireLimitError(f"{where}: {chunk.num_beams} beams in {chunk.chunk_count} chunks, this receiver "
+                                 f"holds at most {self.max_beams} beams in {self.max_chunks} chunks; refused. Raise "
+                                 "the receiver's max_beams / max_chunks if the scanner really has that many.")
         spec = self.descriptions.get(chunk.spec_id)
         if spec is None:
             raise WireUnknownDescriptionError(
@@ -137,21 +206,31 @@ class Reassembler:
 
 
 class Receiver:
-    """The stateful receive side both ends share: decode, per-type sequence checks, descriptions, reassembly.
+    """The stateful receive side both ends share: decode and authenticate, replay window, per-type sequence checks,
+    bounded descriptions, reassembly.
 
     ``receive(datagram)`` returns a completed ScanFrame, a Command, a Hello, a Description, or None (a chunk of
     an unfinished frame), or raises the WireError naming what was wrong. Incomplete chunk sets are reported to
-    ``on_reject``.
+    ``on_reject``. ``key``: the link key of the direction received (protocol.link_key; None: unsigned datagrams
+    only, development on loopback). ``trust_signed``: take signed datagrams without a key, unverified (replaying
+    a trusted recording). ``freshness_s``: the replay window's clock bound (None: none, for recordings).
     """
 
-    def __init__(self, on_reject=None, max_pending: int = 4) -> None:
-        self.descriptions: dict[int, ScanSpec] = {}
-        self.reassembler = Reassembler(self.descriptions, max_pending, on_reject)
+    def __init__(self, on_reject=None, max_pending: int = 4, key: bytes | None = None, trust_signed: bool = False,
+                 freshness_s: float | None = FRESHNESS_S, max_beams: int = MAX_BEAMS,
+                 max_chunks: int = MAX_CHUNKS) -> None:
+        self.key, self.trust_signed = key, trust_signed
+        self.descriptions = DescriptionCache()
+        self.reassembler = Reassembler(self.descriptions, max_pending, on_reject, max_beams, max_chunks)
+        self.window = ReplayWindow(freshness_s)
         self.peer_boot_id: int | None = None
         self._last: dict[int, int] = {}  # msg type -> newest accepted seq (SCAN: the reassembler's)
 
     def receive(self, data: bytes | bytearray | memoryview) -> ScanFrame | Command | Hello | Description | None:
-        msg = decode(data)
+        msg, counter = decode_counted(data, self.key, self.trust_signed)
+        if counter is not None:  # signed (and, with a key, verified): each counter once, never from long ago
+            name = "SCAN" if isinstance(msg, ScanChunk) else type(msg).__name__.upper()
+            self.window.check(counter, f"{name} seq {msg.seq}")
         if isinstance(msg, ScanChunk):
             return self.reassembler.add(msg)
         kind = (MsgType.HELLO if isinstance(msg, Hello) else MsgType.COMMAND if isinstance(msg, Command)
@@ -166,5 +245,8 @@ class Receiver:
                                     f"{last}; dropped (late, repeated or replayed datagram).")
         self._last[kind] = msg.seq
         if isinstance(msg, Description):
+            if msg.spec.num_beams > self.reassembler.max_beams:
+                raise WireLimitError(f"DESCRIPTION seq {msg.seq}: {msg.spec.num_beams} beams, this receiver holds "
+                                     f"at most {self.reassembler.max_beams}; refused.")
             self.descriptions[msg.spec.spec_id] = msg.spec
         return msg

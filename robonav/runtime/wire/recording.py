@@ -9,6 +9,11 @@ File layout: the 8-byte magic ``RNAVLOG1``, then records ``kind u8 | clock time 
 datagram), TAKE (the loop took the newest frame: episode_id u32, seq u32). Records are appended through a
 buffer flushed at every TAKE, so a killed runtime loses at most the records of its last tick; `read_log` stops
 at a torn last record and says so.
+
+Rotation: once a file passes ``max_bytes`` it is renamed to ``<path>.1`` (``.1`` to ``.2`` and so on, the
+oldest beyond ``keep`` deleted) and a new file starts with the magic and the same META, so a hostile flood (every
+received datagram is recorded) costs at most ``max_bytes * (keep + 1)`` of disk. Each file reads on its own;
+bit-for-bit replay holds for the first (a later one starts with the policy's state of a run it does not hold).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from robonav.errors import UserError
+from robonav.runtime.telemetry import rotate
 
 __all__ = ["META", "RX", "TAKE", "TX", "LogRecord", "WireLogError", "WireRecorder", "read_log"]
 
@@ -29,6 +35,11 @@ RECORD = struct.Struct("<BdI")
 TAKE_PAYLOAD = struct.Struct("<II")
 META, RX, TX, TAKE = 0, 1, 2, 3
 KIND_NAMES = {META: "META", RX: "RX", TX: "TX", TAKE: "TAKE"}
+MAX_BYTES = 256 << 20
+"""Default size (bytes) at which a recording rotates: about 40 minutes of a 360-beam robot at 10 Hz."""
+KEEP = 3
+"""Default rotated files kept beside the current one."""
+
 
 
 class WireLogError(UserError, ValueError):
@@ -54,23 +65,38 @@ class LogRecord:
 
 
 class WireRecorder:
-    """Appends records to a new file (an existing one is replaced: one recording per run)."""
+    """Appends records to a new file (an existing one is replaced: one recording per run), rotated by size."""
 
-    def __init__(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: str | Path, meta: dict[str, Any] | None = None, max_bytes: int = MAX_BYTES,
+                 keep: int = KEEP) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: BinaryIO | None = open(self.path, "wb", buffering=1 << 16)  # closed in close()
-        self._f.write(MAGIC)
+        self.max_bytes, self.keep = max_bytes, keep
+        self._meta = json.dumps(meta or {}, sort_keys=True).encode()
         self.records = 0
-        self.write(META, 0.0, json.dumps(meta or {}, sort_keys=True).encode())
+        self.rotations = 0
+        self._f: BinaryIO | None = None
+        self._open()
+
+    def _open(self) -> None:
+        self._f = open(self.path, "wb", buffering=1 << 16)  # closed in close() or at rotation
+        self._f.write(MAGIC)
+        self._bytes = len(MAGIC)
+        self.write(META, 0.0, self._meta)
         self._f.flush()
 
     def write(self, kind: int, t: float, data: bytes | bytearray | memoryview) -> None:
-        """Append one record."""
+        """Append one record (rotating first when the file has reached max_bytes)."""
         if self._f is None:
             return
+        if self._bytes >= self.max_bytes and kind != META:
+            self._f.close()
+            rotate(self.path, self.keep)
+            self.rotations += 1
+            self._open()
         self._f.write(RECORD.pack(kind, t, len(data)))
         self._f.write(data)
+        self._bytes += RECORD.size + len(data)
         self.records += 1
 
     def take(self, t: float, episode_id: int, seq: int) -> None:

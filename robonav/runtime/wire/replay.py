@@ -8,6 +8,12 @@ on a manual clock. What the loop's state depends on besides the frames is whethe
 them (a watchdog stop resets the safety layer and the fed-back command): a stop sent between two takes is replayed
 as enough frameless ticks to go stale again. Every command the replay publishes is compared with the one that
 went on the wire: same count, same answered frame, the same float64 v and omega.
+
+Signed recordings (wire version 2): with the robot's key (``--key-file``, or $ROBONAV_WIRE_KEY_FILE /
+$ROBONAV_WIRE_KEY) every recorded datagram is verified as the driver verified it, and a datagram altered in the
+file is dropped as the driver would have dropped a forged one (the replay then reports the mismatch); without a
+key the recording is trusted: signed datagrams are decoded unverified (``verified`` false in the result). The
+replay window runs without its clock bound: a recording is old by nature.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from robonav.sensors.odometry import PoseDeltas
 __all__ = ["format_replay", "frames_and_commands", "replay"]
 
 
-def frames_and_commands(records: list[Any], watchdog: float, period: float
+def frames_and_commands(records: list[Any], watchdog: float, period: float, key: bytes | None = None
                         ) -> tuple[list[SensorFrame | None], np.ndarray]:
     """The loop's input to replay (frames taken, None for the frameless ticks of a watchdog stop) and the logged
-    commands, float64 [n, 3] (v, omega, answers_seq), stops left out."""
-    rx = Receiver()
+    commands, float64 [n, 3] (v, omega, answers_seq), stops left out. ``key``: the robot's wire key (None: trust
+    the recording)."""
+    rx = Receiver(key=None if key is None else wire.link_key(key, wire.ROBOT_TO_RUNTIME), trust_signed=key is None,
+                  freshness_s=None)
+    tx_key = None if key is None else wire.link_key(key, wire.RUNTIME_TO_ROBOT)
     deltas = PoseDeltas()
     newest: wire.ScanFrame | None = None
     frames: list[SensorFrame | None] = []
@@ -62,7 +71,7 @@ def frames_and_commands(records: list[Any], watchdog: float, period: float
             frames.append(newest.to_sensor_frame(deltas.delta(episode, newest.odom_pose)))
         elif rec.kind == TX:
             try:
-                sent = wire.decode(rec.data)
+                sent = wire.decode(rec.data, tx_key, trust_signed=True)
             except wire.WireError:
                 continue
             if isinstance(sent, wire.Command):
@@ -73,10 +82,14 @@ def frames_and_commands(records: list[Any], watchdog: float, period: float
     return frames, np.array(commands, dtype=np.float64).reshape(-1, 3)
 
 
-def replay(log: str | Path, backend: str | None = None, model: str | None = None) -> dict[str, Any]:
-    """Rerun ``log`` with its recorded backend and model (or the ones given); the comparison as a dict."""
+def replay(log: str | Path, backend: str | None = None, model: str | None = None, key_file: str | None = None
+           ) -> dict[str, Any]:
+    """Rerun ``log`` with its recorded backend and model (or the ones given); the comparison as a dict. The wire
+    key comes from ``key_file`` or the environment (robonav.runtime.wire.keys); none: the recording is trusted."""
     from robonav.runtime.backends.registry import open_backend
+    from robonav.runtime.wire.keys import load_key
 
+    key = load_key(key_file)
     records, torn = read_log(log)
     meta = records[0].meta()
     kind = backend or meta.get("backend")
@@ -84,7 +97,7 @@ def replay(log: str | Path, backend: str | None = None, model: str | None = None
     if not kind or not path:
         raise WireLogError(f"{log}: the recording names no backend or model; give --backend and --model")
     period, watchdog = float(meta["period"]), float(meta["watchdog"])
-    frames, logged = frames_and_commands(records[1:], watchdog, period)
+    frames, logged = frames_and_commands(records[1:], watchdog, period, key)
     kwargs = meta.get("backend_kwargs", {}) if kind == meta.get("backend") else {}
     with open_backend(kind, Path(path), **kwargs) as b:
         driver = ReplayDriver(frames or [None])
@@ -99,7 +112,7 @@ def replay(log: str | Path, backend: str | None = None, model: str | None = None
     diff = float(np.abs(replayed[:n, :2] - logged[:n, :2]).max()) if n else 0.0
     return {"log": str(log), "backend": kind, "model": str(path), "records": len(records), "torn": torn,
             "frames": sum(f is not None for f in frames), "commands_logged": len(logged),
-            "commands_replayed": len(replayed), "max_abs_diff": diff,
+            "commands_replayed": len(replayed), "max_abs_diff": diff, "verified": key is not None,
             "identical": len(replayed) == len(logged) and first is None,
             "first_mismatch": None if first is None else {"index": first, "logged": logged[first].tolist(),
                                                            "replayed": replayed[first].tolist()}}

@@ -7,9 +7,13 @@
 Receiving never raises on bad input: every rejected datagram is dropped and counted under its reason
 (``rejected[reason]``, reasons from wire.REASONS, plus "socket" for receive errors and "internal" for a bug the
 fuzz tests hunt), and the reason is logged: the first of each kind at WARNING, then at most one per ``log_every``
-seconds per reason. The driver binds to loopback unless ``allow_remote`` is set. At start (and when the robot says
-HELLO) it sends its own HELLO carrying ``watchdog``: the robot stops by itself when commands stop for that long.
-Commands are stamped with the loop's clock and written into one preallocated buffer.
+seconds per reason. With a ``key`` (robonav.runtime.wire.keys) every datagram both ways is signed and checked
+(protocol docstring): unsigned, forged and replayed ones never reach the loop. A peer sending faster than its token
+bucket (``rate``, ``burst``) is dropped under "rate" before any other check. The driver binds to loopback unless
+``allow_remote`` is set, which needs a key; without one it says once that the wire is unauthenticated. At start
+(and when the robot says HELLO) it sends its own HELLO carrying ``watchdog`` (at most wire.WATCHDOG_MAX_S): the
+robot stops by itself when commands stop for that long. Commands are stamped with the loop's clock and written
+into one preallocated buffer.
 
 Odometry arrives as poses (robonav.runtime.wire.protocol); the frame handed to the loop carries the delta from the frame
 handed out before it (robonav.sensors.odometry.PoseDeltas), so frames lost on the wire or superseded between two
@@ -29,7 +33,7 @@ from typing import Any
 from robonav.control.clock import Clock, RealClock
 from robonav.errors import UserError
 from robonav.runtime.wire import protocol as wire
-from robonav.runtime.wire.receiver import Receiver
+from robonav.runtime.wire.receiver import MAX_BEAMS, MAX_CHUNKS, RateLimiter, Receiver
 from robonav.runtime.wire.recording import RX, TX, WireRecorder
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas
@@ -42,7 +46,8 @@ RECV_SIZE = 65536
 
 
 class UdpDriverConfigError(UserError, ValueError):
-    """The driver was configured with an address or setting it refuses (non-loopback bind, bad watchdog)."""
+    """The driver was configured with an address or setting it refuses (non-loopback bind, remote without a key,
+    bad watchdog)."""
 
 
 def parse_address(text: str, where: str) -> tuple[str, int]:
@@ -71,17 +76,29 @@ class UdpDriver:
     def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0), robot: tuple[str, int] | None = None,
                  watchdog: float = 0.3, clock: Clock | None = None, allow_remote: bool = False,
                  max_datagrams: int = 512, log_every: float = 1.0, boot_id: int | None = None,
-                 record: str | None = None, record_meta: dict[str, Any] | None = None) -> None:
+                 record: str | None = None, record_meta: dict[str, Any] | None = None, key: bytes | None = None,
+                 rate: float = 2000.0, burst: float = 256.0, max_beams: int = MAX_BEAMS,
+                 max_chunks: int = MAX_CHUNKS) -> None:
         """``bind``: local address (port 0: any free one, see ``address``). ``robot``: where commands go (None:
         the sender of the first valid datagram). ``watchdog``: seconds without a command after which the robot
         must stop (sent in HELLO). ``max_datagrams``: most datagrams drained per latest_frame() call.
-        ``record``: a wire recording to write (``record_meta``: what ran, for the replay)."""
+        ``record``: a wire recording to write (``record_meta``: what ran, for the replay). ``key``: the robot's
+        wire key (None: unsigned, loopback only). ``rate``, ``burst``: each peer's token bucket (datagrams/s).
+        ``max_beams``, ``max_chunks``: the largest scan held."""
         if not is_loopback(bind[0]) and not allow_remote:
             raise UdpDriverConfigError(
                 f"UdpDriver: bind address {bind[0]!r} is not loopback; the driver listens on loopback unless "
-                "configured otherwise. Pass allow_remote=True (launch file: driver.allow_remote) to listen there.")
-        if not 0.0 < watchdog < float("inf"):
-            raise UdpDriverConfigError(f"UdpDriver: watchdog must be a finite time > 0 s, actual: {watchdog!r}.")
+                "configured otherwise. Set run.udp.allow_remote: true (with a wire key) to listen there.")
+        if allow_remote and key is None:
+            raise UdpDriverConfigError(
+                "UdpDriver: allow_remote is set but no wire key is configured; a robot on the network must not "
+                "take unsigned commands. Set run.udp.key_file (hex key, chmod 600) or ROBONAV_WIRE_KEY_FILE.")
+        if not 0.0 < watchdog <= wire.WATCHDOG_MAX_S:
+            raise UdpDriverConfigError(f"UdpDriver: watchdog must be > 0 and <= {wire.WATCHDOG_MAX_S} s (the longest "
+                                       f"a HELLO may ask of a robot), actual: {watchdog!r}.")
+        if key is None:
+            log.warning("UdpDriver: no wire key configured: datagrams are unsigned and unauthenticated (allowed on "
+                        "loopback for development only; set run.udp.key_file for a robot).")
         self.clock: Clock = clock if clock is not None else RealClock()
         self.robot = robot
         self.watchdog = float(watchdog)
@@ -100,7 +117,11 @@ class UdpDriver:
         """Commands (and stops) sent."""
         self.send_errors = 0
         """Sends the socket refused (the robot's watchdog covers the lost command)."""
-        self._rx = Receiver(on_reject=self._reject)
+        self.signed = key is not None
+        self._signer = wire.Signer(key, wire.RUNTIME_TO_ROBOT) if key is not None else None
+        self._rx = Receiver(on_reject=self._reject, key=None if key is None else wire.link_key(key,
+                            wire.ROBOT_TO_RUNTIME), max_beams=max_beams, max_chunks=max_chunks)
+        self._limiter = RateLimiter(rate, burst)
         self._newest: SensorFrame | None = None
         self._wire_newest: wire.ScanFrame | None = None  # the newest complete frame received
         self._wire_taken: wire.ScanFrame | None = None  # the one handed to the loop last
@@ -160,6 +181,9 @@ class UdpDriver:
                 self._count("socket", f"receive failed: {e!r}; the datagram, if any, is lost.")
                 continue
             self.received += 1
+            if not self._limiter.allow(addr):
+                self._count("rate", f"{addr} sends faster than {self._limiter.rate:g} datagrams/s; dropped.")
+                continue
             if self.recorder is not None:
                 self.recorder.write(RX, self.clock.now(), memoryview(self._buf)[:n])
             try:
@@ -199,7 +223,8 @@ class UdpDriver:
         """Counters for `robonav run`'s report: datagrams, frames, rejections per reason, sends."""
         return {"udp_received": self.received, "udp_frames": self.frames, "udp_sent": self.sent,
                 "udp_send_errors": self.send_errors, "udp_rejected": dict(self.rejected),
-                "udp_resyncs": self._rx.reassembler.resyncs}
+                "udp_resyncs": self._rx.reassembler.resyncs, "udp_signed": self.signed,
+                "udp_descriptions_evicted": self._rx.descriptions.evicted}
 
     def __enter__(self) -> UdpDriver:
         return self
@@ -213,11 +238,11 @@ class UdpDriver:
         episode = self._newest.episode_id if self._newest is not None else 0
         try:
             data = wire.encode_command_into(self._cmd, float(v), float(omega), answers_seq % wire.U32, stop,
-                                            self._cmd_seq, episode, self.clock.now())
+                                            self._cmd_seq, episode, self.clock.now(), self._signer)
         except wire.WireError as e:  # a non-finite command: send a stop instead, never a bad value
             self._count("encode", f"command not sent: {e}")
             data = wire.encode_command_into(self._cmd, 0.0, 0.0, answers_seq % wire.U32, True, self._cmd_seq,
-                                            episode, self.clock.now())
+                                            episode, self.clock.now(), self._signer)
         self._cmd_seq = (self._cmd_seq + 1) % wire.U32
         self._send(data)
 
@@ -226,7 +251,7 @@ class UdpDriver:
             return
         hello = wire.Hello(self.boot_id, wire.ROLE_RUNTIME, self.watchdog, self._hello_seq, 0, self.clock.now())
         self._hello_seq = (self._hello_seq + 1) % wire.U32
-        self._send(wire.encode_hello(hello))
+        self._send(wire.encode_hello(hello, self._signer))
 
     def _send(self, data: bytes | memoryview) -> None:
         if self.recorder is not None:

@@ -143,8 +143,13 @@ def test_robot_address_learned_and_hello_answered():
 def test_refuses_non_loopback_bind_and_bad_watchdog():
     with pytest.raises(UdpDriverConfigError, match=r"bind address '0\.0\.0\.0' is not loopback"):
         UdpDriver(bind=("0.0.0.0", 0))
-    with pytest.raises(UdpDriverConfigError, match="watchdog must be a finite time > 0 s"):
-        UdpDriver(watchdog=0.0)
+    with pytest.raises(UdpDriverConfigError, match=r"bind address '0\.0\.0\.0' is not loopback"):
+        UdpDriver(bind=("0.0.0.0", 0), key=bytes(32))  # a key alone does not open the network: allow_remote does
+    with pytest.raises(UdpDriverConfigError, match="allow_remote is set but no wire key is configured"):
+        UdpDriver(bind=("0.0.0.0", 0), allow_remote=True)
+    for bad in (0.0, -1.0, 1.5, float("inf"), float("nan")):  # never more than the most a HELLO may ask
+        with pytest.raises(UdpDriverConfigError, match=r"watchdog must be > 0 and <= 1\.0 s"):
+            UdpDriver(watchdog=bad)
 
 
 def test_recording_holds_every_datagram_and_take(tmp_path):
@@ -192,3 +197,24 @@ def test_frame_ready_takes_nothing(rig):
     assert f.seq == 21
     np.testing.assert_allclose(f.odom_delta, [0.21, 0.0, 0.0])  # from the origin: frame 20 was never taken
     assert not driver.frame_ready()
+
+
+def test_recording_rotates_by_size_each_file_reads_alone(tmp_path):
+    from robonav.runtime.wire import recording as wirelog
+
+    log = tmp_path / "run.rnavlog"
+    rec = wirelog.WireRecorder(log, {"model": "m"}, max_bytes=4096, keep=2)
+    datagram = bytes(1000)
+    for i in range(20):  # 20 kB of RX records through 4 kB files
+        rec.write(wirelog.RX, float(i), datagram)
+        rec.take(float(i), 1, i)
+    rec.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.rnavlog", "run.rnavlog.1", "run.rnavlog.2"]
+    assert rec.rotations >= 4
+    for name in ("run.rnavlog.2", "run.rnavlog.1", "run.rnavlog"):
+        records, torn = wirelog.read_log(tmp_path / name)  # magic and META first in every file
+        assert torn is None and records[0].meta() == {"model": "m"}
+        assert (tmp_path / name).stat().st_size <= 4096 + 1000 + 2 * wirelog.RECORD.size
+    takes = [r.take()[1] for name in ("run.rnavlog.2", "run.rnavlog.1", "run.rnavlog")
+             for r in wirelog.read_log(tmp_path / name)[0] if r.kind == wirelog.TAKE]
+    assert takes == list(range(takes[0], 20))
