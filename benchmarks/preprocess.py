@@ -56,8 +56,36 @@ import numba  # noqa: E402
 from benchmarks.bench_common import bench_header, write_json  # noqa: E402
 from robonav.data import resource  # noqa: E402
 from robonav.sensors import Preprocessor, ScanSpec, SensorFrame  # noqa: E402
+from robonav.sensors.guidance import Guide  # noqa: E402
 from robonav.sensors.reference import ReferencePreprocessor  # noqa: E402
 from robonav.sensors.spec import ObservationSpec  # noqa: E402
+
+
+class PythonGuidePreprocessor:
+    """main's shipped path before the guidance moved into the kernel: the bare Preprocessor, then the Python
+    `Guide` (planner's Numba cost map and allocating A*) on its memory. The same observation, bit for bit."""
+
+    def __init__(self, spec: ObservationSpec) -> None:
+        self.bare = Preprocessor(ObservationSpec(dataclasses.replace(spec.config, guidance=False)))
+        self.guide = Guide(spec.config)
+        self.obs = np.zeros(spec.size, np.float32)
+        self.out = np.zeros(6)
+        n0 = spec.config.grid_cells
+        self.occ0 = self.bare._b.occ[:n0 * n0].reshape(n0, n0)
+
+    def reset(self) -> None:
+        self.bare.reset()
+        self.guide.reset()
+
+    def warmup(self) -> None:
+        self.bare.warmup()
+
+    def __call__(self, frame: SensorFrame, command: np.ndarray) -> np.ndarray:
+        obs = self.bare(frame, command)
+        self.guide(self.occ0, self.bare.grid_origin, self.bare._b.work_f[:3], frame.goal, self.out)
+        self.obs[:obs.shape[0]] = obs
+        self.obs[obs.shape[0]:] = self.out
+        return self.obs
 
 
 def shipped_spec(policy: str | None) -> ObservationSpec:
@@ -151,7 +179,7 @@ def make_frames(beams: int, count: int, seed: int = 0) -> list[SensorFrame]:
     return out
 
 
-def time_interleaved(pres: dict[str, Preprocessor], frames: list[SensorFrame], repeats: int) -> dict[str, dict]:
+def time_interleaved(pres: dict, frames: list[SensorFrame], repeats: int) -> dict[str, dict]:
     """Per-call wall times (us) of each Preprocessor over ``repeats`` passes of the episode, the passes of the
     different Preprocessors interleaved so machine load falls on all alike: mean, median, p99 and max."""
     command = np.array([0.5, 0.0])
@@ -189,7 +217,8 @@ def main() -> None:
     args, core = ARGS, CORE
     spec = shipped_spec(args.policy)
     bare = ObservationSpec(dataclasses.replace(spec.config, guidance=False))
-    pres = {"shipped": Preprocessor(spec), "no_guidance": Preprocessor(bare)}
+    pres = {"shipped": Preprocessor(spec), "no_guidance": Preprocessor(bare),
+            "python_guide": PythonGuidePreprocessor(spec)}
     ref = ReferencePreprocessor(spec)
     c = spec.config
     t0 = time.perf_counter()
@@ -211,23 +240,28 @@ def main() -> None:
           f"{c.coarse_pixel_size} m; clear_rays {c.clear_rays}; map_range {c.map_range} m")
     print(f"  channels: {', '.join(channels)}")
     print(f"  scene: 7x7 perfect maze (1 m cells), depth-first walk at 0.5 m/s and 10 Hz, 1 cm noise, 1 % NaN; "
-          f"Numba {args.repeats} x {args.frames} frames per spec (passes interleaved), reference "
+          f"Numba {args.repeats} x {args.frames} frames per variant (passes interleaved), reference "
           f"{args.reference_frames} frames of the shipped spec; warmup {warmup_s:.1f} s")
     print()
+    print("  shipped: guidance in the kernel; no-guid: the same spec without guidance; py-guide: main's path (the bare "
+          "kernel, then the Python Guide), the same observation")
     print(f"  {'beams':>5}  {'shipped mean':>12}  {'p50':>6}  {'p99':>7}  {'max':>7}  {'no-guid mean':>12}  "
-          f"{'p99':>6}  {'ship/bare':>9}  {'numpy mean':>10}  {'numpy/ship':>10}")
+          f"{'p99':>6}  {'ship/bare':>9}  {'py-guide mean':>13}  {'p99':>7}  {'py/ship':>7}  {'numpy mean':>10}  "
+          f"{'numpy/ship':>10}")
     results = []
     for beams in args.beams:
         frames = make_frames(beams, max(args.frames, args.reference_frames))
         fast = time_interleaved(pres, frames[:args.frames], args.repeats)
         slow = time_per_frame(ref, frames[:args.reference_frames], 1)
-        ship, bare_t = fast["shipped"], fast["no_guidance"]
-        row = {"beams": beams, "shipped_us": ship, "no_guidance_us": bare_t, "numpy_shipped_us": slow,
-               "shipped_over_no_guidance": ship["mean"] / bare_t["mean"], "numpy_over_shipped": slow["mean"]
+        ship, bare_t, py = fast["shipped"], fast["no_guidance"], fast["python_guide"]
+        row = {"beams": beams, "shipped_us": ship, "no_guidance_us": bare_t, "python_guide_us": py,
+               "numpy_shipped_us": slow, "shipped_over_no_guidance": ship["mean"] / bare_t["mean"],
+               "python_guide_over_shipped": py["mean"] / ship["mean"], "numpy_over_shipped": slow["mean"]
                / ship["mean"]}
         results.append(row)
         print(f"  {beams:>5}  {ship['mean']:>9.1f} us  {ship['p50']:>6.1f}  {ship['p99']:>7.1f}  {ship['max']:>7.0f}"
               f"  {bare_t['mean']:>9.1f} us  {bare_t['p99']:>6.1f}  {row['shipped_over_no_guidance']:>8.2f}x  "
+              f"{py['mean']:>10.1f} us  {py['p99']:>7.1f}  {row['python_guide_over_shipped']:>6.1f}x  "
               f"{slow['mean']:>7.0f} us  {row['numpy_over_shipped']:>9.0f}x")
     print()
     print("  required (shipped spec, 360 beams): mean <= 40 us (target 25), p99 <= 150 us (target 60), >= 20x the "

@@ -35,7 +35,7 @@ from robonav.sensors.guidance import (
     SOFT_WEIGHT,
     WINDOW_MARGIN,
 )
-from robonav.sensors.jit import kernel
+from robonav.sensors.jit import inline_kernel, kernel
 from robonav.sensors.planner import BLOCKED_ENDPOINT_COST, SQRT2
 from robonav.sensors.spec import PreprocessorConfig
 
@@ -238,53 +238,81 @@ def _octile(i: int, j: int, gi: int, gj: int, res: float) -> float:
     return res * (max(a, b) + (SQRT2 - 1.0) * min(a, b))
 
 
-@kernel
-def _less(keys: np.ndarray, items: np.ndarray, a: int, b: int) -> bool:
-    return keys[a] < keys[b] or (keys[a] == keys[b] and items[a] < items[b])
-
-
-@kernel
-def _sift_up(keys: np.ndarray, items: np.ndarray, pos: np.ndarray, i: int) -> None:
+@inline_kernel
+def _sift_up(keys: np.ndarray, items: np.ndarray, pos: np.ndarray, i: int, key: float, item: int) -> None:
+    """Place (key, item) at heap slot i or above: parents greater in (key, item) order move down into the hole."""
     while i > 0:
         p = (i - 1) // 2
-        if not _less(keys, items, i, p):
+        kp = keys[p]
+        if key < kp or (key == kp and item < items[p]):
+            keys[i] = kp
+            items[i] = items[p]
+            pos[items[i]] = i
+            i = p
+        else:
             break
-        keys[i], keys[p] = keys[p], keys[i]
-        items[i], items[p] = items[p], items[i]
-        pos[items[i]] = i
-        pos[items[p]] = p
-        i = p
+    keys[i] = key
+    items[i] = item
+    pos[item] = i
 
 
-@kernel
+@inline_kernel
 def _pop(keys: np.ndarray, items: np.ndarray, pos: np.ndarray, n: int) -> int:
     """Remove the smallest (key, item) of the heap of size ``n``; returns its item."""
-    item = items[0]
+    top = items[0]
     n -= 1
-    keys[0] = keys[n]
-    items[0] = items[n]
-    pos[items[0]] = 0
+    key = keys[n]
+    item = items[n]
     i = 0
     while True:
         m = 2 * i + 1
         if m >= n:
             break
-        if m + 1 < n and _less(keys, items, m + 1, m):
-            m += 1
-        if not _less(keys, items, m, i):
+        km = keys[m]
+        if m + 1 < n:
+            kr = keys[m + 1]
+            if kr < km or (kr == km and items[m + 1] < items[m]):
+                m += 1
+                km = kr
+        if km < key or (km == key and items[m] < item):
+            keys[i] = km
+            items[i] = items[m]
+            pos[items[i]] = i
+            i = m
+        else:
             break
-        keys[i], keys[m] = keys[m], keys[i]
-        items[i], items[m] = items[m], items[i]
-        pos[items[i]] = i
-        pos[items[m]] = m
-        i = m
-    return item
+    if n > 0:
+        keys[i] = key
+        items[i] = item
+        pos[item] = i
+    return top
+
+
+@inline_kernel
+def _relax(g: np.ndarray, parent: np.ndarray, seen: np.ndarray, closed: np.ndarray, keys: np.ndarray,
+           items: np.ndarray, pos: np.ndarray, size: int, pid: int, u: int, v: int, nd: float, h: float) -> int:
+    """`planner._astar`'s relaxation of v through u at cost nd (h: v's heuristic); returns the heap size."""
+    if seen[v] == pid:
+        if not nd < g[v]:
+            return size
+        g[v] = nd
+        parent[v] = u
+        if closed[v] != pid:  # in the heap: decrease its key (the lazy heap pushes and skips the stale entry)
+            _sift_up(keys, items, pos, pos[v], nd + h, v)
+        return size
+    seen[v] = pid
+    g[v] = nd
+    parent[v] = u
+    _sift_up(keys, items, pos, size, nd + h, v)
+    return size + 1
 
 
 @kernel
 def _astar(plan_f: np.ndarray, plan_i: np.ndarray, sq: np.ndarray, n0: int, res: float, lo_i: int, hi_i: int,
            lo_j: int, hi_j: int, start: int, goal: int, pid: int) -> bool:
-    """`planner._astar` on grid cells confined to the window; True if the goal was reached (g, parent set)."""
+    """`planner._astar` on grid cells confined to the window; True if the goal was reached (g, parent set).
+    The neighbours are relaxed in another order than planner's, which changes nothing: each is a different cell,
+    and the heap orders by (key, item) alone."""
     n = n0 * n0
     cost = plan_f[:256]
     g = plan_f[PF_HEAD:PF_HEAD + n]
@@ -294,14 +322,14 @@ def _astar(plan_f: np.ndarray, plan_i: np.ndarray, sq: np.ndarray, n0: int, res:
     closed = plan_i[P_HEAD + 2 * n:P_HEAD + 3 * n]  # == pid: expanded in this plan
     items = plan_i[P_HEAD + 3 * n:P_HEAD + 4 * n]
     pos = plan_i[P_HEAD + 4 * n:P_HEAD + 5 * n]
+    inf = np.inf
     gi = goal // n0
     gj = goal - gi * n0
+    diag = SQRT2 * res
     g[start] = 0.0
     parent[start] = -1
     seen[start] = pid
-    keys[0] = _octile(start // n0, start - (start // n0) * n0, gi, gj, res)
-    items[0] = start
-    pos[start] = 0
+    _sift_up(keys, items, pos, 0, _octile(start // n0, start - (start // n0) * n0, gi, gj, res), start)
     size = 1
     while size > 0:
         u = _pop(keys, items, pos, size)
@@ -313,56 +341,43 @@ def _astar(plan_f: np.ndarray, plan_i: np.ndarray, sq: np.ndarray, n0: int, res:
         j = u - i * n0
         cu = cost[sq[u]]
         gu = g[u]
-        for k in range(8):
-            if k == 0:
-                di, dj = 1, 0
-            elif k == 1:
-                di, dj = -1, 0
-            elif k == 2:
-                di, dj = 0, 1
-            elif k == 3:
-                di, dj = 0, -1
-            elif k == 4:
-                di, dj = 1, 1
-            elif k == 5:
-                di, dj = 1, -1
-            elif k == 6:
-                di, dj = -1, 1
-            else:
-                di, dj = -1, -1
-            ni = i + di
-            nj = j + dj
-            if ni < lo_i or ni > hi_i or nj < lo_j or nj > hi_j:
-                continue
-            v = ni * n0 + nj
-            cv = cost[sq[v]]
-            if cv == np.inf:
-                continue
-            if k >= 4:
-                if cost[sq[u + di * n0]] == np.inf or cost[sq[u + dj]] == np.inf:
-                    continue
-                step = SQRT2 * res
-            else:
-                step = res
-            nd = gu + step * 0.5 * (cu + cv)
-            if seen[v] == pid and not nd < g[v]:
-                continue
-            g[v] = nd
-            parent[v] = u
-            if closed[v] == pid:
-                continue  # the lazy heap would push it and skip it when popped
-            key = nd + _octile(ni, nj, gi, gj, res)
-            if seen[v] == pid:
-                p = pos[v]
-                keys[p] = key
-                _sift_up(keys, items, pos, p)
-            else:
-                seen[v] = pid
-                keys[size] = key
-                items[size] = v
-                pos[v] = size
-                _sift_up(keys, items, pos, size)
-                size += 1
+        # the four sides: cost inf where outside the window (then both diagonals beside it are outside too)
+        c_ip = cost[sq[u + n0]] if i < hi_i else inf
+        c_im = cost[sq[u - n0]] if i > lo_i else inf
+        c_jp = cost[sq[u + 1]] if j < hi_j else inf
+        c_jm = cost[sq[u - 1]] if j > lo_j else inf
+        if c_ip != inf:
+            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + n0,
+                          gu + res * 0.5 * (cu + c_ip), _octile(i + 1, j, gi, gj, res))
+        if c_im != inf:
+            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - n0,
+                          gu + res * 0.5 * (cu + c_im), _octile(i - 1, j, gi, gj, res))
+        if c_jp != inf:
+            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + 1,
+                          gu + res * 0.5 * (cu + c_jp), _octile(i, j + 1, gi, gj, res))
+        if c_jm != inf:
+            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - 1,
+                          gu + res * 0.5 * (cu + c_jm), _octile(i, j - 1, gi, gj, res))
+        if c_ip != inf and c_jp != inf:
+            cv = cost[sq[u + n0 + 1]]
+            if cv != inf:
+                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + n0 + 1,
+                              gu + diag * 0.5 * (cu + cv), _octile(i + 1, j + 1, gi, gj, res))
+        if c_ip != inf and c_jm != inf:
+            cv = cost[sq[u + n0 - 1]]
+            if cv != inf:
+                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + n0 - 1,
+                              gu + diag * 0.5 * (cu + cv), _octile(i + 1, j - 1, gi, gj, res))
+        if c_im != inf and c_jp != inf:
+            cv = cost[sq[u - n0 + 1]]
+            if cv != inf:
+                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - n0 + 1,
+                              gu + diag * 0.5 * (cu + cv), _octile(i - 1, j + 1, gi, gj, res))
+        if c_im != inf and c_jm != inf:
+            cv = cost[sq[u - n0 - 1]]
+            if cv != inf:
+                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - n0 - 1,
+                              gu + diag * 0.5 * (cu + cv), _octile(i - 1, j - 1, gi, gj, res))
     return False
 
 
