@@ -10,6 +10,10 @@ on robonav.control's RealClock (sleep, then spin for the last 0.5 ms) with the g
     python benchmarks/loop_soak.py --backend numba --minutes 1 --stress 50
     python benchmarks/loop_soak.py --model policy.onnx --modes stress --cpu 1 --json
 
+Every figure goes to results/bench/loop_soak.json (``--out``) with the machine, CPU, date, threads and load. The
+shipped policy reads the guidance block (D = 651), so its loop cannot run without it: the Preprocessor's cost with
+and without guidance is compared side by side in benchmarks/preprocess.py.
+
 Deadline miss: a tick whose work ends after the next tick's start (see robonav.runtime.loop). The issue's target
 is at most 1 miss per 10,000 ticks on this shared machine. Latencies are real microseconds (time.perf_counter);
 "wake" is how late the tick woke past its scheduled start.
@@ -27,6 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_common import bench_header, write_json
 
 STAGES_SHOWN = ("wake", "pre", "policy", "safety", "tick")
 
@@ -81,9 +87,11 @@ def main() -> int:
     p.add_argument("--cpu", type=int, help="pin the process to this CPU core")
     p.add_argument("--telemetry", help="folder for one JSON-lines telemetry file per mode")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--out", default="results/bench/loop_soak.json", help="where to write the JSON")
     args = p.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
+    header = bench_header(args.cpu)
 
     from robonav.runtime.backends.registry import open_backend
     from robonav.runtime.run import model_path
@@ -108,9 +116,12 @@ def main() -> int:
             if results[mode]["exit_reason"] not in ("ticks",):
                 break
     _print(results)
+    record = {**header, "benchmark": "loop_soak", "model": str(model), "backend": args.backend,
+              "minutes": args.minutes, "stress_hz": args.stress, "recording": source,
+              "nice": os.nice(0), "runs": results}
+    print(f"wrote {write_json(args.out, record)}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"model": str(model), "backend": args.backend, "minutes": args.minutes,
-                          "recording": source, "runs": results}, sort_keys=True))
+        print(json.dumps(record, sort_keys=True))
     return 0
 
 

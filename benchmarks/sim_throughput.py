@@ -1,14 +1,17 @@
 """Simulator throughput: env steps per second per core, robonav's batched world beside a naive baseline.
 
 Compared in one run, same mazes (16 generated 7x7 mazes, all families), same beams and substeps (the training
-default), random actions with a fixed seed, autoreset on:
+default), the shipped observation (the default policy's ObservationSpec from its sidecar, guidance on), random
+actions with a fixed seed, autoreset on:
   naive     one PyBullet body per wall cell, one rayTestBatch per env (what a first simulator does)
   single    robonav/Maze-v0, one env (merged compound walls, Numba grid raycaster)
   batched   MazeVectorEnv, 16 envs in one PyBullet world, one stepSimulation and one batched range query
+  no-guid   the batched world with the same observation less its guidance block
   2 procs   ProcessVectorEnv, 2 worker processes x 16 envs (per-core figure = total / 2)
-Every measured process is pinned to one core with one thread (NUMBA/OMP/MKL threads = 1).
+Every measured process is pinned to one core with one thread (NUMBA/OMP/MKL threads = 1). The figures go to
+results/bench/sim_throughput.json (``--out``) with machine, CPU, date, threads and load.
 
-    python benchmarks/sim_throughput.py [--steps 300] [--envs 16] [--observation plain|preprocessor]
+    python benchmarks/sim_throughput.py [--steps 300] [--envs 16] [--observation plain|preprocessor] [--no-procs]
 """
 
 from __future__ import annotations
@@ -19,9 +22,15 @@ for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _mazes(n):
@@ -47,20 +56,32 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="ticks per measurement")
     ap.add_argument("--envs", type=int, default=16, help="mazes per batched world")
     ap.add_argument("--observation", default="preprocessor", help="observation builder (preprocessor or plain)")
+    ap.add_argument("--no-procs", action="store_true", help="skip the 2-process row (it needs both cores)")
+    ap.add_argument("--out", default="results/bench/sim_throughput.json", help="where to write the JSON")
     args = ap.parse_args()
+    from benchmarks.bench_common import bench_header, write_json
+    from robonav.data import resource
+    from robonav.sensors.spec import ObservationSpec
     from robonav.sim.config import SimConfig
     from robonav.sim.env import MazeEnv
     from robonav.sim.vector import MazeVectorEnv, ProcessVectorEnv
 
-    cfg = SimConfig(observation=args.observation)
+    shipped = ObservationSpec.from_dict(json.loads(resource("policies", "default.json").read_text())
+                                        ["observation_spec"]).config
+    cfg = SimConfig(observation=args.observation, preprocessor=shipped)
+    bare_cfg = SimConfig(observation=args.observation, preprocessor=dataclasses.replace(shipped, guidance=False))
     mazes = _mazes(args.envs)
     n = args.envs
-    # Worker processes first, before this process pins itself (children inherit the affinity mask).
-    procs = ProcessVectorEnv(2 * n, workers=2, maze=mazes, config=cfg)
-    r_procs = _measure(procs, args.steps, 2 * n)
-    procs.close()
+    r_procs = float("nan")
+    if not args.no_procs:  # worker processes first, before this process pins itself (children inherit the mask)
+        procs = ProcessVectorEnv(2 * n, workers=2, maze=mazes, config=cfg)
+        r_procs = _measure(procs, args.steps, 2 * n)
+        procs.close()
+    core = None
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        core = sorted(os.sched_getaffinity(0))[0]
+        os.sched_setaffinity(0, {core})
+    header = bench_header(core)
     naive = MazeVectorEnv(n, maze=mazes, config=SimConfig(observation=args.observation, raycaster="pybullet"),
                           wall_mode="cells", per_env_rays=True)
     r_naive = _measure(naive, max(30, args.steps // 5), n)
@@ -83,19 +104,37 @@ def main() -> None:
     r_single = _measure(one, args.steps * 4, 1)
     one.env.close()
     batched = MazeVectorEnv(n, maze=mazes, config=cfg)
-    r_batched = _measure(batched, args.steps, n)
+    bare = MazeVectorEnv(n, maze=mazes, config=bare_cfg)
+    r_batched = r_bare = 0.0
+    for _ in range(2):  # interleaved halves, so load falls on both alike
+        r_batched += _measure(batched, args.steps // 2, n) / 2
+        r_bare += _measure(bare, args.steps // 2, n) / 2
     batched.close()
+    bare.close()
 
     print(f"settings: {n} mazes of 7x7 cells (all families), {cfg.scanner.num_beams} beams, "
-          f"{cfg.substeps} substeps per {cfg.period} s tick, observation={args.observation}, 1 thread per process, "
-          f"{args.steps} ticks")
+          f"{cfg.substeps} substeps per {cfg.period} s tick, observation={args.observation} (the shipped spec, "
+          f"guidance {'on' if shipped.guidance else 'off'}), 1 thread per process, {args.steps} ticks; "
+          f"{header['cpu_model']}, core {core}, load {header['load_avg']}")
     print(f"{'variant':<34}{'env steps/s':>14}{'per core':>12}{'vs naive':>10}")
     rows = [("naive (body per cell, rays per env)", r_naive, 1), ("single env", r_single, 1),
-            (f"batched world ({n} envs)", r_batched, 1), (f"2 processes x {n} envs", r_procs, 2)]
+            (f"batched world ({n} envs)", r_batched, 1), (f"batched, no guidance ({n} envs)", r_bare, 1),
+            (f"2 processes x {n} envs", r_procs, 2)]
     for name, r, cores in rows:
         print(f"{name:<34}{r:>14,.0f}{r / cores:>12,.0f}{r / cores / r_naive:>9.1f}x")
+    print(f"batched with the shipped observation / without guidance: {r_batched / r_bare:.2f}")
     print(f"required: batched >= 8x naive -> {'PASS' if r_batched / r_naive >= 8 else 'FAIL'} "
           f"({r_batched / r_naive:.1f}x); target 10,000 steps/s per core -> {r_batched:,.0f}")
+    record = {**header, "benchmark": "sim_throughput",
+              "settings": {"envs": n, "maze": "7x7, all families, val seeds", "beams": cfg.scanner.num_beams,
+                           "substeps": cfg.substeps, "period": cfg.period, "observation": args.observation,
+                           "spec": "robonav/data/policies/default.json", "steps": args.steps,
+                           "threads_per_process": 1},
+              "env_steps_per_s": {"naive": r_naive, "single": r_single, "batched": r_batched,
+                                  "batched_no_guidance": r_bare, "two_processes_per_core": r_procs / 2},
+              "batched_over_naive": r_batched / r_naive, "no_guidance_over_naive": r_bare / r_naive,
+              "batched_over_no_guidance": r_batched / r_bare}
+    print(f"wrote {write_json(args.out, record)}")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ next state out, batch 1. Every form runs the same observations in the same proce
 thread, interleaved round by round (so drift on a shared machine hits all alike); the table gives the median of
 the rounds' means and the ratio to torch eager.
 
-    python benchmarks/step_latency.py                                    # the default recipe's shape, random weights
+    python benchmarks/step_latency.py                                    # the shipped default policy (D = 651)
+    python benchmarks/step_latency.py --policy random                    # the default recipe's shape, random weights
     python benchmarks/step_latency.py --policy runs/default/last.pt      # a trained checkpoint
-    python benchmarks/step_latency.py --onnx policy.onnx --int8 policy.int8.onnx   # shipped models (+ sidecars)
+    python benchmarks/step_latency.py --policy x.pt --onnx x.onnx --int8 x.int8.onnx   # given models (+ sidecars)
 
-Without --onnx/--int8 the checkpoint is exported and quantized into a temporary folder; that INT8 model is
-calibrated on random observations (timing does not depend on the activation ranges; never ship it).
+By default it times the shipped default policy: robonav/data/policies/default.pt, .onnx and .int8.onnx. Otherwise,
+without --onnx/--int8, the checkpoint is exported and quantized into a temporary folder; that INT8 model is
+calibrated on random observations (timing does not depend on the activation ranges; never ship it). The figures
+go to results/bench/step_latency.json (``--out``) with machine, CPU, date, threads and load. The step does not
+depend on guidance beyond the observation's width (651 inputs with it, 645 without: 1 % of the encoder's
+multiply-adds), so no second policy is timed.
 The backend rows time ``Backend.step``: the runtime's own call, input checks and state hand-over included; "Numba
 kernel" times the bare kernel call (`policy_step`), to show what the backend wrapper adds. The header gives D, H,
 the encoder's multiply-adds and the whole step's. The CUDA row is end to end (obs in, graph, action out, sync) and
@@ -39,7 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _checkpoint(args: argparse.Namespace, folder: Path) -> Path:
     """The checkpoint to time: --policy, or a random policy of the default recipe's shape."""
-    if args.policy:
+    if args.policy == "default":
+        from robonav.data import resource
+
+        return resource("policies", "default.pt")
+    if args.policy != "random":
         return Path(args.policy)
     import torch
 
@@ -83,9 +92,12 @@ def _models(args: argparse.Namespace, checkpoint: Path, folder: Path) -> dict[st
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--policy", help="checkpoint (default: random weights in the default recipe's shape)")
-    p.add_argument("--onnx", help="an FP32 export to time (default: export --policy)")
-    p.add_argument("--int8", help="an INT8 model to time (default: quantize the FP32 model on random inputs)")
+    p.add_argument("--policy", default="default", help="checkpoint; 'default': the shipped default policy and its "
+                   "ONNX models; 'random': random weights in the default recipe's shape")
+    p.add_argument("--onnx", help="an FP32 export to time (default: the shipped one, else export --policy)")
+    p.add_argument("--int8", help="an INT8 model to time (default: the shipped one, else quantize the FP32 model "
+                   "on random inputs)")
+    p.add_argument("--out", default="results/bench/step_latency.json", help="where to write the JSON")
     p.add_argument("--steps", type=int, default=2000, help="steps per round and form")
     p.add_argument("--rounds", type=int, default=7, help="rounds (each form once per round, interleaved)")
     p.add_argument("--core", type=int, default=None, help="CPU core to pin to (default: the last allowed)")
@@ -94,8 +106,16 @@ def main() -> int:
 
     core = args.core if args.core is not None else max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {core})
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
+    if args.policy == "default":
+        from robonav.data import resource
+
+        args.onnx = args.onnx or str(resource("policies", "default.onnx"))
+        args.int8 = args.int8 or str(resource("policies", "default.int8.onnx"))
+    from benchmarks.bench_common import bench_header, write_json
+
+    header = bench_header(core)
     import onnxruntime
     import torch
 
@@ -192,9 +212,13 @@ def main() -> int:
         for name, value in us.items():
             print(f"  {name:<18}{value:>9.1f}{min(times[name]):>9.1f}{base / value:>9.2f}x{files.get(name, ''):>12}")
         print(f"  torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {settings['cpu']}")
+    record = {**header, "benchmark": "step_latency", "us_per_step": us,
+              "speedup_vs_eager": {k: base / v for k, v in us.items()}, "bytes": sizes, "settings": settings}
+    path = write_json(args.out, record)
+    if args.json:
+        print(json.dumps(record, sort_keys=True))
     else:
-        print(json.dumps({"us_per_step": us, "speedup_vs_eager": {k: base / v for k, v in us.items()},
-                          "bytes": sizes, **settings}, sort_keys=True))
+        print(f"  wrote {path}")
     return 0
 
 

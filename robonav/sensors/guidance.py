@@ -16,8 +16,10 @@ step it walks the stored path from the point nearest the robot and reports, in t
     1 if a path was found, else 0 (then both bearings are the goal's and the length is the straight line).
 
 The policy still has to drive: keep clear of walls the map has not caught, back out of a corridor the plan
-changes its mind about, and cope with odometry drift that bends the map. `GuideReference` is the same guide over
-the planner's pure-Python references, for the parity test.
+changes its mind about, and cope with odometry drift that bends the map. The Preprocessor computes this block
+inside its Numba kernel without allocating (robonav.sensors.plan), bit for bit as `Guide` does; `Guide` (over the
+planner's Numba kernels) and `GuideReference` (over its pure-Python references) are what the parity tests hold it
+to.
 """
 
 from __future__ import annotations

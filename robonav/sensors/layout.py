@@ -14,11 +14,13 @@ the two recompute queues.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from robonav.sensors.plan import make_plan_buffers, reset_plan_buffers
 from robonav.sensors.scan import ABOVE_MODES, BELOW_MODES
 from robonav.sensors.spec import ObservationSpec
 
@@ -72,6 +74,15 @@ class Buffers:
     """uint32 per-step update marks and recompute queues (see the module docstring)."""
     obs: np.ndarray
     """float32 [D] observation the Preprocessor returns."""
+    plan_f: np.ndarray
+    """float64 guidance: cost table and lookahead, then A* g values, heap keys and the path's points (plan.py)."""
+    plan_i: np.ndarray
+    """int32 guidance: settings and state, then A* parents, plan stamps and the heap's items and positions."""
+    plan_u8: np.ndarray
+    """uint8 guidance: blocked flag and squared distance to the nearest blocked cell, per level-0 cell."""
+    occ_words: np.ndarray
+    """uint64 view of the level-0 obstacle cells (8 to a word) where the grid side is a multiple of 8, else a
+    placeholder: the guidance scans it for the known box."""
 
 
 def level_sizes(spec: ObservationSpec) -> tuple[int, int, int]:
@@ -123,7 +134,11 @@ def make_buffers(spec: ObservationSpec) -> Buffers:
     marks = np.zeros(n0 * n0 + 2 * (n1 * n1 + n2 * n2), np.uint32)
     buffers = Buffers(cfg_f, cfg_i, make_luts(spec), work_f, state_i, np.zeros(cells, np.int8),
                       np.zeros(cells, np.uint32), np.zeros(cells, np.uint8), np.zeros(cells, np.uint32), marks,
-                      np.zeros(spec.size, np.float32))
+                      np.zeros(spec.size, np.float32),
+                      *make_plan_buffers(c, spec.block("guidance").offset if spec.has("guidance") else -1),
+                      np.zeros(1, np.uint64))
+    if n0 % 8 == 0:
+        buffers = dataclasses.replace(buffers, occ_words=buffers.occ[:n0 * n0].view(np.uint64))
     reset_buffers(buffers, spec)
     return buffers
 
@@ -137,3 +152,4 @@ def reset_buffers(b: Buffers, spec: ObservationSpec) -> None:
     b.state_i[S_MARK_I] = b.state_i[S_MARK_J] = NO_MARK
     for a in (b.occ, b.occ_ticks, b.vis, b.vis_ticks, b.marks, b.obs):
         a.fill(0)
+    reset_plan_buffers(b.plan_i, b.plan_u8)

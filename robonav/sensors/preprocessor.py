@@ -2,7 +2,8 @@
 
 One call does, in one Numba kernel and without allocating: integrate the odometry delta, recentre the memory
 grids if the robot nears an edge, min-pool the scan into bins, update the obstacle memory (hits, then free space)
-and the trajectory memory, sample the fine and coarse patches of both, and write the goal and command blocks.
+and the trajectory memory, sample the fine and coarse patches of both, write the goal and command blocks, and
+the guidance block (A* on the obstacle memory, robonav.sensors.plan) where the spec has one.
 The layout of the returned vector is ``pre.spec`` (an ObservationSpec).
 
 The returned array is the Preprocessor's own buffer, overwritten by the next call: copy it to keep it.
@@ -21,12 +22,12 @@ import numpy as np
 from robonav.errors import UserError
 from robonav.sensors import layout as L
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
-from robonav.sensors.guidance import Guide
 from robonav.sensors.jit import kernel
 from robonav.sensors.layout import Buffers, level_sizes, make_buffers, reset_buffers
 from robonav.sensors.memory import clear_free, flush_queues, mark_hits, mark_visit, recentre
 from robonav.sensors.odometry import command_block, goal_block, integrate_pose
 from robonav.sensors.patches import sample_patches
+from robonav.sensors.plan import P_OFF, plan_step
 from robonav.sensors.scan import BeamTable, BeamTableCache, scan_bins
 from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
 
@@ -43,7 +44,8 @@ class SensorFrameError(UserError, ValueError):
 def step_kernel(ranges: np.ndarray, dx: float, dy: float, dth: float, gx: float, gy: float, v: float,
                 omega: float, directions: np.ndarray, indices: np.ndarray, cfg_f: np.ndarray, cfg_i: np.ndarray,
                 luts: np.ndarray, work_f: np.ndarray, state_i: np.ndarray, occ: np.ndarray, occ_ticks: np.ndarray,
-                vis: np.ndarray, vis_ticks: np.ndarray, marks: np.ndarray, obs: np.ndarray) -> int:
+                vis: np.ndarray, vis_ticks: np.ndarray, marks: np.ndarray, obs: np.ndarray, plan_f: np.ndarray,
+                plan_i: np.ndarray, plan_u8: np.ndarray, occ_words: np.ndarray) -> int:
     """One control step (see the module docstring); returns OK, or BAD_GOAL with nothing changed."""
     if not (math.isfinite(gx) and math.isfinite(gy)):
         return BAD_GOAL
@@ -124,6 +126,9 @@ def step_kernel(ranges: np.ndarray, dx: float, dy: float, dth: float, gx: float,
     goal_block(pose, gx, gy, cfg_f[L.F_GOAL_CLIP], obs[off:off + 3])
     off = cfg_i[L.I_OFF_CMD]
     command_block(v, omega, cfg_f[L.F_V_MAX], cfg_f[L.F_OMEGA_MAX], obs[off:off + 2])
+    if plan_i[P_OFF] >= 0:  # plans on the stored (undecayed) level-0 obstacle units
+        plan_step(occ[:n0 * n0], occ_words, plan_f, plan_i, plan_u8, n0, res, x, y, work_f[L.W_TH], ox, oy, gx, gy,
+                  state_i[L.S_RECENTRES], obs)
     return OK
 
 
@@ -154,17 +159,11 @@ class Preprocessor:
         self._table: BeamTable | None = None
         self._episode: int | None = None
         self._stage = np.empty(0, np.float32)
-        self._guide = Guide(spec.config) if spec.config.guidance else None
-        self._guide_out = np.zeros(6)
-        n0 = spec.config.grid_cells
-        self._occ0 = self._b.occ[:n0 * n0].reshape(n0, n0)  # level 0, [x cell, y cell], a view
 
     def reset(self) -> None:
         """Pose to the odometry origin, both memories empty; the next frame starts an episode."""
         reset_buffers(self._b, self.spec)
         self._episode = None
-        if self._guide is not None:
-            self._guide.reset()
 
     def _use_scan(self, scan: ScanSpec) -> BeamTable:
         """Switch the beam tables (and the kernel's range limits) to ``scan``."""
@@ -196,15 +195,13 @@ class Preprocessor:
         b = self._b
         status = step_kernel(ranges, dx, dy, dth, gx, gy, float(last_command[0]), float(last_command[1]),
                              table.directions, table.indices, b.cfg_f, b.cfg_i, b.luts, b.work_f, b.state_i, b.occ,
-                             b.occ_ticks, b.vis, b.vis_ticks, b.marks, b.obs)
+                             b.occ_ticks, b.vis, b.vis_ticks, b.marks, b.obs, b.plan_f, b.plan_i, b.plan_u8,
+                             b.occ_words)
         if status == BAD_GOAL:
             raise SensorFrameError(
                 f"SensorFrame.goal must be finite (odometry-frame metres), got {frame.goal!r} (episode "
                 f"{frame.episode_id}, seq {frame.seq}): the frame was not processed"
             )
-        if self._guide is not None:  # plans on the stored (undecayed) obstacle units
-            self._guide(self._occ0, self.grid_origin, b.work_f[L.W_X:L.W_TH + 1], frame.goal, self._guide_out)
-            b.obs[self.spec.block("guidance").slice] = self._guide_out
         return b.obs
 
     def _staged(self, ranges: np.ndarray) -> np.ndarray:

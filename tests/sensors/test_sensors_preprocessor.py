@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tracemalloc
 
@@ -11,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sensor_scene import DEAD_END, Maze, drive, frames
 
+from robonav.data import resource
 from robonav.sensors import Preprocessor, PreprocessorConfig, ScanSpec, ScanSpecError, SensorFrame, SensorFrameError
+from robonav.sensors.plan import P_PLAN_ID
 from robonav.sensors.preprocessor import step_kernel
 from robonav.sensors.reference import ReferencePreprocessor
+from robonav.sensors.spec import ObservationSpec
 
 SMALL = dict(grid_cells=96, fine_pixels=6, coarse_pixels=4)  # recentres every few metres
 
@@ -144,7 +148,10 @@ def test_returns_its_own_buffer_every_call():
 
 @pytest.mark.parametrize("writable", [True, False])
 def test_a_call_allocates_no_array(writable):
-    pre = Preprocessor()
+    """On the shipped configuration (the default policy's spec, guidance on): 200 calls plan 40 times."""
+    spec = ObservationSpec.from_dict(json.loads(resource("policies", "default.json").read_text())["observation_spec"])
+    assert spec.config.guidance
+    pre = Preprocessor(spec)
     scan = ScanSpec.evenly_spaced(360)
     ranges = np.full(360, 1.5, np.float32)
     ranges.flags.writeable = writable
@@ -156,11 +163,13 @@ def test_a_call_allocates_no_array(writable):
             pre(frame, (0.1, 0.0))
         tracemalloc.reset_peak()
         before, _ = tracemalloc.get_traced_memory()
+        plans = int(pre._b.plan_i[P_PLAN_ID])
         for _ in range(200):
             pre(frame, (0.1, 0.0))
         after, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    assert int(pre._b.plan_i[P_PLAN_ID]) - plans >= 200 // spec.config.guidance_every  # it planned, often
     # a copy of the scan would be 1,440 bytes, of the observation 2,580: only Python scalars come and go
     assert peak - before < 1000 and after - before < 200
 
