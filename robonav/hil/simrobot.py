@@ -80,7 +80,7 @@ class SimRobotSettings:
     """The robot's wire key (hex, chmod 600); None: $ROBONAV_WIRE_KEY_FILE or $ROBONAV_WIRE_KEY, else unsigned
     (loopback only)."""
     rate: float = 2000.0
-    """Datagrams per second a peer may send (token bucket, bursts of 256); more are dropped ("rate")."""
+    """Datagrams per second a peer may send (token bucket, bursts of 1,024); more are dropped ("rate")."""
     clock: str = "real"
     """real, or scaled (with clock_factor) for faster-than-real HIL runs."""
     clock_factor: float = 1.0

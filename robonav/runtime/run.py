@@ -50,7 +50,7 @@ class UdpSettings:
     max_chunks: int = 16
     """Most chunks per frame the runtime holds; more is refused and counted ("limit")."""
     rate: float = 2000.0
-    """Datagrams per second a peer may send (token bucket, bursts of 256); more are dropped and counted ("rate")."""
+    """Datagrams per second a peer may send (token bucket, bursts of 1,024); more are dropped and counted ("rate")."""
 
     def __post_init__(self) -> None:
         parse_address(self.bind, "run.udp.bind")

@@ -71,11 +71,17 @@ class DescriptionCache(OrderedDict):  # type: ignore[type-arg]
             self.evicted += 1
 
 
+BURST = 1024.0
+"""Datagrams a peer may send at once. The bucket is read when the loop drains its socket, not when datagrams
+arrive, so a backlog queued while the loop was late looks like a burst: 1,024 is above what the kernel's default
+receive buffer (about 212 kB, some 260 scan datagrams) can queue, so only a sustained flood is cut."""
+
+
 class RateLimiter:
     """One token bucket per peer (``rate`` datagrams per second, bursts of ``burst``), in an LRU of ``max_peers``:
     ``allow(peer)`` takes a token or says no. Real time (time.monotonic), whatever clock the loop runs on."""
 
-    def __init__(self, rate: float = 2000.0, burst: float = 256.0, max_peers: int = MAX_PEERS) -> None:
+    def __init__(self, rate: float = 2000.0, burst: float = BURST, max_peers: int = MAX_PEERS) -> None:
         self.rate, self.burst, self.max_peers = float(rate), float(burst), max_peers
         self._peers: OrderedDict[Hashable, list[float]] = OrderedDict()  # peer -> [tokens, last time]
 

@@ -33,7 +33,7 @@ from typing import Any
 from robonav.control.clock import Clock, RealClock
 from robonav.errors import UserError
 from robonav.runtime.wire import protocol as wire
-from robonav.runtime.wire.receiver import MAX_BEAMS, MAX_CHUNKS, RateLimiter, Receiver
+from robonav.runtime.wire.receiver import BURST, MAX_BEAMS, MAX_CHUNKS, RateLimiter, Receiver
 from robonav.runtime.wire.recording import RX, TX, WireRecorder
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas
@@ -77,7 +77,7 @@ class UdpDriver:
                  watchdog: float = 0.3, clock: Clock | None = None, allow_remote: bool = False,
                  max_datagrams: int = 512, log_every: float = 1.0, boot_id: int | None = None,
                  record: str | None = None, record_meta: dict[str, Any] | None = None, key: bytes | None = None,
-                 rate: float = 2000.0, burst: float = 256.0, max_beams: int = MAX_BEAMS,
+                 rate: float = 2000.0, burst: float = BURST, max_beams: int = MAX_BEAMS,
                  max_chunks: int = MAX_CHUNKS) -> None:
         """``bind``: local address (port 0: any free one, see ``address``). ``robot``: where commands go (None:
         the sender of the first valid datagram). ``watchdog``: seconds without a command after which the robot

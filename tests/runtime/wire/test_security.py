@@ -151,7 +151,9 @@ def test_forged_and_replayed_datagrams_never_reach_the_loop(signed_rig):
 
 
 def test_description_spam_and_oversized_scans_are_bounded(signed_rig):
-    robot, limited = signed_rig
+    robot, _ = signed_rig
+    limited = UdpDriver(bind=("127.0.0.1", 0), robot=robot.getsockname(), watchdog=0.25, clock=ManualClock(),
+                        key=KEY, burst=256)  # a bucket smaller than the default, so 400 datagrams overflow it
     for _ in range(400):  # one peer, as fast as it can: past its burst of 256 the token bucket drops
         robot.sendto(wire.encode_hello(wire.Hello(1, wire.ROLE_ROBOT)), limited.address)
     drain(limited, lambda d: d.received == 400)
@@ -176,6 +178,7 @@ def test_description_spam_and_oversized_scans_are_bounded(signed_rig):
     drain(driver, lambda d: d.rejected["limit"] == 1)
     assert "4000000000 beams, this receiver holds at most 4096" in driver.last_reason
     driver.close()
+    limited.close()
 
 
 FLOODER = r"""
