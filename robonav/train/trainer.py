@@ -117,14 +117,12 @@ class RunLog:
         raise NotImplementedError
 
     def _obs_spec(self) -> dict | None:
-        """The ObservationSpec (as a dict) the run's Preprocessor writes, saved with every checkpoint."""
-        if self.cfg.sim.observation != "preprocessor":
-            return None
-        from robonav.sim.observation import make_observer
+        """The ObservationSpec (as a dict) the run's observer writes, saved with every checkpoint."""
+        from robonav.model.meta import observation_spec
 
-        rc = self.cfg.sim.robot
-        pre = make_observer("preprocessor", rc.v_max, rc.omega_max, self.cfg.sim.preprocessor)
-        return pre.spec.to_dict()  # type: ignore[attr-defined]
+        sim = self.cfg.sim
+        spec = observation_spec(sim.observation, sim.preprocessor, sim.robot.v_max, sim.robot.omega_max)
+        return None if spec is None else spec.to_dict()
 
     def _round_done(self, done: int, first: int, max_rounds: int | None, start: float, max_seconds: float | None,
                     interrupted: _StopOnSignal, name: str) -> bool:

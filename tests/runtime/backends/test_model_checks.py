@@ -17,12 +17,12 @@ GARBAGE_SHA = hashlib.sha256(GARBAGE).hexdigest()
 
 
 def _export(folder, seed: int):
+    import torch
+
     from robonav.deploy.export import export_onnx
     from robonav.policy.actor_critic import ActorCritic, PolicyConfig
     from robonav.policy.checkpoint import save_checkpoint
     from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
-
-    import torch
 
     spec = ObservationSpec(PreprocessorConfig(num_bins=16, fine_pixels=4, coarse_pixels=4, grid_cells=128))
     config = PolicyConfig(encoder=(16,), hidden=8)
