@@ -60,6 +60,7 @@ def _is_user_error(e: Exception) -> bool:
                          ("robonav.runtime.wire.recording", "WireLogError"),
                          ("robonav.eval.distributed", "ShardError"),
                          ("robonav.policy.checkpoint", "CheckpointError"),
+                         ("robonav.eval.policies", "PolicyNotFoundError"),
                          ("robonav.train.distributed", "WorkerRestartError")):
         mod = sys.modules.get(module)
         if mod is not None and isinstance(e, getattr(mod, name)):

@@ -74,3 +74,17 @@ def test_the_registry_is_the_place_for_more_named_policies(monkeypatch):
     assert resolve_policy("guided") is made
     with pytest.raises(PolicyNotFoundError, match=r"\(default, default-q, classical, expert, random, guided\)"):
         resolve_policy("guide")
+
+
+def test_robonav_eval_says_an_unknown_policy_in_one_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "robonav.cli", "eval", "--policy", "defualt", "--episodes", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = [s for s in out.stderr.splitlines() if s.strip() and not s.startswith("pybullet build time")]
+    assert lines == [
+        "robonav eval: --policy 'defualt': neither a policy name (default, default-q, classical, expert, random) nor "
+        "an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a TensorRT engine "
+        "(.engine)"]
