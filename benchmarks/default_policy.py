@@ -46,7 +46,7 @@ def _job(policy: str, suite: str, count: int, out: str) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    from robonav.cli import _policy_and_config
+    from robonav.eval.policies import resolve_policy
     from robonav.eval.runner import run_episodes
 
     folder = Path(out)
@@ -54,7 +54,8 @@ def _job(policy: str, suite: str, count: int, out: str) -> list[dict]:
     cache = folder / f"results-{tag}-{suite}-{count}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    factory, config = _policy_and_config(policy)
+    resolved = resolve_policy(policy)
+    factory, config = resolved.factory, resolved.sim_config
     results = run_episodes(factory, _episodes(folder, suite, count), config, num_envs=8)
     rows = [dataclasses.asdict(r) for r in results]
     tmp = cache.with_suffix(".tmp")

@@ -45,14 +45,14 @@ TOLERANCE = 1e-5
 
 def record(args: argparse.Namespace) -> int:
     """Export the policy and record episodes (simulator, ONNX Runtime) into ``args.out``."""
-    from robonav.data import resource
     from robonav.deploy.export import export_onnx
     from robonav.deploy.parity import backend_actions, record_steps, sim_config
+    from robonav.eval.policies import checkpoint_path
     from robonav.runtime.backends.onnx_backend import OnnxBackend, OnnxPolicy
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = resource("policies", "default.pt") if args.policy == "default" else Path(args.policy)
+    checkpoint = checkpoint_path(args.policy)
     done = export_onnx(checkpoint, out / "policy.onnx")
     rec = record_steps(lambda n: OnnxPolicy(done.onnx, n), sim_config(done.meta), args.steps, args.mazes, 0, 4)
     obs, starts = rec.sequence()
@@ -73,7 +73,7 @@ class TorchStandIn:
     def __init__(self, arrays: dict[str, np.ndarray], device: str = "cuda") -> None:
         import torch
 
-        from robonav.runtime.backends.numba_kernels import HEADS, head_kind
+        from robonav.model.heads import HEADS, head_kind
 
         torch.backends.cuda.matmul.allow_tf32 = False  # FP32, as the ONNX Runtime reference
         self.torch = torch

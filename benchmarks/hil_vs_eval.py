@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from robonav.deploy.parity import eval_setup
 from robonav.eval.episodes import make_episodes
 from robonav.eval.metrics import EpisodeResult, paired_comparison
+from robonav.eval.policies import resolve_policy
 from robonav.eval.runner import run_episodes
 from robonav.hil.runner import HilSettings, run_hil
 from robonav.runtime.run import model_path
@@ -46,7 +46,8 @@ def main() -> int:
                   [f"run.model={model}", f"run.backend={args.backend}"])
     hil_s = time.perf_counter() - t
     t = time.perf_counter()
-    factory, cfg = eval_setup(model)
+    resolved = resolve_policy(str(model))
+    factory, cfg = resolved.factory, resolved.sim_config
     ev = run_episodes(factory, make_episodes(args.suite, args.episodes, args.seed), cfg, num_envs=4)
     eval_s = time.perf_counter() - t
     hil_results = [EpisodeResult(**r) for r in hil["results"]]

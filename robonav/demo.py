@@ -32,12 +32,12 @@ def run_demo(out: str | Path, episodes: int = 4, suite: str = "test", seed: int 
     """Run every stage; returns the results (also written to out/demo.json)."""
     import torch
 
-    from robonav.data import resource
     from robonav.deploy.export import export_onnx
-    from robonav.deploy.parity import eval_setup, export_parity
+    from robonav.deploy.parity import export_parity
     from robonav.deploy.quantize import QuantizeConfig, quantize_int8
     from robonav.eval.episodes import make_episodes
     from robonav.eval.metrics import summarize
+    from robonav.eval.policies import checkpoint_path, resolve_policy
     from robonav.eval.runner import run_episodes
     from robonav.hil.runner import HilSettings, run_hil
 
@@ -48,7 +48,7 @@ def run_demo(out: str | Path, episodes: int = 4, suite: str = "test", seed: int 
     stages: dict[str, float] = {}
 
     _say("1/4 export the default policy to ONNX and check step parity against PyTorch")
-    checkpoint = resource("policies", "default.pt")
+    checkpoint = checkpoint_path("default")
     done = export_onnx(checkpoint, out / "default.onnx")
     parity = export_parity(checkpoint, done.onnx, steps=parity_steps, parity_suite="val-3x3", episodes=0)
     stages["export_s"] = time.perf_counter() - t0
@@ -71,7 +71,8 @@ def run_demo(out: str | Path, episodes: int = 4, suite: str = "test", seed: int 
         stages[f"hil_{precision}_s"] = time.perf_counter() - t
         _say(f"4/4 eval {precision}: the same episodes in process (robonav eval)")
         t = time.perf_counter()
-        factory, cfg = eval_setup(model)
+        resolved = resolve_policy(str(model))
+        factory, cfg = resolved.factory, resolved.sim_config
         specs = make_episodes(suite, episodes, seed)
         ev = summarize(run_episodes(factory, specs, cfg, num_envs=min(4, episodes)))
         stages[f"eval_{precision}_s"] = time.perf_counter() - t

@@ -10,6 +10,7 @@ Variants break one thing each (a missing input, a wrong shape, no metadata) for 
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import numpy as np
@@ -17,18 +18,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from robonav.model.sidecar import ModelSidecar, file_sha256, metadata_props, step_io, write_sidecar
+from robonav.model.sidecar import ModelSidecar, file_sha256, metadata_props, write_sidecar
 
 D, H = 5, 2
 W = (0.1 * np.arange(D * 2, dtype=np.float32)).reshape(D, 2)
 
 
 def toy_sidecar(name: str, obs_dim: int = D) -> ModelSidecar:
-    inputs, outputs = step_io(obs_dim, 1, H)
     return ModelSidecar(model_file=name, model_sha256="", precision="fp32", checkpoint_sha256="c" * 64,
-                        observation="plain", observation_spec=None, obs_dim=obs_dim, action_limits=(0.5, 2.0),
-                        control_period=0.1, state_layers=1, hidden=H, inputs=inputs, outputs=outputs, opset=20,
-                        ir_version=10)
+                        observation_spec=None, obs_dim=obs_dim, action_limits=(0.5, 2.0), control_period=0.1,
+                        head="gaussian", state_layers=1, hidden=H, opset=20, ir_version=10)
 
 
 def toy_model(obs_dim: int = D, drop_input: str | None = None, metadata: dict[str, str] | None = None
@@ -63,7 +62,7 @@ def write_toy(folder, name: str = "toy.onnx", sidecar_obs_dim: int = D, with_met
     meta = metadata_props(metadata_from or sidecar) if with_metadata else None
     path = folder / name
     onnx.save(toy_model(metadata=meta, **model_kw), str(path))
-    write_sidecar(path, ModelSidecar(**{**sidecar.__dict__, "model_sha256": file_sha256(path)}))
+    write_sidecar(path, dataclasses.replace(sidecar, model_sha256=file_sha256(path)))
     return path
 
 

@@ -65,46 +65,20 @@ def _maze_arg(spec: str | None):
 
 
 SHIPPED_POLICIES = ("default", "default-q")
-"""Policies in the package (robonav/data/policies): PPO's and R2D2's."""
+"""Policies in the package (robonav/data/policies): PPO's and R2D2's (robonav.eval.policies.SHIPPED_POLICIES)."""
 
 
 def _shipped_or_path(spec: str) -> Path:
     """The shipped checkpoint a name like 'default' or 'default-q' means, else the path given."""
-    from robonav.data import resource
+    from robonav.eval.policies import checkpoint_path
 
-    return resource("policies", f"{spec}.pt") if spec in SHIPPED_POLICIES else Path(spec)
+    return checkpoint_path(spec)
 
 
 def _policy_and_config(spec: str):
-    """(policy factory, eval SimConfig) for --policy: classical | expert | random | default | a checkpoint | X.onnx."""
-    import dataclasses
+    """(policy factory, eval SimConfig) for --policy, resolved by robonav.eval.policies.resolve_policy: a name
+    (default, default-q, classical, expert, random), a checkpoint, an .onnx or an .engine."""
+    from robonav.eval.policies import resolve_policy
 
-    from robonav.eval.runner import ExpertPolicy, RandomPolicy, eval_config
-
-    if spec == "classical":
-        from robonav.eval.classical import ClassicalPolicy
-
-        return ClassicalPolicy, eval_config()
-    if spec == "expert":
-        return ExpertPolicy, eval_config()
-    if spec == "random":
-        return RandomPolicy, eval_config()
-    if spec.endswith(".onnx"):  # an exported or quantized step model, run by ONNX Runtime; settings from its sidecar
-        from robonav.deploy.parity import eval_setup
-
-        return eval_setup(spec)
-    import torch
-
-    from robonav.policy.agent import TorchAgent, load_policy
-    from robonav.sensors.spec import ObservationSpec
-    from robonav.sim.config import SimConfig
-
-    # A batch of a few envs per step: one thread is fastest, and a second one only spins against the simulator
-    # (with both cores busy, two threads made each step 10x slower here).
-    torch.set_num_threads(1)
-    path = _shipped_or_path(spec)
-    model, meta = load_policy(path)
-    sim = SimConfig(observation=meta["observation"], period=meta["control_period"])
-    if meta.get("observation_spec"):
-        sim = dataclasses.replace(sim, preprocessor=ObservationSpec.from_dict(meta["observation_spec"]).config)
-    return (lambda n: TorchAgent(model, n)), eval_config(sim)
+    resolved = resolve_policy(spec)
+    return resolved.factory, resolved.sim_config

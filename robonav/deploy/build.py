@@ -28,6 +28,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from robonav.atomic import write_bytes_atomic
 from robonav.errors import UserError
 from robonav.model.sidecar import ModelSidecar, file_sha256, read_sidecar, sidecar_path, write_sidecar
 
@@ -137,17 +138,6 @@ def _host_facts(tensorrt_version: str, device: int = 0) -> dict[str, str]:
             "compute_capability": cuda.compute_capability(device)}
 
 
-def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def build_engine(onnx: str | os.PathLike[str], out: str | os.PathLike[str], config: BuildConfig = BuildConfig()
                  ) -> BuildResult:
     """Build ``out`` (.engine) and its sidecar from ``onnx`` (a robonav step model with its sidecar)."""
@@ -197,13 +187,14 @@ def build_engine(onnx: str | os.PathLike[str], out: str | os.PathLike[str], conf
     if plan is None:
         raise BuildError(f"{onnx}: TensorRT {trt.__version__} could not build an engine (see its log above)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(cache_path, memoryview(cfg.get_timing_cache().serialize()))
-    _write_atomic(out, memoryview(plan))
+    write_bytes_atomic(cache_path, bytes(memoryview(cfg.get_timing_cache().serialize())))
+    write_bytes_atomic(out, bytes(memoryview(plan)))
     runtime = trt.Runtime(logger)  # outlives the engine it deserialises
     engine = runtime.deserialize_cuda_engine(out.read_bytes())
     facts = {**host, "io": engine_io(engine), "strongly_typed": strongly_typed, "source": onnx.name,
              "source_sha256": source.model_sha256, "source_precision": source.precision,
              "settings": {**asdict(config), "timing_cache": str(cache_path)}}
-    meta = replace(source, model_file=out.name, model_sha256=file_sha256(out), precision=precision).with_extra(
+    meta = replace(source, model_file=out.name, model_sha256=file_sha256(out), weights_sha256="",
+                   precision=precision).with_extra(
         engine=facts)
     return BuildResult(out, write_sidecar(out, meta), meta, cache_path)

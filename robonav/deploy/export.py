@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.atomic import atomic_path
 from robonav.errors import RobonavError
 from robonav.model.sidecar import (
     INPUT_NAMES,
@@ -35,7 +36,6 @@ from robonav.model.sidecar import (
     ModelSidecar,
     file_sha256,
     metadata_props,
-    step_io,
     weights_path,
     write_sidecar,
 )
@@ -197,7 +197,7 @@ def write_weights(model: Any, path: str | os.PathLike[str]) -> Path:
     arrays["state_layers"] = np.int64(model.state_layers)
     arrays["hidden"] = np.int64(model.cfg.hidden)
     path = Path(path)
-    with open(path, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, format=np.array(WEIGHTS_FORMAT), core=np.array(model.cfg.core), **arrays)
     return path
 
@@ -231,11 +231,12 @@ def _smoke(model: Any, onnx_path: Path, sidecar: ModelSidecar, steps: int = 5) -
 
 
 def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], opset: int = OPSET) -> ExportResult:
-    """Export ``checkpoint`` (a robonav .pt) to ``out`` (.onnx) with ``<out>.json`` and ``<out>.npz`` beside it."""
+    """Export ``checkpoint`` (a robonav .pt) to ``out`` (.onnx) with ``<out>.json`` and ``<out>.npz`` beside it;
+    each file is written atomically, the sidecar last, holding the sha256 of the other two."""
     import onnx
 
     from robonav.policy.agent import load_policy
-    from robonav.policy.checkpoint import file_hash
+    from robonav.policy.checkpoint import file_hash, policy_meta
 
     out = Path(out)
     if out.suffix != ".onnx":
@@ -243,28 +244,23 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(checkpoint)
     model, meta = load_policy(checkpoint)
-    obs_dim = int(meta["obs_dim"])
-    inputs, outputs = step_io(obs_dim, model.state_layers, model.cfg.hidden)
-    sidecar = ModelSidecar(
-        model_file=out.name, model_sha256="", precision="fp32", checkpoint_sha256=file_hash(checkpoint),
-        observation=meta.get("observation", "preprocessor"), observation_spec=meta.get("observation_spec"),
-        obs_dim=obs_dim, action_limits=tuple(float(x) for x in meta["action_limits"]),  # type: ignore[arg-type]
-        control_period=float(meta["control_period"]), state_layers=model.state_layers, hidden=model.cfg.hidden,
-        inputs=inputs, outputs=outputs, opset=opset, ir_version=IR_VERSION)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        traced = Path(tmp) / out.name
-        _trace(model, obs_dim, traced, opset)
-        proto = finish_model(onnx.load(str(traced)), sidecar, Path(checkpoint).name)
-        onnx.save(proto, str(traced))
-        os.replace(traced, out)
+    policy = policy_meta(model, meta, file_hash(checkpoint))
+    sidecar = ModelSidecar.for_policy(policy, out.name, opset, IR_VERSION)
+    with tempfile.TemporaryDirectory(dir=out.parent) as folder:
+        traced = Path(folder) / out.name
+        _trace(model, policy.obs_dim, traced, opset)
+        proto = finish_model(onnx.load(str(traced)), sidecar, checkpoint.name)
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
     import torch
 
     producer = {"robonav": proto.producer_version, "torch": torch.__version__, "onnx": onnx.__version__,
                 "exporter": "torch.onnx.export(dynamo=True)"}
     algo = str(meta.get("algo", "ppo"))
-    sidecar = replace(sidecar, model_sha256=file_sha256(out), ir_version=proto.ir_version).with_extra(
-        producer=producer, source=Path(checkpoint).name, policy=meta.get("policy"), algo=algo)
     weights = write_weights(model, weights_path(out))
+    sidecar = replace(sidecar, model_sha256=file_sha256(out), weights_sha256=file_sha256(weights),
+                      ir_version=proto.ir_version).with_extra(
+        producer=producer, source=checkpoint.name, policy=meta.get("policy"), algo=algo)
     side = write_sidecar(out, sidecar)
     ops = dict(sorted(Counter(n.op_type for n in proto.graph.node).items()))
     return ExportResult(out, side, weights, sidecar, ops, out.stat().st_size, _smoke(model, out, sidecar))

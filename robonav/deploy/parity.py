@@ -9,8 +9,8 @@ Closed loop: run the same paired episodes with two forms through the evaluation 
 whose outcome flips. Between torch and its FP32 export that count is the noise floor every later comparison
 (FP16, INT8) is read against: tiny float differences steer a closed loop onto another path.
 
-Torch is imported only inside the functions that need it, so `eval_setup` serves ``robonav eval`` on an .onnx
-model without torch.
+Torch is imported only inside the functions that need it. `sim_config` (a model's evaluation settings) lives in
+robonav.eval.policies and is re-exported here.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ import numpy as np
 
 from robonav.errors import UserError
 from robonav.eval.metrics import EpisodeResult, paired_comparison
-from robonav.eval.runner import Policy, PolicyFactory, eval_config, run_episodes
-from robonav.model.sidecar import ModelSidecar, read_sidecar
+from robonav.eval.policies import sim_config
+from robonav.eval.runner import Policy, PolicyFactory, run_episodes
+from robonav.model.sidecar import read_sidecar
 from robonav.runtime.backends.base import Backend
 from robonav.sim.config import SimConfig
 from robonav.sim.episodes import EpisodeSpec
 
 __all__ = ["TOLERANCE", "CheckpointMismatchError", "ParityReport", "Recording", "RecordingPolicy",
-           "action_deviation_rate", "backend_actions", "closed_loop_comparison", "compare_actions", "eval_setup",
+           "action_deviation_rate", "backend_actions", "closed_loop_comparison", "compare_actions",
            "export_parity", "format_judgement", "judge", "record_episodes", "record_steps", "run_paired",
            "sim_config", "step_parity", "torch_actions"]
 
@@ -42,27 +43,6 @@ TOLERANCE = 1e-5
 
 class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint compared with a model that was exported from another checkpoint."""
-
-
-def sim_config(sidecar: ModelSidecar) -> SimConfig:
-    """The evaluation SimConfig for a model: its observation builder, control period and preprocessor settings
-    (as robonav eval builds it from a checkpoint's meta)."""
-    import dataclasses
-
-    from robonav.sensors.spec import ObservationSpec
-
-    cfg = SimConfig(observation=sidecar.observation, period=sidecar.control_period)
-    if sidecar.observation_spec:
-        cfg = dataclasses.replace(cfg, preprocessor=ObservationSpec.from_dict(sidecar.observation_spec).config)
-    return eval_config(cfg)
-
-
-def eval_setup(model: str | os.PathLike[str], threads: int = 1) -> tuple[PolicyFactory, SimConfig]:
-    """(policy factory, eval SimConfig) for an ONNX model, read from its sidecar (the --policy X.onnx branch)."""
-    from robonav.runtime.backends.onnx_backend import OnnxPolicy
-
-    sidecar = read_sidecar(model)
-    return (lambda n: OnnxPolicy(model, n, threads)), sim_config(sidecar)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.atomic import atomic_path
 from robonav.deploy.parity import Recording, record_episodes, sim_config
 from robonav.deploy.trt_ops import qdq_issues
 from robonav.errors import RobonavError, UserError
@@ -196,12 +197,10 @@ def _finish(proto: Any, source: ModelSidecar, out: Path, precision: str, extra: 
 
     from robonav.deploy.export import finish_model
 
-    sidecar = replace(source, model_file=out.name, model_sha256="", precision=precision, extra={})
+    sidecar = replace(source, model_file=out.name, model_sha256="", weights_sha256="", precision=precision, extra={})
     proto = finish_model(proto, sidecar, source.model_file)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        tmp_path = Path(tmp) / out.name
-        onnx.save(proto, str(tmp_path))
-        os.replace(tmp_path, out)
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
     sidecar = replace(sidecar, model_sha256=file_sha256(out), opset=_opset(proto), ir_version=proto.ir_version)
     sidecar = sidecar.with_extra(source={"model": source.model_file, "sha256": source.model_sha256},
                                  parity_fp32=source.extra.get("parity"), **extra)

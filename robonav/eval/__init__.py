@@ -5,6 +5,8 @@ Torch-free. Modules, one role each:
 - ``episodes``   `make_episodes`, `save_episodes`, `load_episodes`: what an evaluation runs, paired across policies
 - ``metrics``    `EpisodeResult`, `summarize`, `paired_comparison`, `wilson_interval` (pure Python)
 - ``runner``     the `Policy` protocol, `run_episodes`, `eval_config`, and the expert and random policies
+- ``policies``   `resolve_policy`: what --policy names (a name, a checkpoint, an .onnx, an .engine) as a policy
+                 factory, its PolicyMeta and its eval settings; `NAMED_POLICIES`, the registry of names
 - ``classical``  `ClassicalPolicy`: the classical baseline (optimistic A* + pure pursuit on the robot's own map),
                  resting on ``planner`` (cost map, A*) and ``scanmatch`` (scan-to-map odometry correction)
 
@@ -23,6 +25,7 @@ _EXPORTS = {
     "wilson_interval": "metrics", "PairingError": "metrics",
     "Policy": "runner", "run_episodes": "runner", "eval_config": "runner", "ExpertPolicy": "runner",
     "RandomPolicy": "runner",
+    "resolve_policy": "policies", "ResolvedPolicy": "policies", "PolicyNotFoundError": "policies",
     "ClassicalPolicy": "classical", "ClassicalConfig": "classical",
 }
 

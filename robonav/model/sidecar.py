@@ -1,18 +1,22 @@
-"""The model sidecar ``<model>.json``: what a runtime must know about a model file, and the checks it runs.
+"""The model sidecar ``<model>.json``: a policy's PolicyMeta and the facts of its model file, and the checks a
+runtime runs on them.
 
-Export, quantize and (later) engine build write one beside every ``.onnx`` / ``.engine`` (DESIGN.md "Model
-sidecar"). The on-robot path reads only the model file, this sidecar and, for the Numba backend, ``<model>.npz``.
-A runtime refuses a model whose file hash, inputs, outputs or embedded metadata disagree with its sidecar, with a
-message that says what, where, expected, found, and what to do.
+Export, quantize and engine build write one beside every ``.onnx`` / ``.engine`` (DESIGN.md "Model sidecar"). The
+on-robot path reads only the model file, this sidecar and, for the Numba and PyTorch backends, ``<model>.npz``. A
+runtime refuses a model whose file hash, weights hash, inputs, outputs or embedded metadata disagree with its
+sidecar, with a message that says what, where, expected, found, and what to do.
 
-    {"format": "robonav.model/1", "model_file": "policy.onnx", "model_sha256": "...", "precision": "fp32",
-     "checkpoint_sha256": "...", "observation": "preprocessor", "observation_spec": {...}, "obs_dim": 651,
-     "action_limits": [0.5, 2.0], "control_period": 0.1, "state_layers": 1, "hidden": 128,
-     "inputs": [{"name": "obs", "dtype": "float32", "shape": [1, 651]}, ...], "outputs": [...],
+    {"format": "robonav.model/1", "model_file": "policy.onnx", "model_sha256": "...", "weights_sha256": "...",
+     "precision": "fp32", "checkpoint_sha256": "...", "observation": "preprocessor", "observation_spec": {...},
+     "obs_dim": 651, "action_limits": [0.5, 2.0], "control_period": 0.1, "head": "gaussian", "state_layers": 1,
+     "hidden": 128, "inputs": [{"name": "obs", "dtype": "float32", "shape": [1, 651]}, ...], "outputs": [...],
      "opset": 20, "ir_version": 10, "extra": {...}}
 
-``extra`` holds what tools add and no runtime checks: the producer, parity results, calibration settings.
-The same facts (minus the hashes of the file itself) are embedded in the ONNX metadata_props under
+The policy's fields are PolicyMeta's (robonav.model.meta: its to_dict/from_dict); ``inputs``/``outputs`` follow
+from them (the step-model contract), are written for a reader's eye and checked on reading. ``head`` and
+``weights_sha256`` are absent from sidecars written before robonav recorded them (read as None and ''). ``extra``
+holds what tools add and no runtime checks: the producer, parity results, calibration settings, engine facts.
+The policy's facts (minus the hashes of the file itself) are embedded in the ONNX metadata_props under
 ``robonav.*`` keys (`metadata_props`), so a model separated from its sidecar still says what it is.
 """
 
@@ -20,37 +24,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from robonav.errors import UserError
+from robonav.atomic import write_text_atomic
+from robonav.model.meta import FIELDS, OPTIONAL, PRECISIONS, ModelRefusedError, PolicyMeta, PolicyMetaError
 
 __all__ = [
     "FORMAT", "INPUT_NAMES", "OUTPUT_NAMES", "PRECISIONS", "ModelHashError", "ModelIOError", "ModelMetadataError",
-    "ModelRefusedError", "ModelSidecar", "SidecarError", "TensorSpec", "check_io", "check_metadata", "file_sha256",
-    "metadata_props", "read_sidecar", "sidecar_path", "weights_path", "write_sidecar",
+    "ModelRefusedError", "ModelSidecar", "SidecarError", "TensorSpec", "check_file_hash", "check_io",
+    "check_metadata", "file_sha256", "metadata_props", "read_sidecar", "sidecar_path", "step_io", "weights_path",
+    "write_sidecar",
 ]
 
 FORMAT = "robonav.model/1"
 INPUT_NAMES = ("obs", "h_in", "c_in")
 OUTPUT_NAMES = ("action", "h_out", "c_out")
-PRECISIONS = ("fp32", "fp16", "int8")
 _META = "robonav."
 
 
-class ModelRefusedError(UserError, ValueError):
-    """A model (or its sidecar) that a runtime must not run; subclasses say which check failed."""
-
-
-class SidecarError(ModelRefusedError):
+class SidecarError(PolicyMetaError):
     """The sidecar ``<model>.json`` is missing, not JSON, of another format, or lacks or mistypes a field."""
 
 
 class ModelHashError(ModelRefusedError):
-    """The model file is not the one its sidecar describes (sha256 differs)."""
+    """A model or weights file is not the one its sidecar describes (sha256 differs), or is absent."""
 
 
 class ModelIOError(ModelRefusedError):
@@ -75,6 +75,9 @@ class TensorSpec:
     def describe(self) -> str:
         return f"{self.name} {self.dtype} {list(self.shape)}"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
 
 def step_io(obs_dim: int, state_layers: int, hidden: int, actions: int = 2
             ) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -87,91 +90,60 @@ def step_io(obs_dim: int, state_layers: int, hidden: int, actions: int = 2
     return inputs, outputs
 
 
-@dataclass(frozen=True)
-class ModelSidecar:
-    """Everything a runtime reads about one model file (DESIGN.md "Model sidecar")."""
+@dataclass(frozen=True, kw_only=True)
+class ModelSidecar(PolicyMeta):
+    """A policy's PolicyMeta plus the facts of its model file: everything a runtime reads about one model."""
 
     model_file: str
     """File name (no folder) of the model this sidecar describes, in the same folder."""
-    model_sha256: str
-    """sha256 of the model file."""
-    precision: str
-    """'fp32', 'fp16' or 'int8' (what runs inside; the I/O is float32 for all)."""
-    checkpoint_sha256: str
-    """sha256 of the training checkpoint the model was exported from."""
-    observation: str
-    """Observation builder the policy was trained on: 'preprocessor' or 'plain' (robonav.sim.config)."""
-    observation_spec: dict[str, Any] | None
-    """ObservationSpec.to_dict() of the preprocessor (None for the 'plain' builder)."""
-    obs_dim: int
-    """Length D of the observation vector."""
-    action_limits: tuple[float, float]
-    """[v_max m/s, omega_max rad/s]: the action is clamped to +- these."""
-    control_period: float
-    """Control period (s) the policy was trained at; the runtime runs at it."""
-    state_layers: int
-    """L of the recurrent state [L, 1, H] (a separate critic's rows included; they pass through)."""
-    hidden: int
-    """H of the recurrent state."""
-    inputs: tuple[TensorSpec, ...]
-    """Model inputs, in order."""
-    outputs: tuple[TensorSpec, ...]
-    """Model outputs, in order."""
     opset: int
     """ONNX opset of the default domain."""
     ir_version: int
     """ONNX IR version."""
     extra: dict[str, Any] = field(default_factory=dict)
-    """Tool-written facts no runtime checks: producer versions, parity, calibration, source model."""
+    """Tool-written facts no runtime checks: producer versions, parity, calibration, source model, engine."""
 
     def __post_init__(self) -> None:
         where = f"sidecar of {self.model_file!r}"
-        if self.precision not in PRECISIONS:
-            raise SidecarError(f"{where}: precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.observation not in ("preprocessor", "plain"):
-            raise SidecarError(f"{where}: observation must be 'preprocessor' or 'plain', got {self.observation!r}")
-        for name in ("obs_dim", "state_layers", "hidden", "opset", "ir_version"):
+        try:
+            super().__post_init__()
+        except PolicyMetaError as e:
+            raise SidecarError(str(e).replace("policy metadata", where, 1)) from e
+        for name in ("opset", "ir_version"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise SidecarError(f"{where}: {name} must be an integer >= 1, got {v!r}")
-        if not (isinstance(self.control_period, (int, float)) and math.isfinite(self.control_period)
-                and self.control_period > 0):
-            raise SidecarError(f"{where}: control_period must be a number of seconds > 0, got {self.control_period!r}")
-        if len(self.action_limits) != 2 or not all(isinstance(x, (int, float)) and x > 0 for x in self.action_limits):
-            raise SidecarError(f"{where}: action_limits must be [v_max, omega_max] > 0, got {self.action_limits!r}")
-        want_in, want_out = step_io(self.obs_dim, self.state_layers, self.hidden, len(self.action_limits))
-        if self.inputs != want_in or self.outputs != want_out:
-            raise SidecarError(
-                f"{where}: inputs/outputs {[t.describe() for t in self.inputs + self.outputs]} do not follow the "
-                f"step-model contract for obs_dim={self.obs_dim}, state [{self.state_layers}, 1, {self.hidden}]: "
-                f"expected {[t.describe() for t in want_in + want_out]}; re-export the model")
-        if self.observation_spec is not None:
-            from robonav.sensors.spec import ObservationSpec  # floor 1: numpy only
 
-            try:
-                size = ObservationSpec.from_dict(self.observation_spec).size
-            except (ValueError, TypeError, KeyError) as e:
-                raise SidecarError(f"{where}: observation_spec is not valid for this robonav ({e})") from e
-            if size != self.obs_dim:
-                raise SidecarError(f"{where}: observation_spec describes {size} floats but obs_dim is "
-                                   f"{self.obs_dim}; the sidecar was edited or written by a broken tool")
+    @classmethod
+    def for_policy(cls, meta: PolicyMeta, model_file: str, opset: int, ir_version: int,
+                   extra: dict[str, Any] | None = None) -> ModelSidecar:
+        """The sidecar of ``model_file`` holding ``meta``."""
+        policy = {f.name: getattr(meta, f.name) for f in fields(PolicyMeta)}
+        return cls(**policy, model_file=model_file, opset=opset, ir_version=ir_version, extra=dict(extra or {}))
 
     @property
-    def state_shape(self) -> tuple[int, int, int]:
-        """Shape [L, 1, H] of h and c."""
-        return (self.state_layers, 1, self.hidden)
+    def policy(self) -> PolicyMeta:
+        """The PolicyMeta part alone."""
+        return PolicyMeta(**{f.name: getattr(self, f.name) for f in fields(PolicyMeta)})
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """Model inputs, in order: the step-model contract for these sizes."""
+        return step_io(self.obs_dim, self.state_layers, self.hidden, self.actions)[0]
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """Model outputs, in order."""
+        return step_io(self.obs_dim, self.state_layers, self.hidden, self.actions)[1]
 
     def with_extra(self, **items: Any) -> ModelSidecar:
         """A copy with ``items`` merged into ``extra``."""
         return replace(self, extra={**self.extra, **items})
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["format"] = FORMAT
-        d["action_limits"] = list(self.action_limits)
-        d["inputs"] = [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.inputs]
-        d["outputs"] = [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.outputs]
-        return d
+        return {"format": FORMAT, "model_file": self.model_file, **super().to_dict(),
+                "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
+                "opset": self.opset, "ir_version": self.ir_version, "extra": self.extra}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "sidecar") -> ModelSidecar:
@@ -179,23 +151,31 @@ class ModelSidecar:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise SidecarError(f"{where}: expected format {FORMAT!r}, found {found!r}: not a robonav model sidecar, "
                                "or one from an incompatible version; re-export the model")
-        names = {f for f in cls.__dataclass_fields__}
-        missing = sorted(names - set(data) - {"extra"})
+        names = {*FIELDS, "model_file", "inputs", "outputs", "opset", "ir_version", "extra"}
+        missing = sorted(names - set(data) - {"extra", *OPTIONAL})
         unknown = sorted(set(data) - names - {"format"})
         if missing or unknown:
             raise SidecarError(f"{where}: missing field(s) {missing}, unknown field(s) {unknown}; expected the fields "
                                f"{sorted(names)}; re-export the model")
         try:
-            fields = {k: data[k] for k in names if k in data}
-            fields["action_limits"] = tuple(float(x) for x in data["action_limits"])
-            for key in ("inputs", "outputs"):
-                fields[key] = tuple(TensorSpec(str(t["name"]), str(t["dtype"]), tuple(int(s) for s in t["shape"]))
-                                    for t in data[key])
-            return cls(**fields)
+            meta = PolicyMeta.from_dict(data, where)
+            found = tuple(TensorSpec(str(t["name"]), str(t["dtype"]), tuple(int(s) for s in t["shape"]))
+                          for t in [*data["inputs"], *data["outputs"]])
+            sidecar = cls.for_policy(meta, data["model_file"], data["opset"], data["ir_version"],
+                                     data.get("extra") or {})
+        except SidecarError:
+            raise
+        except PolicyMetaError as e:
+            raise SidecarError(str(e)) from e
         except (TypeError, KeyError, ValueError) as e:
-            if isinstance(e, SidecarError):
-                raise
             raise SidecarError(f"{where}: a field has the wrong type ({type(e).__name__}: {e})") from e
+        want = sidecar.inputs + sidecar.outputs
+        if found != want:
+            raise SidecarError(
+                f"{where}: inputs/outputs {[t.describe() for t in found]} do not follow the step-model contract for "
+                f"obs_dim={sidecar.obs_dim}, state [{sidecar.state_layers}, 1, {sidecar.hidden}]: expected "
+                f"{[t.describe() for t in want]}; re-export the model")
+        return sidecar
 
 
 def sidecar_path(model: str | os.PathLike[str]) -> Path:
@@ -218,17 +198,29 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def write_sidecar(model: str | os.PathLike[str], sidecar: ModelSidecar) -> Path:
-    """Write ``<model>.json`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``<model>.json`` atomically (robonav.atomic: temporary file, fsync, rename, fsync of the folder)."""
     path = sidecar_path(model)
-    text = json.dumps(sidecar.to_dict(), indent=1, sort_keys=True) + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # plain open(): the usual file mode, unlike mkstemp
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(sidecar.to_dict(), indent=1, sort_keys=True) + "\n")
     return path
+
+
+def check_file_hash(path: str | os.PathLike[str], expected: str, what: str, sidecar: str | os.PathLike[str]) -> None:
+    """Refuse ``path`` (the model or its weights, ``what``) when absent, when its sidecar records no hash for it,
+    or when its sha256 differs from ``expected``; the message names the file and both hashes."""
+    path = Path(path)
+    side = Path(sidecar).name
+    if not expected:
+        raise ModelHashError(f"{path}: its sidecar {side} records no sha256 for the {what} (written by an older "
+                             "robonav): nothing proves the file is the exported one; re-export the model with "
+                             "`robonav export`")
+    if not path.is_file():
+        raise ModelHashError(f"{path}: no such {what} file (its sidecar {side} expects sha256 {expected}); copy it "
+                             "with the model, or re-export")
+    found = file_sha256(path)
+    if found != expected:
+        raise ModelHashError(f"{path}: {what} sha256 {found} differs from the sidecar's {expected} ({side}): the "
+                             f"{what} file was changed or replaced after export; re-export it (or restore the "
+                             "matching file)")
 
 
 def read_sidecar(model: str | os.PathLike[str], check_hash: bool = True) -> ModelSidecar:
@@ -249,24 +241,19 @@ def read_sidecar(model: str | os.PathLike[str], check_hash: bool = True) -> Mode
         raise SidecarError(f"{path}: describes model file {sidecar.model_file!r}, not {model.name!r}; a renamed "
                            "model must keep its sidecar's name in step: re-export or rename both together")
     if check_hash:
-        if not model.is_file():
-            raise ModelHashError(f"{model}: no such model file (its sidecar {path.name} exists)")
-        found = file_sha256(model)
-        if found != sidecar.model_sha256:
-            raise ModelHashError(f"{model}: sha256 {found[:16]}... differs from the sidecar's "
-                                 f"{sidecar.model_sha256[:16]}...: the model file was changed or replaced after "
-                                 "export; re-export it (or restore the matching file)")
+        check_file_hash(model, sidecar.model_sha256, "model", path)
     return sidecar
 
 
-def metadata_props(sidecar: ModelSidecar) -> dict[str, str]:
+def metadata_props(sidecar: PolicyMeta) -> dict[str, str]:
     """The ``robonav.*`` metadata_props export embeds in the model (strings, JSON where structured)."""
+    spec = None if sidecar.observation_spec is None else sidecar.observation_spec.to_dict()
     return {
         f"{_META}format": FORMAT,
         f"{_META}precision": sidecar.precision,
         f"{_META}checkpoint_sha256": sidecar.checkpoint_sha256,
         f"{_META}observation": sidecar.observation,
-        f"{_META}observation_spec": json.dumps(sidecar.observation_spec, sort_keys=True),
+        f"{_META}observation_spec": json.dumps(spec, sort_keys=True),
         f"{_META}obs_dim": str(sidecar.obs_dim),
         f"{_META}action_limits": json.dumps(list(sidecar.action_limits)),
         f"{_META}control_period": repr(float(sidecar.control_period)),
@@ -274,7 +261,7 @@ def metadata_props(sidecar: ModelSidecar) -> dict[str, str]:
     }
 
 
-def check_metadata(model: str | os.PathLike[str], sidecar: ModelSidecar, found: dict[str, str]) -> None:
+def check_metadata(model: str | os.PathLike[str], sidecar: PolicyMeta, found: dict[str, str]) -> None:
     """Refuse a model whose embedded metadata lacks a robonav key or disagrees with its sidecar."""
     expected = metadata_props(sidecar)
     missing = sorted(k for k in expected if k not in found)

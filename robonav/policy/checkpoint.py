@@ -9,16 +9,17 @@ resume a run exactly. A corrupt or foreign file is refused with a message that s
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from robonav.atomic import atomic_path
 from robonav.errors import UserError
+from robonav.model.meta import PolicyMeta
+from robonav.model.sidecar import file_sha256
+from robonav.sensors.spec import ObservationSpec
 
 FORMAT = "robonav.checkpoint/1"
 
@@ -29,20 +30,12 @@ class CheckpointError(UserError, ValueError):
 
 def save_checkpoint(path: str | Path, model: dict[str, torch.Tensor], meta: dict[str, Any],
                     optimizer: dict[str, Any] | None = None) -> Path:
-    """Write atomically (temporary file in the same folder, fsync, rename): a killed run never leaves half a file."""
+    """Write atomically (robonav.atomic: temporary file, fsync, rename, fsync of the folder): a killed run never
+    leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "model": model, "optimizer": optimizer, "meta": json.dumps(meta, sort_keys=True)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 
@@ -72,11 +65,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def file_hash(path: str | Path) -> str:
     """sha256 of a file (the source checkpoint's hash recorded by export)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
+
+
+def policy_meta(model: Any, meta: dict[str, Any], checkpoint_sha256: str = "") -> PolicyMeta:
+    """The PolicyMeta of a loaded checkpoint: ``model`` (an ActorCritic or QNetwork, robonav.policy.agent.load_policy)
+    and its ``meta``; FP32, no model or weights file yet."""
+    spec = meta.get("observation_spec")
+    observation = meta.get("observation", "preprocessor" if spec else "plain")
+    if (observation == "plain") != (spec is None):
+        raise CheckpointError(f"checkpoint meta: observation {observation!r} with observation_spec "
+                              f"{'null' if spec is None else 'set'}: the checkpoint was edited or written by a "
+                              "broken tool")
+    v_max, omega_max = (float(x) for x in meta["action_limits"])
+    return PolicyMeta(observation_spec=None if spec is None else ObservationSpec.from_dict(spec),
+                      obs_dim=int(meta["obs_dim"]), action_limits=(v_max, omega_max),
+                      control_period=float(meta["control_period"]),
+                      head="argmax" if hasattr(model, "advantage_head") else "gaussian",
+                      state_layers=int(model.state_layers), hidden=int(model.cfg.hidden), precision="fp32",
+                      checkpoint_sha256=checkpoint_sha256)
 
 
 RESUME_KEYS = ("env_rngs", "episodes", "generator", "torch_rng", "successes", "learner_rng", "replay_rng",

@@ -43,13 +43,12 @@ import numpy as np
 from robonav.control.clock import Clock
 from robonav.control.safety import SafetyConfig, SafetyLayer
 from robonav.errors import UserError
-from robonav.model.sidecar import ModelSidecar
+from robonav.model.meta import PolicyMeta
 from robonav.runtime.backends.base import Backend
 from robonav.runtime.driver import Driver
 from robonav.runtime.telemetry import StageHistograms, TelemetryWriter
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
 from robonav.sensors.preprocessor import Preprocessor, SensorFrameError
-from robonav.sensors.spec import ObservationSpec
 
 __all__ = ["STAGES", "ControlLoop", "LoopConfig", "LoopConfigError", "LoopSetupError", "LoopSummary", "PeriodError"]
 
@@ -119,7 +118,7 @@ class LoopConfig:
             raise LoopConfigError(f"LoopConfig.telemetry_every must be >= 1 tick, actual: {self.telemetry_every!r}")
 
     @classmethod
-    def for_model(cls, sidecar: ModelSidecar, stress_hz: float | None = None, **kw: Any) -> LoopConfig:
+    def for_model(cls, sidecar: PolicyMeta, stress_hz: float | None = None, **kw: Any) -> LoopConfig:
         """The model's control period, or ``1 / stress_hz`` in stress mode; other fields from ``kw``."""
         if stress_hz is None:
             return cls(period=float(sidecar.control_period), **kw)
@@ -204,11 +203,11 @@ class ControlLoop:
                     safety: SafetyConfig | None = None) -> ControlLoop:
         """A loop with the Preprocessor the model's sidecar describes and a one-robot safety layer."""
         spec = backend.sidecar.observation_spec
-        if backend.sidecar.observation != "preprocessor" or spec is None:
+        if spec is None:
             raise LoopSetupError(f"{backend.name}: observation {backend.sidecar.observation!r}; the robot runs "
                                  "models trained on the Preprocessor's observation only ('plain' models need the "
                                  "simulator's observer: evaluate them with robonav eval)")
-        return cls(backend, Preprocessor(ObservationSpec.from_dict(spec)), SafetyLayer(safety or SafetyConfig(), 1),
+        return cls(backend, Preprocessor(spec), SafetyLayer(safety or SafetyConfig(), 1),
                    driver, clock, config)
 
     def request_stop(self, reason: str = "requested") -> None:
@@ -449,7 +448,7 @@ def _check_setup(backend: Backend, pre: Preprocessor, safety: SafetyLayer, confi
     side = backend.sidecar
     if not backend.is_open:
         raise LoopSetupError(f"{backend.name} is not open; open it (or use `with`) before building the loop")
-    if side.observation_spec is not None and ObservationSpec.from_dict(side.observation_spec) != pre.spec:
+    if side.observation_spec is not None and side.observation_spec != pre.spec:
         raise LoopSetupError(f"{backend.name}: the Preprocessor's ObservationSpec (D={pre.dim}) differs from the "
                              f"model's (D={side.obs_dim}): build it from the sidecar (ControlLoop.for_backend)")
     if pre.dim != side.obs_dim:

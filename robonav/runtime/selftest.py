@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.atomic import atomic_path
 from robonav.control.clock import ManualClock
 from robonav.control.safety import SafetyConfig
 from robonav.errors import UserError
@@ -103,12 +104,13 @@ class SelftestRecording:
                             stamp=float(t), seq=int(self.seq[t])) for t in range(self.steps)]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the recording as a compressed .npz (no pickles)."""
+        """Write the recording as a compressed .npz (no pickles), atomically (robonav.atomic)."""
         path = Path(path)
         meta = {**self.meta, "format": FORMAT, "scan": asdict(self.scan)}
-        np.savez_compressed(path, ranges=self.ranges, odom=self.odom, goal=self.goal, episode=self.episode,
-                            seq=self.seq, command=self.command, obs=self.obs, actions=self.actions,
-                            meta=np.array(json.dumps(meta)))
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, ranges=self.ranges, odom=self.odom, goal=self.goal, episode=self.episode,
+                                seq=self.seq, command=self.command, obs=self.obs, actions=self.actions,
+                                meta=np.array(json.dumps(meta)))
         return path
 
     @classmethod
@@ -170,6 +172,20 @@ class RecordingDriver:
         self.inner.close()
 
 
+def _spec(backend: Backend) -> ObservationSpec:
+    """The backend's model's ObservationSpec; RecordingError for a 'plain' model (the robot runs the Preprocessor)."""
+    spec = backend.sidecar.observation_spec
+    if spec is None:
+        raise RecordingError(f"{backend.name}: a model of the simulator's 'plain' observation has no Preprocessor "
+                             "to check; the robot runs models trained on the Preprocessor's observation only")
+    return spec
+
+
+def _spec_json(spec: ObservationSpec) -> Any:
+    """``spec.to_dict()`` as it reads back from JSON (lists, not tuples), to compare with a recording's."""
+    return json.loads(json.dumps(spec.to_dict()))
+
+
 def replay_obs(recording: SelftestRecording, spec: ObservationSpec) -> np.ndarray:
     """Observations [T, D] of a fresh Preprocessor fed the recorded frames and commands."""
     pre = Preprocessor(spec)
@@ -204,7 +220,7 @@ def record(reference: Backend, driver: Driver, steps: int, safety: SafetyConfig 
         raise RecordingError("the recorded frames use more than one scan description; record with a fixed scanner "
                              "(randomization off)")
     side = reference.sidecar
-    spec = ObservationSpec.from_dict(side.observation_spec or {})
+    spec = _spec(reference)
     rec = SelftestRecording(
         scan=scan, ranges=np.stack([f.ranges for f in frames]), odom=np.stack([f.odom_delta for f in frames]),
         goal=np.stack([f.goal for f in frames]), episode=np.array([f.episode_id for f in frames], np.int64),
@@ -212,7 +228,7 @@ def record(reference: Backend, driver: Driver, steps: int, safety: SafetyConfig 
         obs=np.empty((0, spec.size), np.float32), actions=np.empty((0, 2), np.float32),
         meta={"model_file": side.model_file, "model_sha256": side.model_sha256, "precision": side.precision,
               "reference": reference.name, "control_period": side.control_period,
-              "observation_spec": side.observation_spec, **meta})
+              "observation_spec": _spec_json(spec), **meta})
     rec.obs = replay_obs(rec, spec)
     rec.actions = replay_actions(reference, rec.obs, rec.starts)
     rec.meta["episodes"] = int(rec.starts.sum())
@@ -223,11 +239,11 @@ def run_selftest(backend: Backend, recording: SelftestRecording, budget: float =
                  tolerance: float | None = None, safety: SafetyConfig | None = None) -> dict[str, Any]:
     """The three checks of the module docstring on an open backend; a flat dict of figures with ``passed``."""
     side = backend.sidecar
-    if side.observation_spec is None or recording.meta.get("observation_spec") != side.observation_spec:
+    spec = _spec(backend)
+    if recording.meta.get("observation_spec") != _spec_json(spec):
         raise RecordingError(f"the recording was made for model {recording.meta.get('model_file')!r} with another "
                              f"observation layout than {side.model_file!r}; record one for this model "
                              "(robonav selftest --record)")
-    spec = ObservationSpec.from_dict(side.observation_spec)
     out: dict[str, Any] = {"backend": backend.name, "precision": side.precision, "steps": recording.steps,
                            "episodes": int(recording.starts.sum()), "reference": recording.meta.get("reference"),
                            "reference_precision": recording.meta.get("precision")}
@@ -294,7 +310,7 @@ def selftest_verb(settings: RunSettings, make_driver: DriverFactory, *, recordin
     if warmup:
         t0 = time.perf_counter()
         with open_backend(settings.backend, model, **backend_kwargs(settings)) as backend:
-            spec = ObservationSpec.from_dict(backend.sidecar.observation_spec or {})
+            spec = _spec(backend)
             Preprocessor(spec).warmup()
             backend.step(np.zeros(spec.size, np.float32))
             name = backend.name

@@ -57,15 +57,13 @@ def policy_meta(cfg: RunConfig, obs_dim: int, obs_spec: dict | None) -> dict[str
 
 
 def observation_spec(cfg: RunConfig) -> dict | None:
-    """The ObservationSpec (as a dict) the run's Preprocessor writes, saved with every checkpoint; None for the
-    plain observation."""
-    if cfg.sim.observation != "preprocessor":
-        return None
-    from robonav.sim.observation import make_observer
+    """The ObservationSpec (as a dict) the run's observer writes, saved with every checkpoint; None for the plain
+    observation. Read from the settings, without building a Preprocessor."""
+    from robonav.model.meta import observation_spec as spec_of
 
-    rc = cfg.sim.robot
-    pre = make_observer("preprocessor", rc.v_max, rc.omega_max, cfg.sim.preprocessor)
-    return pre.spec.to_dict()  # type: ignore[attr-defined]
+    sim = cfg.sim
+    spec = spec_of(sim.observation, sim.preprocessor, sim.robot.v_max, sim.robot.omega_max)
+    return None if spec is None else spec.to_dict()
 
 
 class StopOnSignal:

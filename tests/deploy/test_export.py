@@ -62,7 +62,9 @@ def test_sidecar_describes_the_file_beside_it(exported, checkpoint):
     assert sidecar.model_sha256 == file_sha256(exported.onnx)
     assert sidecar.checkpoint_sha256 == file_hash(checkpoint)
     assert (sidecar.precision, sidecar.obs_dim, sidecar.state_shape) == ("fp32", 101, (1, 1, 16))
-    assert sidecar.observation == "preprocessor" and sidecar.observation_spec["size"] == 101
+    assert sidecar.observation == "preprocessor" and sidecar.observation_spec is not None
+    assert sidecar.observation_spec.size == 101 and sidecar.head == "gaussian"
+    assert sidecar.weights_sha256 == file_sha256(exported.weights)  # the Numba and PyTorch backends check it
     assert exported.smoke_error < 1e-5
 
 

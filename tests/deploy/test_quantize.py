@@ -85,6 +85,7 @@ def test_qdq_issues_bites_on_a_nonzero_zero_point(int8, tmp_path):
 def test_int8_interface_metadata_size_and_accuracy(exported, int8, recording, fp32_actions):
     path, sidecar = int8
     assert read_sidecar(path).precision == "int8" and sidecar.inputs == exported.meta.inputs
+    assert sidecar.head == exported.meta.head == "gaussian" and sidecar.weights_sha256 == ""  # no .npz beside it
     assert sidecar.extra["calibration"]["suite"] == "val-3x3" and sidecar.extra["source"]["sha256"] == \
         exported.meta.model_sha256
     assert path.stat().st_size < exported.bytes

@@ -105,6 +105,6 @@ def test_missing_or_broken_sidecars_are_refused(tmp_path, toys):
 def test_observation_spec_must_match_obs_dim(toys):
     from robonav.sensors.spec import ObservationSpec
 
-    spec = ObservationSpec().to_dict()
-    with pytest.raises(SidecarError, match=rf"observation_spec describes {spec['size']} floats but obs_dim is 5"):
+    spec = ObservationSpec()
+    with pytest.raises(SidecarError, match=rf"observation_spec describes {spec.size} floats but obs_dim is 5"):
         dataclasses.replace(toys.sidecar("toy.onnx"), observation_spec=spec)

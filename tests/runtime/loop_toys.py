@@ -12,11 +12,12 @@ Test files import this module after putting its folder on sys.path (pytest runs 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from robonav.model.sidecar import ModelSidecar, file_sha256, metadata_props, step_io, write_sidecar
+from robonav.model.sidecar import ModelSidecar, file_sha256, metadata_props, write_sidecar
 from robonav.runtime.backends.base import Backend
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
@@ -28,11 +29,9 @@ SCAN = ScanSpec.evenly_spaced(64, range_max=3.5)
 
 
 def toy_sidecar(name: str, period: float = 0.1) -> ModelSidecar:
-    inputs, outputs = step_io(D, 1, H)
     return ModelSidecar(model_file=name, model_sha256="", precision="fp32", checkpoint_sha256="c" * 64,
-                        observation="preprocessor", observation_spec=SPEC.to_dict(), obs_dim=D,
-                        action_limits=(0.5, 2.0), control_period=period, state_layers=1, hidden=H, inputs=inputs,
-                        outputs=outputs, opset=20, ir_version=10)
+                        observation_spec=SPEC, obs_dim=D, action_limits=(0.5, 2.0), control_period=period,
+                        head="gaussian", state_layers=1, hidden=H, opset=20, ir_version=10)
 
 
 def write_toy(folder: Path, name: str = "toy.onnx", period: float = 0.1) -> Path:
@@ -60,7 +59,7 @@ def write_toy(folder: Path, name: str = "toy.onnx", period: float = 0.1) -> Path
         model.metadata_props.add(key=k, value=v)
     path = Path(folder) / name
     onnx.save(model, str(path))
-    write_sidecar(path, ModelSidecar(**{**sidecar.__dict__, "model_sha256": file_sha256(path)}))
+    write_sidecar(path, dataclasses.replace(sidecar, model_sha256=file_sha256(path)))
     return path
 
 

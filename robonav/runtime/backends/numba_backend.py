@@ -2,11 +2,13 @@
 
 For robots without a GPU, and as the fallback everywhere: it needs only numpy and numba (robonav's core
 dependencies), the model's sidecar ``<model>.json`` and the weights export writes beside the ONNX file
-(robonav.deploy.export.write_weights). Everything is allocated when the backend opens: the packed weights, two
-state vectors that swap roles every step (ping-pong: the kernel reads one and writes the other, no copy), the
-action and the kernel's scratch. A step is one call of `robonav.runtime.backends.numba_kernels.policy_step`.
+(robonav.deploy.export.write_weights). Opening refuses weights or an .onnx whose sha256 differs from the sidecar's:
+the .onnx is not run here, but it is the model the sidecar and the weights belong to. Everything is allocated when
+the backend opens: the packed weights, two state vectors that swap roles every step (ping-pong: the kernel reads
+one and writes the other, no copy), the action and the kernel's scratch. A step is one call of
+`robonav.runtime.backends.numba_kernels.policy_step`.
 
-    with NumbaBackend("policy.onnx") as policy:      # reads policy.json and policy.npz; the .onnx need not exist
+    with NumbaBackend("policy.onnx") as policy:      # reads policy.json and policy.npz, checks both files' sha256
         action = policy.step(obs)
 
 Parity: the kernel matches `numpy_step` to about 1e-6 and ONNX Runtime's FP32 model to `TOLERANCE` over
@@ -22,25 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
+from robonav.model.heads import HEADS, head_kind
 from robonav.model.sidecar import (
-    ModelHashError,
     ModelRefusedError,
     ModelSidecar,
-    file_sha256,
+    check_file_hash,
     read_sidecar,
+    sidecar_path,
     weights_path,
 )
 from robonav.runtime.backends.base import Backend
-from robonav.runtime.backends.numba_kernels import (
-    HEADS,
-    PackedWeights,
-    aligned_zeros,
-    head_kind,
-    pack_weights,
-    policy_step,
-)
+from robonav.runtime.backends.numba_kernels import PackedWeights, aligned_zeros, pack_weights, policy_step
 
-__all__ = ["TOLERANCE", "WEIGHTS_FORMAT", "NumbaBackend", "WeightsError", "load_weights"]
+__all__ = ["TOLERANCE", "WEIGHTS_FORMAT", "NumbaBackend", "WeightsError", "load_model_weights", "load_weights"]
 
 WEIGHTS_FORMAT = "robonav.weights/1"
 TOLERANCE = 1e-5
@@ -52,9 +48,19 @@ class WeightsError(ModelRefusedError):
     """``<model>.npz`` is missing, of another format, or disagrees with the model's sidecar."""
 
 
-def load_weights(path: str | os.PathLike[str], sidecar: ModelSidecar) -> dict[str, np.ndarray]:
-    """The arrays of a weights file, checked against ``sidecar`` (sizes, state layout, precision, hash if
-    recorded in ``sidecar.extra['weights_sha256']``); raises WeightsError saying what differs."""
+def load_model_weights(model: str | os.PathLike[str], sidecar: ModelSidecar) -> dict[str, np.ndarray]:
+    """The weights ``<model>.npz`` of the model ``model`` (.onnx), after checking that both the model file and the
+    weights are the exported ones (their sha256 against ``sidecar``): a backend that runs the .npz refuses it when
+    either was replaced (ModelHashError naming the file and both hashes)."""
+    model = Path(model)
+    check_file_hash(model, sidecar.model_sha256, "model", sidecar_path(model))
+    return load_weights(weights_path(model), sidecar, sidecar_path(model))
+
+
+def load_weights(path: str | os.PathLike[str], sidecar: ModelSidecar,
+                 sidecar_file: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a weights file, checked against ``sidecar``: its sha256 (``weights_sha256``), then sizes,
+    state layout, head and precision; raises WeightsError (ModelHashError for the hash) saying what differs."""
     path = Path(path)
     if sidecar.precision != "fp32":
         raise WeightsError(f"{path}: the Numba backend runs FP32 weights, but {sidecar.model_file} is "
@@ -62,10 +68,7 @@ def load_weights(path: str | os.PathLike[str], sidecar: ModelSidecar) -> dict[st
     if not path.is_file():
         raise WeightsError(f"{path}: no weights file; `robonav export` writes it beside the .onnx and the Numba "
                            "backend needs it (copy it to the robot with the model and its .json)")
-    want = sidecar.extra.get("weights_sha256")
-    if want is not None and file_sha256(path) != want:
-        raise ModelHashError(f"{path}: sha256 differs from the sidecar's weights_sha256 {str(want)[:16]}...: the "
-                             "weights come from another export; copy the .npz written with this model")
+    check_file_hash(path, sidecar.weights_sha256, "weights", sidecar_file or sidecar_path(path))
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -84,6 +87,9 @@ def _check_arrays(path: Path, a: dict[str, np.ndarray], sidecar: ModelSidecar) -
     head = head_kind(a)
     if head not in HEADS:
         raise WeightsError(f"{path}: head {head!r}, expected one of {sorted(HEADS)}; re-export the model")
+    if sidecar.head is not None and head != sidecar.head:
+        raise WeightsError(f"{path}: head {head!r}, expected {sidecar.head!r} (the sidecar's head); the weights come "
+                           "from another export: re-export the model")
     need = ["core", "obs_mean", "obs_std", "obs_clip", "actor_layers", "state_layers", "hidden", *HEADS[head]]
     missing = [k for k in need if k not in a]
     if missing:
@@ -137,7 +143,7 @@ class NumbaBackend(Backend):
         path = Path(model)
         self.path = path.with_suffix(".onnx") if path.suffix == ".npz" else path
         super().__init__(sidecar if sidecar is not None else read_sidecar(self.path, check_hash=False))
-        self.weights_file = weights_path(self.path)
+        self.weights_file = weights_path(self.path)  # both files' hashes are checked when the backend opens
         self.packed: PackedWeights | None = None
         size = 2 * self.sidecar.state_layers * self.sidecar.hidden
         self._state_in = aligned_zeros(size)
@@ -146,7 +152,7 @@ class NumbaBackend(Backend):
         self._scratch = np.zeros(0, np.float32)
 
     def _open(self) -> None:
-        self.packed = pack_weights(load_weights(self.weights_file, self.sidecar))
+        self.packed = pack_weights(load_model_weights(self.path, self.sidecar))
         self._scratch = aligned_zeros(self.packed.scratch_size)
         self.warmup()
 

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robonav.model.heads import HEADS, head_kind
 from robonav.sensors.jit import inline_kernel, kernel
 
-__all__ = ["ALIGN", "HEADER", "HEADS", "PackedWeights", "aligned_zeros", "head_kind", "numpy_head_scores", "numpy_step",
-           "pack_weights", "policy_step"]
+__all__ = ["ALIGN", "HEADER", "PackedWeights", "aligned_zeros", "numpy_head_scores", "numpy_step", "pack_weights",
+           "policy_step"]
 
 # layout header: sizes and flags, then offsets into the flat weight vector
 OBS_DIM, HEAD_OUT, HIDDEN, STATE_LAYERS, ACTOR_LAYERS, RECURRENT, N_ENCODER, WIDTH, ARGMAX = range(9)
@@ -277,14 +278,3 @@ def numpy_head_scores(arrays: Mapping[str, np.ndarray], obs: np.ndarray, h: np.n
         z = np.tanh(arrays["core_w"] @ z + arrays["core_b"]).astype(f32)
     w, b, _ = HEADS[head_kind(arrays)]
     return (arrays[w] @ z + arrays[b]).astype(f32), h_new, c_new
-
-
-HEADS = {"gaussian": ("mu_w", "mu_b", "action_scale"), "argmax": ("q_w", "q_b", "primitives")}
-"""The heads a weights file may hold (robonav.deploy.export.write_weights): the names of its weight, its bias and
-its output table (the actor-critic's action scale, or the Q network's primitives)."""
-
-
-def head_kind(arrays: Mapping[str, np.ndarray]) -> str:
-    """'gaussian' (an actor-critic's clamp-and-scale) or 'argmax' (a Q network's primitives); files written
-    before Q networks had weights have no ``head`` key and are 'gaussian'."""
-    return str(arrays["head"]) if "head" in arrays else "gaussian"

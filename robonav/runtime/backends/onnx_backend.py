@@ -21,14 +21,14 @@ import numpy as np
 
 from robonav.model.sidecar import (
     OUTPUT_NAMES,
-    ModelHashError,
     ModelRefusedError,
     ModelSidecar,
     TensorSpec,
+    check_file_hash,
     check_io,
     check_metadata,
-    file_sha256,
     read_sidecar,
+    sidecar_path,
 )
 from robonav.runtime.backends.base import Backend, BackendStateError
 
@@ -55,11 +55,7 @@ def load_session(model: str | os.PathLike[str], sidecar: ModelSidecar, threads: 
     import onnxruntime as ort
 
     model = Path(model)
-    found = file_sha256(model)
-    if found != sidecar.model_sha256:
-        raise ModelHashError(f"{model}: sha256 {found[:16]}... differs from the sidecar's "
-                             f"{sidecar.model_sha256[:16]}...: the model file was changed or replaced after export; "
-                             "re-export it (or restore the matching file)")
+    check_file_hash(model, sidecar.model_sha256, "model", sidecar_path(model))
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

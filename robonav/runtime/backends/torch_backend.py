@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from robonav.errors import UserError
-from robonav.model.sidecar import ModelSidecar, read_sidecar, weights_path
+from robonav.model.heads import HEADS, head_kind
+from robonav.model.sidecar import ModelSidecar, read_sidecar
 from robonav.runtime.backends.base import Backend, BackendError
-from robonav.runtime.backends.numba_backend import load_weights
-from robonav.runtime.backends.numba_kernels import HEADS, head_kind
+from robonav.runtime.backends.numba_backend import load_model_weights
 
 __all__ = ["TOLERANCE", "TorchBackend", "TorchUnavailableError", "step_module"]
 
@@ -168,7 +168,7 @@ class TorchBackend(Backend):
             raise TorchUnavailableError(f"{self.name}: device {self.device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
         if dev.type == "cuda" and dev.index is not None:
             torch.cuda.set_device(dev)  # graphs replay, and streams are taken, on the current device
-        self.module = step_module(load_weights(weights_path(self.path), self.sidecar)).to(dev)
+        self.module = step_module(load_model_weights(self.path, self.sidecar)).to(dev)
         zeros = (lambda: torch.zeros(self.sidecar.state_shape, device=dev))  # noqa: E731
         sets = 2 if dev.type == "cuda" and self.cuda_graph else 1
         self._state = [(zeros(), zeros()) for _ in range(sets)]

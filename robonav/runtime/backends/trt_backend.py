@@ -36,14 +36,14 @@ import numpy as np
 
 from robonav.errors import UserError
 from robonav.model.sidecar import (
-    ModelHashError,
     ModelRefusedError,
     ModelSidecar,
     SidecarError,
     TensorSpec,
+    check_file_hash,
     check_io,
-    file_sha256,
     read_sidecar,
+    sidecar_path,
 )
 from robonav.runtime.backends.base import Backend, BackendError
 from robonav.runtime.backends.cuda import D2D, D2H, H2D, CudaRuntime, cudart
@@ -323,11 +323,7 @@ class TrtBackend(Backend):
         host = {"tensorrt": trt.__version__, "gpu": cuda.device_name(self.device),
                 "compute_capability": cuda.compute_capability(self.device)}
         facts = check_engine(self.path, self.sidecar, host)
-        found = file_sha256(self.path)
-        if found != self.sidecar.model_sha256:
-            raise ModelHashError(f"{self.path}: sha256 {found[:16]}... differs from the sidecar's "
-                                 f"{self.sidecar.model_sha256[:16]}...: the engine was replaced after the build; "
-                                 "rebuild it with `robonav build`")
+        check_file_hash(self.path, self.sidecar.model_sha256, "engine", sidecar_path(self.path))
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
         engine = runtime.deserialize_cuda_engine(self.path.read_bytes())

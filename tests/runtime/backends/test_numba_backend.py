@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from robonav.model.sidecar import ModelHashError, read_sidecar, write_sidecar
+from robonav.model.sidecar import ModelHashError, file_sha256, read_sidecar, write_sidecar
 from robonav.runtime.backends.base import BackendStateError
 from robonav.runtime.backends.numba_backend import TOLERANCE, NumbaBackend, WeightsError
 from robonav.runtime.backends.numba_kernels import (
@@ -210,14 +210,13 @@ def test_matches_onnx_runtime_over_recorded_episodes(exported, recording, ort_ac
 def test_parity_bites_on_a_changed_weight_and_on_a_missed_reset(exported, recording, ort_actions, tmp_path):
     from robonav.deploy.parity import Recording, backend_actions, compare_actions
 
-    for suffix in (".onnx", ".json"):
-        (tmp_path / f"m{suffix}").write_bytes(exported.onnx.with_suffix(suffix).read_bytes())
-    sidecar = read_sidecar(exported.onnx)
-    write_sidecar(tmp_path / "m.onnx", dataclasses.replace(sidecar, model_file="m.onnx"))
+    (tmp_path / "m.onnx").write_bytes(exported.onnx.read_bytes())
     with np.load(exported.weights) as f:
         arrays = dict(f)
     arrays["mu_b"] = arrays["mu_b"] + np.float32(1e-3)
     np.savez(tmp_path / "m.npz", **arrays)
+    write_sidecar(tmp_path / "m.onnx", dataclasses.replace(read_sidecar(exported.onnx), model_file="m.onnx",
+                                                           weights_sha256=file_sha256(tmp_path / "m.npz")))
     with NumbaBackend(tmp_path / "m.onnx") as backend:
         changed = compare_actions(backend_actions(backend, recording), ort_actions, 1)
     assert not changed.passed and changed.max_abs_error > 1e-4
@@ -242,30 +241,39 @@ def test_reset_zeroes_the_state_and_steps_are_independent_copies(exported, recor
 
 def test_refuses_missing_mismatched_or_foreign_weights(exported, tmp_path):
     sidecar = read_sidecar(exported.onnx)
+    (tmp_path / "x.onnx").write_bytes(exported.onnx.read_bytes())
     with pytest.raises(WeightsError, match=r"no weights file; `robonav export` writes it"):
         NumbaBackend(tmp_path / "x.onnx", sidecar=dataclasses.replace(sidecar, model_file="x.onnx")).open()
     with pytest.raises(WeightsError, match=r"runs FP32 weights, but tiny.onnx is int8"):
         NumbaBackend(exported.onnx, sidecar=dataclasses.replace(sidecar, precision="int8")).open()
+    (tmp_path / "tiny.onnx").write_bytes(exported.onnx.read_bytes())
+
+    def forged(arrays: dict[str, np.ndarray]):
+        """``arrays`` as tiny.npz and a sidecar that vouches for them: the checks past the hash must still bite."""
+        np.savez(tmp_path / "tiny.npz", **arrays)
+        return dataclasses.replace(sidecar, weights_sha256=file_sha256(tmp_path / "tiny.npz"))
+
     with np.load(exported.weights) as f:
         arrays = dict(f)
     arrays["lstm_w_hh1"] = arrays["lstm_w_hh1"][:, :-1]
-    np.savez(tmp_path / "tiny.npz", **arrays)
     with pytest.raises(WeightsError, match=r"lstm_w_hh1 expected \(64, 16\), found \(64, 15\).*another export"):
-        NumbaBackend(tmp_path / "tiny.onnx", sidecar=sidecar).open()
+        NumbaBackend(tmp_path / "tiny.onnx", sidecar=forged(arrays)).open()
     q = random_arrays(np.random.default_rng(2), sidecar.obs_dim, (32, 24), 16, layers=2, critic=True, primitives=3)
     for change, message in [({"primitives": q["primitives"][:1], "q_w": q["q_w"][:1], "q_b": q["q_b"][:1]},
                              r"1 motion primitives, expected at least 2"),
                             ({"q_b": q["q_b"][:2]}, r"q_b expected \(3,\), found \(2,\)"),
                             ({"head": np.array("beta")}, r"head 'beta', expected one of \['argmax', 'gaussian'\]")]:
-        np.savez(tmp_path / "tiny.npz", **{**q, **change})
         with pytest.raises(WeightsError, match=message):
-            NumbaBackend(tmp_path / "tiny.onnx", sidecar=sidecar).open()
+            NumbaBackend(tmp_path / "tiny.onnx", sidecar=dataclasses.replace(
+                forged({**q, **change}), head=None)).open()
+    with pytest.raises(WeightsError, match=r"head 'argmax', expected 'gaussian' \(the sidecar's head\)"):
+        NumbaBackend(tmp_path / "tiny.onnx", sidecar=forged(q)).open()
     del q["q_b"]
-    np.savez(tmp_path / "tiny.npz", **q)
     with pytest.raises(WeightsError, match=r"lacks \['q_b'\]"):
-        NumbaBackend(tmp_path / "tiny.onnx", sidecar=sidecar).open()
-    with pytest.raises(ModelHashError, match=r"sha256 differs from the sidecar's weights_sha256"):
-        NumbaBackend(exported.onnx, sidecar=sidecar.with_extra(weights_sha256="0" * 64)).open()
+        NumbaBackend(tmp_path / "tiny.onnx", sidecar=dataclasses.replace(forged(q), head=None)).open()
+    with pytest.raises(ModelHashError, match=r"tiny.npz: weights sha256 [0-9a-f]{64} differs from the sidecar's "
+                                             r"0{64}"):
+        NumbaBackend(exported.onnx, sidecar=dataclasses.replace(sidecar, weights_sha256="0" * 64)).open()
     backend = NumbaBackend(exported.weights)  # the .npz path names the same model
     assert backend.path == exported.onnx
     with pytest.raises(BackendStateError, match=r"step\(\) on a backend that is not open"):
