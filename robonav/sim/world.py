@@ -6,6 +6,12 @@ whose joints are driven by velocity motors with a force cap, so PyBullet resolve
 collides and slides along walls. One ``stepSimulation`` advances every env; contacts come from one query.
 
 ``wall_mode="cells"`` builds one body per wall cell instead: the naive baseline of benchmarks/sim_throughput.py.
+
+Moving obstacles (robonav.sim.dynamic) of one slot are ONE multibody too: a static base with two prismatic joints
+(x, then y) per mover, the second link holding the mover's cylinder. Each tick `drive_movers` resets those joints
+to the movers' positions and gives their motors the tick's velocity with a large force, so within the tick the
+movers push the robot like heavy bodies and end where the mover model says. Movers collide with robots only (not
+walls, not each other); rays see walls and movers; contacts with movers are reported apart from wall contacts.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from robonav.sim.maze import Maze
 
 WALL_HEIGHT = 0.5
 MAX_COMPOUND = 16
-_ROBOT_GROUP, _WALL_GROUP = 1, 2  # collision filter bits: robots hit walls only; rays see walls only
+_ROBOT_GROUP, _WALL_GROUP, _MOVER_GROUP = 1, 2, 4  # collision filter bits: robots hit walls and movers
+_RAY_MASK = _WALL_GROUP | _MOVER_GROUP
+MOVER_MASS = 80.0  # kg: a person
+MOVER_FORCE = 5000.0  # N: a mover's motors hold its velocity against the robot's drive (about 15 N)
 
 
 class WorldError(RuntimeError):
@@ -64,6 +73,8 @@ class _Slot:
     robot_shape: int
     radius: float
     maze: Maze | None = None
+    crowd: int = -1  # the movers' multibody, -1 when the slot has none
+    mover_radii: tuple[float, ...] = ()
 
 
 class BatchedWorld:
@@ -86,6 +97,9 @@ class BatchedWorld:
         side = max(1, math.ceil(math.sqrt(num_envs)))
         self._slots: list[_Slot] = []
         self._body_to_env: dict[int, int] = {}
+        self._crowd_to_env: dict[int, int] = {}
+        self._cylinders: dict[tuple[float, float], int] = {}  # (radius, height) -> shape: shapes are never freed
+        self.mover_height = 1.7
         for i in range(num_envs):
             origin = ((i % side) * slot_size, (i // side) * slot_size)
             slot = _Slot(origin, [], [], -1, -1, robot.radius)
@@ -115,13 +129,17 @@ class BatchedWorld:
         self._setup_physics()
         self._garbage = 0
         self._body_to_env.clear()
+        self._crowd_to_env.clear()
+        self._cylinders.clear()
         for i, slot in enumerate(self._slots):
-            slot.robot, slot.wall_bodies, slot.wall_shapes = -1, [], []
+            slot.robot, slot.wall_bodies, slot.wall_shapes, slot.crowd = -1, [], [], -1
             self._make_robot(i, slot.radius)
             for j, (q, qd, *_) in enumerate(states[i]):
                 p.resetJointState(slot.robot, j, q, qd, physicsClientId=cid)
             if slot.maze is not None:
                 self._build_walls(i, slot.maze)
+            if slot.mover_radii:
+                self.set_movers(i, slot.mover_radii)
         self._garbage = 0
 
     def _make_robot(self, i: int, radius: float) -> None:
@@ -143,7 +161,7 @@ class BatchedWorld:
                          physicsClientId=cid)
         for j in range(3):
             p.changeDynamics(body, j, jointDamping=0, physicsClientId=cid)
-            p.setCollisionFilterGroupMask(body, j, _ROBOT_GROUP, _WALL_GROUP, physicsClientId=cid)
+            p.setCollisionFilterGroupMask(body, j, _ROBOT_GROUP, _WALL_GROUP | _MOVER_GROUP, physicsClientId=cid)
         p.setCollisionFilterGroupMask(body, -1, 0, 0, physicsClientId=cid)
         slot.robot, slot.robot_shape, slot.radius = body, shape, radius
         self._body_to_env[body] = i
@@ -198,6 +216,71 @@ class BatchedWorld:
         slot.wall_bodies = bodies
         slot.maze = maze
 
+    def set_movers(self, i: int, radii: tuple[float, ...] | list[float]) -> None:
+        """Give slot i one cylinder per entry of ``radii`` (none: no movers); place them with `drive_movers`."""
+        cid, slot = self.client, self._slots[i]
+        if slot.crowd >= 0:
+            p.removeBody(slot.crowd, physicsClientId=cid)
+            self._crowd_to_env.pop(slot.crowd, None)
+            slot.crowd = -1
+            self._garbage += 1
+        slot.mover_radii = tuple(float(r) for r in radii)
+        if not slot.mover_radii:
+            return
+        h = self.mover_height
+        shapes = []
+        for r in slot.mover_radii:
+            key = (round(r, 4), h)
+            if key not in self._cylinders:
+                self._cylinders[key] = p.createCollisionShape(p.GEOM_CYLINDER, radius=key[0], height=h,
+                                                              physicsClientId=cid)
+            shapes.append(self._cylinders[key])
+        m = len(shapes)
+        masses, cols, parents, types, axes = [], [], [], [], []
+        for k in range(m):
+            masses += [1.0, MOVER_MASS]
+            cols += [-1, shapes[k]]
+            parents += [0, 2 * k + 1]  # x joint on the base, y joint on the x link (1-based parent indices)
+            types += [p.JOINT_PRISMATIC, p.JOINT_PRISMATIC]
+            axes += [[1, 0, 0], [0, 1, 0]]
+        body = p.createMultiBody(
+            baseMass=0, basePosition=[slot.origin[0], slot.origin[1], h / 2], linkMasses=masses,
+            linkCollisionShapeIndices=cols, linkVisualShapeIndices=[-1] * 2 * m, linkPositions=[[0, 0, 0]] * 2 * m,
+            linkOrientations=[[0, 0, 0, 1]] * 2 * m, linkInertialFramePositions=[[0, 0, 0]] * 2 * m,
+            linkInertialFrameOrientations=[[0, 0, 0, 1]] * 2 * m, linkParentIndices=parents,
+            linkJointTypes=types, linkJointAxis=axes, physicsClientId=cid)
+        p.setCollisionFilterGroupMask(body, -1, 0, 0, physicsClientId=cid)
+        for j in range(2 * m):
+            p.changeDynamics(body, j, jointDamping=0, linearDamping=0, angularDamping=0, lateralFriction=0.5,
+                             physicsClientId=cid)
+            group, mask = (_MOVER_GROUP, _ROBOT_GROUP) if j % 2 else (0, 0)
+            p.setCollisionFilterGroupMask(body, j, group, mask, physicsClientId=cid)
+        slot.crowd = body
+        self._crowd_to_env[body] = i
+
+    def drive_movers(self, pos: np.ndarray, vel: np.ndarray, counts: np.ndarray) -> None:
+        """Put env i's movers k < counts[i] at ``pos[i, k]`` moving at ``vel[i, k]`` (maze frame) for this tick."""
+        cid = self.client
+        for i, slot in enumerate(self._slots):
+            m = int(counts[i])
+            if slot.crowd < 0 or m == 0:
+                continue
+            joints = list(range(2 * m))
+            q = pos[i, :m].reshape(-1)  # [2m]: x0, y0, x1, y1, ... (joint order)
+            qd = vel[i, :m].reshape(-1)
+            p.resetJointStatesMultiDof(slot.crowd, joints, [[v] for v in q.tolist()],
+                                       [[v] for v in qd.tolist()], physicsClientId=cid)
+            p.setJointMotorControlArray(slot.crowd, joints, p.VELOCITY_CONTROL, targetVelocities=qd.tolist(),
+                                        forces=[MOVER_FORCE] * (2 * m), physicsClientId=cid)
+
+    def mover_positions(self, i: int) -> np.ndarray:
+        """[M, 2] positions of slot i's movers as PyBullet has them (maze frame)."""
+        slot = self._slots[i]
+        if slot.crowd < 0:
+            return np.zeros((0, 2))
+        st = p.getJointStates(slot.crowd, list(range(2 * len(slot.mover_radii))), physicsClientId=self.client)
+        return np.array([s[0] for s in st]).reshape(-1, 2)
+
     def place_robot(self, i: int, x: float, y: float, theta: float, radius: float | None = None,
                     wheel_friction: float | None = None) -> None:
         """Teleport slot i's robot to (x, y, theta) at rest; rebuild it if its radius changes."""
@@ -237,15 +320,25 @@ class BatchedWorld:
 
     def contacts(self) -> tuple[np.ndarray, np.ndarray]:
         """(in_contact bool [N], deepest penetration [N] in metres) from one query over the whole world."""
+        hit, mover, depth = self.contacts_split()
+        return hit | mover, depth
+
+    def contacts_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(wall contact bool [N], mover contact bool [N], deepest penetration [N] in metres), one query."""
         hit = np.zeros(self.num_envs, dtype=bool)
+        mover = np.zeros(self.num_envs, dtype=bool)
         depth = np.zeros(self.num_envs)
+        crowds = self._crowd_to_env
         for cp in p.getContactPoints(physicsClientId=self.client):
             i = self._body_to_env.get(cp[1], self._body_to_env.get(cp[2]))
             if i is None:
                 continue
-            hit[i] = True
+            if cp[1] in crowds or cp[2] in crowds:
+                mover[i] = True
+            else:
+                hit[i] = True
             depth[i] = max(depth[i], -cp[8])
-        return hit, depth
+        return hit, mover, depth
 
     def raycast(self, xs: np.ndarray, ys: np.ndarray, angles: np.ndarray, counts: np.ndarray,
                 max_range: float, out: np.ndarray, per_env_batches: bool = False) -> None:
@@ -263,7 +356,7 @@ class BatchedWorld:
             f = np.stack([x0, y0, np.full(n, z)], 1).tolist()
             t = np.stack([x1, y1, np.full(n, z)], 1).tolist()
             if per_env_batches:
-                res = p.rayTestBatch(f, t, collisionFilterMask=_WALL_GROUP, physicsClientId=self.client)
+                res = p.rayTestBatch(f, t, collisionFilterMask=_RAY_MASK, physicsClientId=self.client)
                 fr = np.array([r[2] if r[0] >= 0 else np.inf for r in res])
                 out[i, :n] = np.where(np.isfinite(fr), fr * max_range, np.inf)
             else:
@@ -272,7 +365,7 @@ class BatchedWorld:
                 idx.append(n)
         if per_env_batches:
             return
-        res = p.rayTestBatch(frm, to, collisionFilterMask=_WALL_GROUP, physicsClientId=self.client)
+        res = p.rayTestBatch(frm, to, collisionFilterMask=_RAY_MASK, physicsClientId=self.client)
         fr = np.array([r[2] if r[0] >= 0 else np.inf for r in res])
         k = 0
         for i, n in enumerate(idx):
