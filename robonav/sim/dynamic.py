@@ -131,7 +131,8 @@ def step_movers(pos: np.ndarray, vel: np.ndarray, cur: np.ndarray, tgt: np.ndarr
 
     ``pos, vel`` [N, M, 2] (m, m/s); ``cur, tgt`` [N, M, 2] int (ix, iy) cell last reached and cell walked to;
     ``wait`` and ``held`` [N, M] seconds; ``state`` [N, M] uint64; ``robot`` [N, 3] true poses at tick start.
-    A mover ends the tick exactly at ``pos + vel * period``.
+    A mover walks ``speed * period`` a tick (turning at waypoints within the tick, so its speed is the chord's)
+    and ends the tick exactly at ``pos + vel * period``.
     """
     for e in range(pos.shape[0]):
         ny, nx = shapes[e, 0], shapes[e, 1]
@@ -146,15 +147,16 @@ def step_movers(pos: np.ndarray, vel: np.ndarray, cur: np.ndarray, tgt: np.ndarr
             tx = (tgt[e, k, 0] + 0.5) * c
             ty = (tgt[e, k, 1] + 0.5) * c
             dx, dy = tx - pos[e, k, 0], ty - pos[e, k, 1]
-            dist = math.sqrt(dx * dx + dy * dy)
-            if dist < 1e-9:
+            if dx * dx + dy * dy <= 1e-18:  # at a waypoint (a fresh spawn, or rounding): choose the next first
+                pos[e, k, 0], pos[e, k, 1] = tx, ty
                 _arrive(occ, ny, nx, cur, tgt, wait, state, e, k, pause_prob, pause_lo, pause_hi, block_prob,
                         block_lo, block_hi, dirs)
-                continue
-            ux, uy = dx / dist, dy / dist
+                if wait[e, k] > 0.0:
+                    continue
+                dx, dy = (tgt[e, k, 0] + 0.5) * c - tx, (tgt[e, k, 1] + 0.5) * c - ty
             rx, ry = robot[e, 0] - pos[e, k, 0], robot[e, 1] - pos[e, k, 1]
             gap = math.sqrt(rx * rx + ry * ry) - radius[e, k] - robot_radius[e]
-            ahead = rx * ux + ry * uy > 0.0
+            ahead = rx * dx + ry * dy > 0.0
             limit = stop_distance if polite[e, k] else TOUCH_GAP
             if ahead and gap <= limit:
                 held[e, k] += period
@@ -165,16 +167,25 @@ def step_movers(pos: np.ndarray, vel: np.ndarray, cur: np.ndarray, tgt: np.ndarr
                     tgt[e, k, 0], tgt[e, k, 1] = bx, by
                 continue
             held[e, k] = 0.0
-            step = speed[e, k] * period
-            if step >= dist:
-                vel[e, k, 0], vel[e, k, 1] = dx / period, dy / period
+            x0, y0 = pos[e, k, 0], pos[e, k, 1]
+            left = speed[e, k] * period
+            for _ in range(4):  # walk ``left`` metres, through waypoints, unless one holds it
+                tx = (tgt[e, k, 0] + 0.5) * c
+                ty = (tgt[e, k, 1] + 0.5) * c
+                dx, dy = tx - pos[e, k, 0], ty - pos[e, k, 1]
+                dist = math.sqrt(dx * dx + dy * dy)
+                if dist > left:
+                    pos[e, k, 0] += dx / dist * left
+                    pos[e, k, 1] += dy / dist * left
+                    break
                 pos[e, k, 0], pos[e, k, 1] = tx, ty
+                left -= dist
                 _arrive(occ, ny, nx, cur, tgt, wait, state, e, k, pause_prob, pause_lo, pause_hi, block_prob,
                         block_lo, block_hi, dirs)
-            else:
-                vel[e, k, 0], vel[e, k, 1] = ux * speed[e, k], uy * speed[e, k]
-                pos[e, k, 0] += ux * step
-                pos[e, k, 1] += uy * step
+                if wait[e, k] > 0.0 or left <= 1e-12:
+                    break
+            vel[e, k, 0] = (pos[e, k, 0] - x0) / period
+            vel[e, k, 1] = (pos[e, k, 1] - y0) / period
 
 
 class Crowd:
