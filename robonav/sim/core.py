@@ -30,6 +30,7 @@ from robonav.sim.raycast import grid_raycast_batch, grid_raycast_batch_circles
 from robonav.sim.world import BatchedWorld
 
 REFINE = 4  # sub-cells per cell of the geodesic distance field
+WAKE_GAP = 0.6  # m: movers nearer the robot than this are simulated by PyBullet (they close at most 0.15 m a tick)
 
 
 @dataclass
@@ -207,7 +208,17 @@ class MazeSim:
         self.world.set_movers(i, crowd.radius[i, :k].tolist())
         only = np.zeros_like(crowd.count)
         only[i] = k
-        self.world.drive_movers(crowd.pos, np.zeros_like(crowd.vel), only)
+        self.world.drive_movers(crowd.pos, np.zeros_like(crowd.vel), only, awake=self._movers_awake())
+
+    def _movers_awake(self) -> np.ndarray:
+        """[N, M] movers PyBullet must simulate: all for PyBullet rays, else those near enough to touch the robot
+        within a few ticks (the grid raycaster reads the mover model, not PyBullet)."""
+        crowd = self.crowd
+        if self.cfg.raycaster == "pybullet":
+            return np.ones(crowd.radius.shape, dtype=bool)
+        gap = np.hypot(crowd.pos[:, :, 0] - self.pose[:, 0:1], crowd.pos[:, :, 1] - self.pose[:, 1:2]) \
+            - crowd.radius - self.radius[:, None]
+        return gap < WAKE_GAP
 
     # -- sensing --------------------------------------------------------------------------------------------
 
@@ -320,7 +331,7 @@ class MazeSim:
         if self.crowd.any:
             start = self.crowd.pos.copy()
             self.crowd.step(self._occ, self._shapes, self._cells, self.pose, self.radius, T)
-            self.world.drive_movers(start, self.crowd.vel, self.crowd.count)
+            self.world.drive_movers(start, self.crowd.vel, self.crowd.count, self.mover_contact, self._movers_awake())
         self.world.step()
         self.prev_pose[:] = self.pose
         self.world.poses(self.pose)

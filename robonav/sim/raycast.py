@@ -33,14 +33,19 @@ def _is_wall(occ: np.ndarray, ny: int, nx: int, iy: int, ix: int) -> bool:
 def _cast_one(occ: np.ndarray, ny: int, nx: int, cell: float, x: float, y: float, angle: float,
               max_range: float) -> float:
     """Distance from (x, y) along ``angle`` to the first wall face, +inf beyond max_range."""
+    return _cast_dir(occ, ny, nx, cell, x, y, math.cos(angle), math.sin(angle), max_range)
+
+
+@njit(cache=True, nogil=True)
+def _cast_dir(occ: np.ndarray, ny: int, nx: int, cell: float, x: float, y: float, dx: float, dy: float,
+              max_range: float) -> float:
+    """`_cast_one` along the unit direction (dx, dy)."""
     gx = x / cell
     gy = y / cell
     ix = int(math.floor(gx))
     iy = int(math.floor(gy))
     if _is_wall(occ, ny, nx, iy, ix):
         return 0.0
-    dx = math.cos(angle)
-    dy = math.sin(angle)
     inf = math.inf
     if dx > 0.0:
         step_x = 1
@@ -127,11 +132,11 @@ def grid_raycast_batch(occs: np.ndarray, shapes: np.ndarray, cells: np.ndarray, 
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _cast_circles(circles: np.ndarray, m: int, x: float, y: float, angle: float, best: float) -> float:
-    """Nearest of ``best`` and the hits of rays from (x, y) along ``angle`` on the first m circles (x, y, r)."""
-    dx = math.cos(angle)
-    dy = math.sin(angle)
-    for k in range(m):
+def _cast_circles(circles: np.ndarray, near: np.ndarray, m: int, x: float, y: float, dx: float, dy: float,
+                  best: float) -> float:
+    """Nearest of ``best`` and the hits of a ray from (x, y) along unit (dx, dy) on circles ``near[:m]``."""
+    for q in range(m):
+        k = near[q]
         fx = x - circles[k, 0]
         fy = y - circles[k, 1]
         r = circles[k, 2]
@@ -154,18 +159,37 @@ def _cast_circles(circles: np.ndarray, m: int, x: float, y: float, angle: float,
 def grid_raycast_batch_circles(occs: np.ndarray, shapes: np.ndarray, cells: np.ndarray, xs: np.ndarray,
                                ys: np.ndarray, angles: np.ndarray, counts: np.ndarray, max_range: float,
                                circles: np.ndarray, ncircles: np.ndarray, out: np.ndarray) -> None:
-    """`grid_raycast_batch` with moving obstacles: env e also sees circles ``circles[e, :ncircles[e]]`` (x, y, r)."""
+    """`grid_raycast_batch` with moving obstacles: env e also sees circles ``circles[e, :ncircles[e]]`` (x, y, r).
+
+    Per env, only circles that some ray can reach are tested: those within max_range (plus their radius and the
+    spread of the ray origins, which motion skew moves along the tick) of the first ray's origin.
+    """
+    near = np.empty(circles.shape[1], dtype=np.int64)
     for e in range(occs.shape[0]):
         ny = shapes[e, 0]
         nx = shapes[e, 1]
         occ = occs[e]
         c = cells[e]
-        m = ncircles[e]
+        n = counts[e]
         circ = circles[e]
-        for i in range(counts[e]):
-            d = _cast_one(occ, ny, nx, c, xs[e, i], ys[e, i], angles[e, i], max_range)
+        m = 0
+        if ncircles[e] > 0 and n > 0:
+            x0, y0 = xs[e, 0], ys[e, 0]
+            spread = 0.0
+            for i in range(1, n):
+                spread = max(spread, abs(xs[e, i] - x0) + abs(ys[e, i] - y0))
+            for k in range(ncircles[e]):
+                reach = max_range + circ[k, 2] + spread
+                ddx, ddy = circ[k, 0] - x0, circ[k, 1] - y0
+                if ddx * ddx + ddy * ddy <= reach * reach:
+                    near[m] = k
+                    m += 1
+        for i in range(n):
+            dx = math.cos(angles[e, i])
+            dy = math.sin(angles[e, i])
+            d = _cast_dir(occ, ny, nx, c, xs[e, i], ys[e, i], dx, dy, max_range)
             if m > 0:
-                d = _cast_circles(circ, m, xs[e, i], ys[e, i], angles[e, i], d)
+                d = _cast_circles(circ, near, m, xs[e, i], ys[e, i], dx, dy, d)
                 if d > max_range:
                     d = math.inf
             out[e, i] = d

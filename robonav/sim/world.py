@@ -7,17 +7,18 @@ collides and slides along walls. One ``stepSimulation`` advances every env; cont
 
 ``wall_mode="cells"`` builds one body per wall cell instead: the naive baseline of benchmarks/sim_throughput.py.
 
-Moving obstacles (robonav.sim.dynamic) of one slot are ONE multibody too: a static base with two prismatic joints
-(x, then y) per mover, the second link holding the mover's cylinder. Each tick `drive_movers` resets those joints
-to the movers' positions and gives their motors the tick's velocity with a large force, so within the tick the
-movers push the robot like heavy bodies and end where the mover model says. Movers collide with robots only (not
-walls, not each other); rays see walls and movers; contacts with movers are reported apart from wall contacts.
+Moving obstacles (robonav.sim.dynamic) are heavy (80 kg) rigid cylinders in maximal coordinates (a multibody of
+prismatic joints per slot cost ten times the physics). Each tick `drive_movers` puts each mover near its robot
+at the mover model's position with the tick's velocity (the others sleep, costing nothing): within the tick they push the robot like heavy bodies, and they end the tick
+where the model says (up to what the robot's push takes off, which the next tick's reset undoes). Movers collide
+with robots only (not walls, not each other); rays see walls and movers; contacts with movers are reported apart
+from wall contacts.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pybullet as p
@@ -30,7 +31,6 @@ MAX_COMPOUND = 16
 _ROBOT_GROUP, _WALL_GROUP, _MOVER_GROUP = 1, 2, 4  # collision filter bits: robots hit walls and movers
 _RAY_MASK = _WALL_GROUP | _MOVER_GROUP
 MOVER_MASS = 80.0  # kg: a person
-MOVER_FORCE = 5000.0  # N: a mover's motors hold its velocity against the robot's drive (about 15 N)
 
 
 class WorldError(RuntimeError):
@@ -73,7 +73,7 @@ class _Slot:
     robot_shape: int
     radius: float
     maze: Maze | None = None
-    crowd: int = -1  # the movers' multibody, -1 when the slot has none
+    movers: list[int] = field(default_factory=list)  # one rigid body per mover
     mover_radii: tuple[float, ...] = ()
 
 
@@ -100,6 +100,9 @@ class BatchedWorld:
         self._crowd_to_env: dict[int, int] = {}
         self._cylinders: dict[tuple[float, float], int] = {}  # (radius, height) -> shape: shapes are never freed
         self.mover_height = 1.7
+        self._mover_vel = np.zeros((num_envs, 0, 2))  # [N, M, 2] velocity each mover was last given
+        self._mover_awake = np.zeros((num_envs, 0), dtype=bool)  # [N, M] simulated (not asleep)
+        self._mover_bodies = np.zeros(num_envs, dtype=np.int64)  # bodies per slot
         for i in range(num_envs):
             origin = ((i % side) * slot_size, (i // side) * slot_size)
             slot = _Slot(origin, [], [], -1, -1, robot.radius)
@@ -132,7 +135,7 @@ class BatchedWorld:
         self._crowd_to_env.clear()
         self._cylinders.clear()
         for i, slot in enumerate(self._slots):
-            slot.robot, slot.wall_bodies, slot.wall_shapes, slot.crowd = -1, [], [], -1
+            slot.robot, slot.wall_bodies, slot.wall_shapes, slot.movers = -1, [], [], []
             self._make_robot(i, slot.radius)
             for j, (q, qd, *_) in enumerate(states[i]):
                 p.resetJointState(slot.robot, j, q, qd, physicsClientId=cid)
@@ -219,67 +222,74 @@ class BatchedWorld:
     def set_movers(self, i: int, radii: tuple[float, ...] | list[float]) -> None:
         """Give slot i one cylinder per entry of ``radii`` (none: no movers); place them with `drive_movers`."""
         cid, slot = self.client, self._slots[i]
-        if slot.crowd >= 0:
-            p.removeBody(slot.crowd, physicsClientId=cid)
-            self._crowd_to_env.pop(slot.crowd, None)
-            slot.crowd = -1
-            self._garbage += 1
+        for b in slot.movers:
+            p.removeBody(b, physicsClientId=cid)
+            self._crowd_to_env.pop(b, None)
+        self._garbage += len(slot.movers)
+        slot.movers = []
         slot.mover_radii = tuple(float(r) for r in radii)
-        if not slot.mover_radii:
-            return
+        self._mover_vel[i] = np.nan  # velocity last given (NaN: place on the next drive)
+        self._mover_awake[i] = False
+        self._mover_bodies[i] = len(slot.mover_radii)
         h = self.mover_height
-        shapes = []
         for r in slot.mover_radii:
             key = (round(r, 4), h)
             if key not in self._cylinders:
                 self._cylinders[key] = p.createCollisionShape(p.GEOM_CYLINDER, radius=key[0], height=h,
                                                               physicsClientId=cid)
-            shapes.append(self._cylinders[key])
-        m = len(shapes)
-        masses, cols, parents, types, axes = [], [], [], [], []
-        for k in range(m):
-            masses += [1.0, MOVER_MASS]
-            cols += [-1, shapes[k]]
-            parents += [0, 2 * k + 1]  # x joint on the base, y joint on the x link (1-based parent indices)
-            types += [p.JOINT_PRISMATIC, p.JOINT_PRISMATIC]
-            axes += [[1, 0, 0], [0, 1, 0]]
-        body = p.createMultiBody(
-            baseMass=0, basePosition=[slot.origin[0], slot.origin[1], h / 2], linkMasses=masses,
-            linkCollisionShapeIndices=cols, linkVisualShapeIndices=[-1] * 2 * m, linkPositions=[[0, 0, 0]] * 2 * m,
-            linkOrientations=[[0, 0, 0, 1]] * 2 * m, linkInertialFramePositions=[[0, 0, 0]] * 2 * m,
-            linkInertialFrameOrientations=[[0, 0, 0, 1]] * 2 * m, linkParentIndices=parents,
-            linkJointTypes=types, linkJointAxis=axes, physicsClientId=cid)
-        p.setCollisionFilterGroupMask(body, -1, 0, 0, physicsClientId=cid)
-        for j in range(2 * m):
-            p.changeDynamics(body, j, jointDamping=0, linearDamping=0, angularDamping=0, lateralFriction=0.5,
-                             physicsClientId=cid)
-            group, mask = (_MOVER_GROUP, _ROBOT_GROUP) if j % 2 else (0, 0)
-            p.setCollisionFilterGroupMask(body, j, group, mask, physicsClientId=cid)
-        slot.crowd = body
-        self._crowd_to_env[body] = i
+            b = p.createMultiBody(MOVER_MASS, self._cylinders[key], basePosition=[slot.origin[0], slot.origin[1],
+                                                                                  h / 2],
+                                  useMaximalCoordinates=True, physicsClientId=cid)
+            # No damping; asleep until `drive_movers` wakes it; a push may spin or tilt it within a tick:
+            # `drive_movers` resets the pose.
+            p.changeDynamics(b, -1, linearDamping=0, angularDamping=0, lateralFriction=0.5,
+                             activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, physicsClientId=cid)
+            p.changeDynamics(b, -1, activationState=p.ACTIVATION_STATE_SLEEP, physicsClientId=cid)
+            p.setCollisionFilterGroupMask(b, -1, _MOVER_GROUP, _ROBOT_GROUP, physicsClientId=cid)
+            slot.movers.append(b)
+            self._crowd_to_env[b] = i
 
-    def drive_movers(self, pos: np.ndarray, vel: np.ndarray, counts: np.ndarray) -> None:
-        """Put env i's movers k < counts[i] at ``pos[i, k]`` moving at ``vel[i, k]`` (maze frame) for this tick."""
-        cid = self.client
-        for i, slot in enumerate(self._slots):
-            m = int(counts[i])
-            if slot.crowd < 0 or m == 0:
-                continue
-            joints = list(range(2 * m))
-            q = pos[i, :m].reshape(-1)  # [2m]: x0, y0, x1, y1, ... (joint order)
-            qd = vel[i, :m].reshape(-1)
-            p.resetJointStatesMultiDof(slot.crowd, joints, [[v] for v in q.tolist()],
-                                       [[v] for v in qd.tolist()], physicsClientId=cid)
-            p.setJointMotorControlArray(slot.crowd, joints, p.VELOCITY_CONTROL, targetVelocities=qd.tolist(),
-                                        forces=[MOVER_FORCE] * (2 * m), physicsClientId=cid)
+    def drive_movers(self, pos: np.ndarray, vel: np.ndarray, counts: np.ndarray,
+                     touched: np.ndarray | None = None, awake: np.ndarray | None = None) -> None:
+        """Env i's movers k < counts[i] move at ``vel[i, k]`` this tick from ``pos[i, k]`` (maze frame).
+
+        Only movers ``awake`` (default all; the simulator wakes those near their robot) are simulated; the others
+        sleep where they are, costing no physics (an awake free body costs about 15 us a substep here). Of the
+        awake ones only those whose velocity changed are reset, and all of an env ``touched`` marks (its robot
+        pushed them): a free rigid body keeps its velocity exactly, so the others are already where ``pos`` says.
+        """
+        cid, h = self.client, self.mover_height / 2
+        n, m = pos.shape[0], pos.shape[1]
+        if self._mover_vel.shape[1] < m:  # grow the per-mover state (new columns: asleep, never placed)
+            grow = m - self._mover_vel.shape[1]
+            self._mover_vel = np.concatenate([self._mover_vel, np.full((n, grow, 2), np.nan)], axis=1)
+            self._mover_awake = np.concatenate([self._mover_awake, np.zeros((n, grow), dtype=bool)], axis=1)
+        last_v, was = self._mover_vel[:, :m], self._mover_awake[:, :m]
+        live = np.arange(m)[None, :] < np.minimum(np.asarray(counts), self._mover_bodies)[:, None]  # [N, M]
+        on = live if awake is None else live & awake
+        reset = on & ((vel != last_v).any(axis=2) | ~was)
+        if touched is not None:
+            reset |= on & np.asarray(touched)[:, None]
+        for i, k in zip(*np.nonzero(reset)):
+            b = self._slots[i].movers[k]
+            if not was[i, k]:
+                p.changeDynamics(b, -1, activationState=p.ACTIVATION_STATE_WAKE_UP, physicsClientId=cid)
+            ox, oy = self._slots[i].origin
+            p.resetBasePositionAndOrientation(b, [pos[i, k, 0] + ox, pos[i, k, 1] + oy, h], (0.0, 0.0, 0.0, 1.0),
+                                              physicsClientId=cid)
+            p.resetBaseVelocity(b, [vel[i, k, 0], vel[i, k, 1], 0.0], (0.0, 0.0, 0.0), physicsClientId=cid)
+        for i, k in zip(*np.nonzero(was & ~on & live)):
+            b = self._slots[i].movers[k]
+            p.resetBaseVelocity(b, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), physicsClientId=cid)
+            p.changeDynamics(b, -1, activationState=p.ACTIVATION_STATE_SLEEP, physicsClientId=cid)
+        self._mover_vel[:, :m] = np.where(on[:, :, None], vel, np.nan)
+        self._mover_awake[:, :m] = on
 
     def mover_positions(self, i: int) -> np.ndarray:
         """[M, 2] positions of slot i's movers as PyBullet has them (maze frame)."""
         slot = self._slots[i]
-        if slot.crowd < 0:
-            return np.zeros((0, 2))
-        st = p.getJointStates(slot.crowd, list(range(2 * len(slot.mover_radii))), physicsClientId=self.client)
-        return np.array([s[0] for s in st]).reshape(-1, 2)
+        xy = [p.getBasePositionAndOrientation(b, physicsClientId=self.client)[0][:2] for b in slot.movers]
+        return np.array(xy).reshape(-1, 2) - slot.origin
 
     def place_robot(self, i: int, x: float, y: float, theta: float, radius: float | None = None,
                     wheel_friction: float | None = None) -> None:

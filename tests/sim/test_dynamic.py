@@ -132,7 +132,7 @@ def test_density_zero_changes_nothing_and_movers_leave_the_other_streams_alone()
     try:
         a.reset_all()
         b.reset_all()
-        assert not a.crowd.any and all(s.crowd == -1 for s in a.world._slots)  # no body, no Numba call
+        assert not a.crowd.any and all(not s.movers for s in a.world._slots)  # no body, no Numba call
         for i in range(2):
             ea, eb = a.episodes[i], b.episodes[i]
             assert ea is not None and eb is not None
@@ -159,10 +159,10 @@ def test_a_mover_pushes_the_robot_and_counts_apart_from_walls():
         world.place_robot(0, 4.5, 4.5, 0.0)
         world.set_movers(0, [0.25])
         pos, vel = np.array([[[2.5, 4.5]]]), np.array([[[1.0, 0.0]]])  # 1 m/s straight at the robot
-        walls, movers = [], []
+        walls, movers = [], [False]
         for _ in range(30):
             world.apply_velocities(np.zeros((1, 3)))
-            world.drive_movers(pos, vel, np.array([1]))
+            world.drive_movers(pos, vel, np.array([1]), np.array(movers[-1:]))  # touched: put it back on track
             world.step()
             pos = pos + 0.1 * vel
             np.testing.assert_allclose(world.mover_positions(0), pos[0], atol=2e-3)
@@ -170,7 +170,7 @@ def test_a_mover_pushes_the_robot_and_counts_apart_from_walls():
             walls.append(w[0])
             movers.append(m[0])
         # Contact begins once the mover's centre is 0.43 m from the robot's (x = 4.07): about 1.57 s in.
-        assert any(movers) and not any(walls)
+        assert any(movers) and not any(walls) and not movers[0]
         x = world.poses()[0, 0]
         assert x > 4.5 + 0.8, f"the robot was pushed only to x = {x:.2f}"
         assert x - pos[0, 0, 0] >= 0.43 - 0.02  # no deep overlap
