@@ -20,12 +20,12 @@ from robonav.control.latency import CommandDelay
 from robonav.control.safety import SafetyLayer
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sim.config import SimConfig
+from robonav.sim.dynamic import Crowd
 from robonav.sim.episodes import EpisodeSpec, MazeSampler
 from robonav.sim.geodesic import distance_field, geodesic_at
 from robonav.sim.maze import Maze
 from robonav.sim.noise import corrupt_scan, odometry_delta
 from robonav.sim.observation import Observer, make_observer
-from robonav.sim.dynamic import Crowd
 from robonav.sim.raycast import grid_raycast_batch, grid_raycast_batch_circles
 from robonav.sim.world import BatchedWorld
 

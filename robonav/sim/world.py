@@ -8,11 +8,11 @@ collides and slides along walls. One ``stepSimulation`` advances every env; cont
 ``wall_mode="cells"`` builds one body per wall cell instead: the naive baseline of benchmarks/sim_throughput.py.
 
 Moving obstacles (robonav.sim.dynamic) are heavy (80 kg) rigid cylinders in maximal coordinates (a multibody of
-prismatic joints per slot cost ten times the physics). Each tick `drive_movers` puts each mover near its robot
-at the mover model's position with the tick's velocity (the others sleep, costing nothing): within the tick they push the robot like heavy bodies, and they end the tick
-where the model says (up to what the robot's push takes off, which the next tick's reset undoes). Movers collide
-with robots only (not walls, not each other); rays see walls and movers; contacts with movers are reported apart
-from wall contacts.
+prismatic joints per slot cost ten times the physics). Each tick `drive_movers` puts each mover near its robot at
+the mover model's position with the tick's velocity (the others sleep, costing nothing): within the tick they push
+the robot like heavy bodies, and they end the tick where the model says (up to what the robot's push takes off,
+which the next tick's reset undoes). Movers collide with robots only (not walls, not each other); rays see walls
+and movers; contacts with movers are reported apart from wall contacts.
 """
 
 from __future__ import annotations
