@@ -78,13 +78,14 @@ def movers_case(args) -> None:
                 "density": DYNAMIC_DENSITY, "movers_per_maze_mean": float(movers.mean()),
                 "movers_per_maze": movers.tolist()}
     print(f"settings: {json.dumps(settings)}")
-    print(f"{'variant':<28}{'env steps/s (median)':>22}{'runs':>40}")
+    print(f"{'variant':<28}{'env steps/s (median)':>22}    runs")
     for k in ("without", "with"):
-        print(f"{k + ' movers':<28}{med[k]:>22,.0f}{'  '.join(f'{r:,.0f}' for r in rates[k]):>40}")
+        print(f"{k + ' movers':<28}{med[k]:>22,.0f}    {'  '.join(f'{r:,.0f}' for r in rates[k])}")
     print(f"with / without = {ratio:.2f} (required >= 0.8: {'PASS' if ratio >= 0.8 else 'FAIL'})")
     out = {"name": "sim_movers", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                       "python": platform.python_version(), "cpus": os.cpu_count()},
+                       "python": platform.python_version(), "cpus": os.cpu_count(),
+                       "load_average_1min": os.getloadavg()[0]},
            "settings": settings, "steps_per_s": {"without": med["without"], "with": med["with"]},
            "runs": rates, "ratio": ratio}
     path = Path(__file__).resolve().parents[1] / "results" / "bench" / "sim_movers.json"
@@ -101,7 +102,7 @@ def main() -> None:
     ap.add_argument("--envs", type=int, default=16, help="mazes per batched world")
     ap.add_argument("--observation", default="preprocessor", help="observation builder (preprocessor or plain)")
     ap.add_argument("--movers", action="store_true", help="only the moving-obstacles case (without vs with)")
-    ap.add_argument("--repeats", type=int, default=5, help="alternated measurements per variant (--movers)")
+    ap.add_argument("--repeats", type=int, default=9, help="alternated measurements per variant (--movers)")
     args = ap.parse_args()
     if args.movers:
         movers_case(args)
