@@ -12,6 +12,9 @@ Every measured process is pinned to one core with one thread (NUMBA/OMP/MKL thre
 results/bench/sim_throughput.json (``--out``) with machine, CPU, date, threads and load.
 
     python benchmarks/sim_throughput.py [--steps 300] [--envs 16] [--observation plain|preprocessor] [--no-procs]
+    python benchmarks/sim_throughput.py --movers   # batched world without vs with moving obstacles
+                                                   # (sim.dynamic.density = DYNAMIC_DENSITY, 4 per 7x7 maze);
+                                                   # writes results/bench/sim_movers.json
 """
 
 from __future__ import annotations
@@ -51,6 +54,57 @@ def _measure(env, steps, num_envs):
     return steps * num_envs / (time.perf_counter() - t)
 
 
+def movers_case(args) -> None:
+    """Batched world without and with movers, alternated ``--repeats`` times in one pinned process; the median."""
+    import dataclasses
+    import datetime
+    import json
+    import platform
+    from pathlib import Path
+
+    from robonav.sim.config import DYNAMIC_DENSITY, DynamicConfig, SimConfig
+    from robonav.sim.vector import MazeVectorEnv
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    base = SimConfig(observation=args.observation)
+    with_movers = dataclasses.replace(base, dynamic=DynamicConfig(density=DYNAMIC_DENSITY))
+    mazes, n = _mazes(args.envs), args.envs
+    envs = {"without": MazeVectorEnv(n, maze=mazes, config=base), "with": MazeVectorEnv(n, maze=mazes,
+                                                                                          config=with_movers)}
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    for _ in range(args.repeats):
+        for name, env in envs.items():
+            rates[name].append(_measure(env, args.steps, n))
+    movers = envs["with"].sim.crowd.count.copy()
+    for env in envs.values():
+        env.close()
+    med = {k: float(np.median(v)) for k, v in rates.items()}
+    ratio = med["with"] / med["without"]
+    settings = {"envs": n, "mazes": "7x7, all families (val seeds)", "beams": base.scanner.num_beams,
+                "substeps": base.substeps, "period": base.period, "observation": args.observation,
+                "threads": 1, "pinned_cores": 1, "ticks": args.steps, "repeats": args.repeats,
+                "density": DYNAMIC_DENSITY, "movers_per_maze_mean": float(movers.mean()),
+                "movers_per_maze": movers.tolist()}
+    print(f"settings: {json.dumps(settings)}")
+    print(f"{'variant':<28}{'env steps/s (median)':>22}    runs")
+    for k in ("without", "with"):
+        print(f"{k + ' movers':<28}{med[k]:>22,.0f}    {'  '.join(f'{r:,.0f}' for r in rates[k])}")
+    print(f"with / without = {ratio:.2f} (required >= 0.8: {'PASS' if ratio >= 0.8 else 'FAIL'})")
+    out = {"name": "sim_movers", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                       "python": platform.python_version(), "cpus": os.cpu_count(),
+                       "load_average_1min": os.getloadavg()[0]},
+           "settings": settings, "steps_per_s": {"without": med["without"], "with": med["with"]},
+           "runs": rates, "ratio": ratio}
+    path = Path(__file__).resolve().parents[1] / "results" / "bench" / "sim_movers.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from robonav.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300, help="ticks per measurement")
@@ -58,7 +112,12 @@ def main() -> None:
     ap.add_argument("--observation", default="preprocessor", help="observation builder (preprocessor or plain)")
     ap.add_argument("--no-procs", action="store_true", help="skip the 2-process row (it needs both cores)")
     ap.add_argument("--out", default="results/bench/sim_throughput.json", help="where to write the JSON")
+    ap.add_argument("--movers", action="store_true", help="only the moving-obstacles case (without vs with)")
+    ap.add_argument("--repeats", type=int, default=9, help="alternated measurements per variant (--movers)")
     args = ap.parse_args()
+    if args.movers:
+        movers_case(args)
+        return
     from benchmarks.bench_common import bench_header, write_json
     from robonav.data import resource
     from robonav.sensors.spec import ObservationSpec

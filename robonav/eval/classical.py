@@ -14,7 +14,17 @@ reads only each env's SensorFrame; it never touches the simulator):
    slowing near the goal (straight at the goal while no path exists);
 5. recovery: when the robot has not moved for ``stuck_ticks`` ticks although commanded forward (the safety layer
    holds it before something the map misses), it backs off and marks the spot ahead as an obstacle for the
-   planner.
+   planner for ``mark_ticks`` ticks.
+
+Moving obstacles (people), handled as a tuned Nav2 stack would, from the scan alone:
+- a return is *dynamic* when it lands in a cell the obstacle memory once held as clearly free (log-odds at or
+  below ``free_log_odds``, and its neighbours too), or in front of where the previous scan saw through: it is
+  kept out of the scan matcher (its map never forgets, and a moving point would pull the pose), out of the
+  obstacle memory and so out of the global plan (a person in a corridor is not a wall to plan around);
+- near dynamic returns the speed is limited (``people_speed`` within ``people_radius``);
+- when dynamic returns block the way ahead the robot waits, backs off if one comes closer than
+  ``backoff_gap``, and after ``wait_ticks`` of waiting it plans around them (they count as obstacles for the
+  next ``detour_ticks`` ticks), replanning every ``replan_every`` ticks as always.
 
 Commands go through the env's safety layer like every policy's.
 """
@@ -78,6 +88,26 @@ class ClassicalConfig:
     """Ticks of reversing when stuck."""
     backoff_speed: float = 0.15
     """Reversing speed (m/s) when stuck."""
+    mark_ticks: int = 150
+    """Ticks a stuck mark stays an obstacle for the planner (what held the robot may have been a person)."""
+    free_log_odds: float = -1.5
+    """A memory cell at or below this log-odds has been seen clearly free: a return in it is dynamic."""
+    people_radius: float = 1.2
+    """Dynamic returns ahead of the robot (in its front half) nearer than this (m) beyond its body limit its speed
+    to ``people_speed``."""
+    people_speed: float = 0.25
+    """Speed limit (m/s) near people."""
+    moved_margin: float = 0.2
+    """A return this much (m) in front of where the previous scan saw through is dynamic."""
+    wait_gap: float = 0.45
+    """The robot waits while a dynamic return lies ahead (within 50 degrees of its heading) nearer than this (m)
+    beyond its body."""
+    backoff_gap: float = 0.2
+    """It reverses while one lies ahead nearer than this (m) beyond its body."""
+    wait_ticks: int = 30
+    """Ticks of waiting before it plans around the people in the way."""
+    detour_ticks: int = 50
+    """Ticks the people in the way count as obstacles for the planner after a wait."""
     scan_matching: bool = True
     """Correct odometry by scan-to-map matching (off: trust the wheel odometry, the ablation)."""
     scan_match: ScanMatchConfig = field(default_factory=ScanMatchConfig)
@@ -125,7 +155,16 @@ class _Navigator:
         self.held = 0  # consecutive ticks the robot did not move as commanded
         self.last: tuple[float, float, float] | None = None  # (x, y, stamp) of the previous tick
         self.backoff = 0
-        self.marks: list[tuple[float, float]] = []  # odometry-frame points the planner treats as obstacles
+        self.marks: list[tuple[float, float, int]] = []  # odometry-frame points the planner treats as obstacles
+        self.tick = 0
+        self.seen_free: np.ndarray | None = None  # [x cell, y cell] of the memory grid: once clearly free
+        self.free_core: np.ndarray | None = None  # seen_free cells whose 8 neighbours are seen_free too
+        self.seen_origin = (math.nan, math.nan)
+        self.people = np.zeros((0, 2))  # this scan's dynamic returns, robot frame
+        self.people_odom = np.zeros((0, 2))  # the same, odometry frame
+        self.previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (pose, ranges, angles) of last scan
+        self.waited = 0
+        self.detour_until = -1
 
     # -- localisation ---------------------------------------------------------------------------------------
     def localise(self, frame: SensorFrame) -> None:
@@ -133,13 +172,86 @@ class _Navigator:
         if frame.episode_id != self.episode:
             self.reset()
             self.episode = frame.episode_id
+        before = self.pre.pose  # the origin on an episode's first frame
+        predicted = _compose(before, np.asarray(frame.odom_delta, dtype=np.float64))
+        angles = frame.scan.beam_angles()
+        raw = np.asarray(frame.ranges, dtype=np.float64)
+        ranges = self._split_dynamic(predicted, raw, angles, frame.scan.range_max)
+        pose = predicted
         if self.matcher is not None:
-            before = self.pre.pose  # the origin on an episode's first frame
-            predicted = _compose(before, np.asarray(frame.odom_delta, dtype=np.float64))
-            matched = self.matcher.update(predicted, frame.ranges, frame.scan.beam_angles(), frame.scan.range_min,
-                                          frame.scan.range_max)
-            frame = replace(frame, odom_delta=_relative(before, matched))
+            pose = self.matcher.update(predicted, ranges, angles, frame.scan.range_min, frame.scan.range_max)
+            frame = replace(frame, odom_delta=_relative(before, pose))
+        self.previous = (pose, raw, angles)
+        if len(self.people):  # people stay out of the map: the local rules below avoid them
+            frame = replace(frame, ranges=ranges.astype(np.float32))
         self.pre(frame, self.command)
+
+    def _split_dynamic(self, pose: np.ndarray, ranges: np.ndarray, angles: np.ndarray,
+                       range_max: float) -> np.ndarray:
+        """Find this scan's dynamic returns (``self.people``, robot frame); return the ranges without them (NaN).
+
+        Dynamic: in a cell seen clearly free before (`free_core`), or in front of where the previous scan saw
+        through (all three previous beams around its bearing reached ``moved_margin`` farther)."""
+        self.people = np.zeros((0, 2))
+        ok = np.isfinite(ranges)
+        if not ok.any():
+            return ranges
+        px, py = ranges[ok] * np.cos(angles[ok]), ranges[ok] * np.sin(angles[ok])
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        wx, wy = pose[0] + c * px - s * py, pose[1] + s * px + c * py
+        dyn = np.zeros(len(px), dtype=bool)
+        seen = self.free_core
+        if seen is not None:
+            res = self.cfg.preprocessor.grid_resolution
+            i = np.floor((wx - self.seen_origin[0]) / res).astype(np.int64)
+            j = np.floor((wy - self.seen_origin[1]) / res).astype(np.int64)
+            n = seen.shape[0]
+            inside = (i >= 0) & (i < n) & (j >= 0) & (j < n)
+            dyn[inside] = seen[i[inside], j[inside]]
+        if self.previous is not None and len(angles) > 2:
+            p0, r0, a0 = self.previous
+            if len(a0) == len(angles):
+                far = np.where(np.isnan(r0), -math.inf, np.where(np.isinf(r0), range_max, r0))
+                c0, s0 = math.cos(p0[2]), math.sin(p0[2])
+                dx, dy = wx - p0[0], wy - p0[1]
+                d = np.hypot(dx, dy)
+                bearing = np.arctan2(-s0 * dx + c0 * dy, c0 * dx + s0 * dy)
+                inc = float(a0[1] - a0[0])
+                k = np.rint((bearing - a0[0]) / inc).astype(np.int64)
+                full = abs(inc * len(a0) - 2 * math.pi) < 1e-6
+                k = np.mod(k, len(a0)) if full else k
+                valid = (k >= 1) & (k < len(a0) - 1) if not full else np.ones(len(k), dtype=bool)
+                kk = np.clip(k, 0, len(a0) - 1)
+                lo = np.minimum(np.minimum(far[(kk - 1) % len(a0)], far[kk]), far[(kk + 1) % len(a0)])
+                dyn |= valid & (lo > d + self.cfg.moved_margin)
+        if not dyn.any():
+            return ranges
+        self.people = np.stack([px[dyn], py[dyn]], axis=1)
+        self.people_odom = np.stack([wx[dyn], wy[dyn]], axis=1)
+        out = ranges.copy()
+        out[np.flatnonzero(ok)[dyn]] = np.nan
+        return out
+
+    def _update_seen_free(self, occ: np.ndarray) -> None:
+        """Add the memory's clearly free cells to ``seen_free`` (restarted when the grid recentres)."""
+        origin = self.pre.grid_origin
+        if self.seen_free is None or origin != self.seen_origin:
+            self.seen_free = np.zeros(occ.shape, dtype=bool)
+            self.seen_origin = origin
+        self.seen_free |= occ <= self._free_units
+        # Dynamic returns must land in a clearly free cell whose 8 neighbours are clearly free too: a wall's own
+        # returns fall, with range noise, into the free cell in front of its face, never into such a one.
+        core = self.seen_free.copy()
+        core[1:, :] &= self.seen_free[:-1, :]
+        core[:-1, :] &= self.seen_free[1:, :]
+        core2 = core.copy()
+        core2[:, 1:] &= core[:, :-1]
+        core2[:, :-1] &= core[:, 1:]
+        self.free_core = core2
+
+    @property
+    def _free_units(self) -> int:
+        return round(self.cfg.free_log_odds / self.cfg.preprocessor.log_odds_quantum)
 
     # -- planning -------------------------------------------------------------------------------------------
     def plan(self, goal: np.ndarray) -> None:
@@ -154,15 +266,26 @@ class _Navigator:
         def cell(x: float, y: float) -> tuple[int, int]:
             return (min(max(math.floor((x - ox) / res), 0), n - 1), min(max(math.floor((y - oy) / res), 0), n - 1))
 
+        self._update_seen_free(occ)
         w = search_window(occ, (ox, oy), res, (pose[0], pose[1]), (goal[0], goal[1]), cfg.window_margin)
         lo_i, lo_j = w.lo_i, w.lo_j
         blocked = w.view(occ) > cfg.obstacle_threshold
-        if self.matcher is not None:
-            blocked |= self.matcher.walls((ox + lo_i * res, oy + lo_j * res), res, blocked.shape)
+        assert self.free_core is not None
+        free = w.view(self.free_core)
+        if self.tick >= self.detour_until:  # people are not walls: plan through them (see the module docstring)
+            blocked &= ~free
+        elif len(self.people_odom):  # planning around the people in the way
+            pi = np.floor((self.people_odom[:, 0] - ox) / res).astype(np.int64) - lo_i
+            pj = np.floor((self.people_odom[:, 1] - oy) / res).astype(np.int64) - lo_j
+            keep = (pi >= 0) & (pi < blocked.shape[0]) & (pj >= 0) & (pj < blocked.shape[1])
+            blocked[pi[keep], pj[keep]] = True
+        if self.matcher is not None:  # a person the matcher took for a wall before the cell was seen free is not one
+            blocked |= self.matcher.walls((ox + lo_i * res, oy + lo_j * res), res, blocked.shape) & ~free
         cost = cost_map(blocked, res, cfg.robot_radius + cfg.lethal_margin, cfg.soft_radius, cfg.soft_weight,
                         cfg.lethal_cost)
         k = math.ceil(cfg.robot_radius / res)
-        for mx, my in self.marks:  # where the robot got stuck: a square of lethal cost around each
+        self.marks = [mk for mk in self.marks if mk[2] > self.tick]
+        for mx, my, _ in self.marks:  # where the robot got stuck: a square of lethal cost around each
             mi, mj = cell(mx, my)
             a, b = max(mi - lo_i - k, 0), max(mi - lo_i + k + 1, 0)
             c, d = max(mj - lo_j - k, 0), max(mj - lo_j + k + 1, 0)
@@ -207,6 +330,7 @@ class _Navigator:
         """Command (v, omega) for this frame."""
         cfg = self.cfg
         self.localise(frame)
+        self.tick += 1
         pose = self.pre.pose
         goal = np.asarray(frame.goal, dtype=np.float64)
         if self.backoff > 0:
@@ -217,7 +341,7 @@ class _Navigator:
             return self.command
         if self._stuck(pose, frame.stamp):
             ahead = pose[:2] + (cfg.robot_radius + 0.2) * np.array([math.cos(pose[2]), math.sin(pose[2])])
-            self.marks.append((float(ahead[0]), float(ahead[1])))
+            self.marks.append((float(ahead[0]), float(ahead[1]), self.tick + cfg.mark_ticks))
             self.held = 0
             self.backoff = cfg.backoff_ticks
             self.command = np.array([-cfg.backoff_speed, 0.0])
@@ -233,8 +357,34 @@ class _Navigator:
             v = 0.0
         else:
             v = cfg.v_max * math.cos(err) ** 2 * min(1.0, 0.2 + dist / cfg.goal_slow_radius)
+        v, omega = self._mind_people(goal, v, omega)
         self.command = np.array([v, omega])
         return self.command
+
+    def _mind_people(self, goal: np.ndarray, v: float, omega: float) -> tuple[float, float]:
+        """Speed limit near people; wait, back off or plan around them when they block the way ahead."""
+        cfg = self.cfg
+        people = self.people
+        if len(people) == 0:
+            self.waited = 0
+            return v, omega
+        d = np.hypot(people[:, 0], people[:, 1])
+        front = people[:, 0] > 0  # slowing down for someone behind would only let them walk into the robot
+        if front.any() and d[front].min() < cfg.people_radius + cfg.robot_radius:
+            v = min(v, cfg.people_speed)
+        ahead = (people[:, 0] > 0) & (np.abs(np.arctan2(people[:, 1], people[:, 0])) < math.radians(50))
+        gap = d[ahead].min() - cfg.robot_radius if ahead.any() else math.inf
+        if gap >= cfg.wait_gap or v <= 0.0:
+            self.waited = 0
+            return v, omega
+        self.waited += 1
+        if self.waited >= cfg.wait_ticks and self.tick >= self.detour_until:
+            self.detour_until = self.tick + cfg.detour_ticks
+            self.waited = 0
+            self.plan(goal)
+        if gap < cfg.backoff_gap:
+            return -cfg.backoff_speed, 0.0
+        return 0.0, omega
 
 
 class ClassicalPolicy:

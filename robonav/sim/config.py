@@ -154,6 +154,70 @@ class MazeConfig:
                              "give e.g. [0.8, 1.2], or null for a fixed sim.maze.cell")
 
 
+DYNAMIC_DENSITY = 4.0 / 97.0
+"""Movers per square metre of free area in the ``dynamic`` condition: 4 movers in a 7x7 perfect maze at 1 m
+cells, whose (2*7+1)^2 grid has 97 free cells (97 m^2), so 0.0412 per m^2; roomier families get more."""
+
+
+def _range_ok(r: tuple[float, float]) -> bool:
+    return len(r) == 2 and 0.0 <= r[0] <= r[1] < float("inf")
+
+
+@dataclass(frozen=True)
+class DynamicConfig:
+    """Moving obstacles: people-sized cylinders walking the maze's free cells (robonav.sim.dynamic)."""
+
+    density: float = 0.0
+    """Movers per square metre of free area (0: none). The ``dynamic`` condition sets DYNAMIC_DENSITY (4/97,
+    4 movers per 7x7 maze at 1 m cells); a fractional count is rounded up or down at random per episode."""
+    radius: tuple[float, float] = (0.2, 0.3)
+    """Radius range (m), drawn per mover (rounded to 1 cm)."""
+    speed: tuple[float, float] = (0.3, 1.0)
+    """Walking speed range (m/s), drawn per mover; the robot's v_max is 0.5."""
+    oblivious_fraction: float = 0.5
+    """Share of movers that ignore the robot until they bump into it; the rest (polite) stop at stop_distance.
+    Each mover's kind is drawn per episode, so the mix varies by episode."""
+    pause: tuple[float, float] = (0.5, 3.0)
+    """Pause length range (s) at a waypoint."""
+    pause_prob: float = 0.2
+    """Probability of pausing at each waypoint (cell centre) reached."""
+    block: tuple[float, float] = (5.0, 15.0)
+    """Range (s) of a long stop in a corridor cell (two free neighbours): the mover blocks the corridor."""
+    block_prob: float = 0.05
+    """Probability of a long stop at each corridor cell reached."""
+    stop_distance: float = 0.6
+    """A polite mover stops while the gap between its body and the robot's, ahead of it, is below this (m)."""
+    give_way: float = 3.0
+    """A mover held up by the robot this long (s) turns back."""
+    spawn_clearance: float = 2.0
+    """No mover starts with its centre nearer than this (m) to the robot's start or the goal."""
+    max_movers: int = 32
+    """Most movers in one maze; a density asking for more is refused."""
+    height: float = 1.7
+    """Cylinder height (m)."""
+
+    def __post_init__(self) -> None:
+        for name in ("radius", "speed", "pause", "block"):
+            r = getattr(self, name)
+            if not _range_ok(r):
+                raise ValueError(f"sim.dynamic.{name} must be [lo, hi] with 0 <= lo <= hi, got {list(r)!r}")
+        if self.radius[0] <= 0:
+            raise ValueError(f"sim.dynamic.radius must be above 0 m, got {list(self.radius)!r}: give e.g. [0.2, 0.3]")
+        checks = (("density", self.density >= 0, "a number >= 0 (0: no movers)"),
+                  ("oblivious_fraction", 0 <= self.oblivious_fraction <= 1, "a number in [0, 1]"),
+                  ("pause_prob", 0 <= self.pause_prob <= 1, "a number in [0, 1]"),
+                  ("block_prob", 0 <= self.block_prob <= 1, "a number in [0, 1]"),
+                  ("stop_distance", self.stop_distance >= 0, "a number >= 0"),
+                  ("give_way", self.give_way > 0, "a number > 0"),
+                  ("spawn_clearance", self.spawn_clearance >= 0, "a number >= 0"),
+                  ("max_movers", isinstance(self.max_movers, int) and 0 <= self.max_movers <= 256,
+                   "an integer in [0, 256]"),
+                  ("height", self.height > 0, "a number > 0"))
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"sim.dynamic.{name} must be {expected}, got {getattr(self, name)!r}")
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """Everything the simulator needs; the `sim:` section of a launch file."""
@@ -187,6 +251,8 @@ class SimConfig:
     maze: MazeConfig = field(default_factory=MazeConfig)
     preprocessor: PreprocessorConfig = field(default_factory=PreprocessorConfig)
     """Sensor preprocessing settings (observation: preprocessor); switch memory channels off here for ablations."""
+    dynamic: DynamicConfig = field(default_factory=DynamicConfig)
+    """Moving obstacles (off by default: density 0)."""
 
     def __post_init__(self) -> None:
         if self.raycaster not in ("grid", "pybullet"):

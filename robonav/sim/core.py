@@ -2,7 +2,8 @@
 
 One control tick, for every env at once (DESIGN.md "Data flow"):
     policy command -> safety layer (robonav.control, on the scan the policy saw) -> command latency
-    -> motor limits -> PyBullet (velocity motors, ``substeps`` physics steps, contacts)
+    -> motor limits -> movers (robonav.sim.dynamic, one Numba call) -> PyBullet (velocity motors, ``substeps``
+    physics steps, contacts with walls and with movers apart)
     -> true pose -> wheel odometry with drift -> range scan (grid DDA or PyBullet rays, motion skew)
     -> REP 117 corruption -> SensorFrame -> observer -> obs; reward from geodesic progress.
 MazeEnv (one env) and MazeVectorEnv (many) are thin Gymnasium shells around this class.
@@ -19,15 +20,17 @@ from robonav.control.latency import CommandDelay
 from robonav.control.safety import SafetyLayer
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sim.config import SimConfig
+from robonav.sim.dynamic import Crowd
 from robonav.sim.episodes import EpisodeSpec, MazeSampler
 from robonav.sim.geodesic import distance_field, geodesic_at
 from robonav.sim.maze import Maze
 from robonav.sim.noise import corrupt_scan, odometry_delta
 from robonav.sim.observation import Observer, make_observer
-from robonav.sim.raycast import grid_raycast_batch
+from robonav.sim.raycast import grid_raycast_batch, grid_raycast_batch_circles
 from robonav.sim.world import BatchedWorld
 
 REFINE = 4  # sub-cells per cell of the geodesic distance field
+WAKE_GAP = 0.6  # m: movers nearer the robot than this are simulated by PyBullet (they close at most 0.15 m a tick)
 
 
 @dataclass
@@ -87,6 +90,10 @@ class MazeSim:
         self.limit = np.zeros(n, dtype=np.int64)
         self.collisions = np.zeros(n, dtype=np.int64)
         self.contact = np.zeros(n, dtype=bool)
+        self.crowd = Crowd(n, cfg.dynamic)
+        self.world.mover_height = cfg.dynamic.height
+        self.mover_contacts = np.zeros(n, dtype=np.int64)  # contact events (onsets) with movers this episode
+        self.mover_contact = np.zeros(n, dtype=bool)
         self.penetration = np.zeros(n)
         self.path_length = np.zeros(n)
         self.shortest = np.zeros(n)
@@ -157,6 +164,8 @@ class MazeSim:
         gx, gy = maze.cell_center(maze.goal)
         th = float(rng.uniform(-math.pi, math.pi))
         self.world.place_robot(i, sx, sy, th, prm.radius, prm.wheel_friction)
+        if self.cfg.dynamic.density > 0 or self.crowd.count[i]:
+            self._spawn_movers(i, maze, ep.seed)
         self.pose[i] = self.prev_pose[i] = (sx, sy, th)
         self.velocity[i] = self.last_command[i] = 0.0
         self.goal_xy[i] = (gx, gy)
@@ -168,8 +177,8 @@ class MazeSim:
         cfg = self.cfg
         seconds = cfg.time_limit_factor * self.shortest[i] / cfg.robot.v_max + cfg.time_limit_extra
         self.limit[i] = math.ceil(seconds / cfg.period)
-        self.steps[i] = self.collisions[i] = 0
-        self.contact[i] = False
+        self.steps[i] = self.collisions[i] = self.mover_contacts[i] = 0
+        self.contact[i] = self.mover_contact[i] = False
         self.penetration[i] = self.path_length[i] = 0.0
         self.episode_id[i] = self._next_episode_id
         self._next_episode_id += 1
@@ -191,6 +200,25 @@ class MazeSim:
         for i in range(self.num_envs):
             self.reset_env(i)
         return self.obs
+
+    def _spawn_movers(self, i: int, maze: Maze, seed: int) -> None:
+        crowd = self.crowd
+        crowd.spawn(i, maze, seed)
+        k = int(crowd.count[i])
+        self.world.set_movers(i, crowd.radius[i, :k].tolist())
+        only = np.zeros_like(crowd.count)
+        only[i] = k
+        self.world.drive_movers(crowd.pos, np.zeros_like(crowd.vel), only, awake=self._movers_awake())
+
+    def _movers_awake(self) -> np.ndarray:
+        """[N, M] movers PyBullet must simulate: all for PyBullet rays, else those near enough to touch the robot
+        within a few ticks (the grid raycaster reads the mover model, not PyBullet)."""
+        crowd = self.crowd
+        if self.cfg.raycaster == "pybullet":
+            return np.ones(crowd.radius.shape, dtype=bool)
+        gap = np.hypot(crowd.pos[:, :, 0] - self.pose[:, 0:1], crowd.pos[:, :, 1] - self.pose[:, 1:2]) \
+            - crowd.radius - self.radius[:, None]
+        return gap < WAKE_GAP
 
     # -- sensing --------------------------------------------------------------------------------------------
 
@@ -215,7 +243,18 @@ class MazeSim:
         self._ra[envs] = p0[:, 2:3] + frac * dth[:, None] + self.beam_rel[envs]
         rmax = self.cfg.scanner.range_max
         true = self._true
-        if self.cfg.raycaster == "grid":
+        if self.cfg.raycaster == "grid" and self.crowd.any:
+            circles, nc = self.crowd.circles_now(), self.crowd.count
+            if len(envs) == self.num_envs:
+                grid_raycast_batch_circles(self._occ, self._shapes, self._cells, self._rx, self._ry, self._ra,
+                                           self.counts, rmax, circles, nc, true)
+            else:
+                sub = np.empty((len(envs), b))
+                grid_raycast_batch_circles(self._occ[envs], self._shapes[envs], self._cells[envs], self._rx[envs],
+                                           self._ry[envs], self._ra[envs], self.counts[envs], rmax, circles[envs],
+                                           nc[envs], sub)
+                true[envs] = sub
+        elif self.cfg.raycaster == "grid":
             if len(envs) == self.num_envs:
                 grid_raycast_batch(self._occ, self._shapes, self._cells, self._rx, self._ry, self._ra,
                                    self.counts, rmax, true)
@@ -289,13 +328,19 @@ class MazeSim:
         heading = self.pose[:, 2] + half
         vel = np.stack([v * sinc * np.cos(heading), v * sinc * np.sin(heading), w], axis=1)
         self.world.apply_velocities(vel)
+        if self.crowd.any:
+            start = self.crowd.pos.copy()
+            self.crowd.step(self._occ, self._shapes, self._cells, self.pose, self.radius, T)
+            self.world.drive_movers(start, self.crowd.vel, self.crowd.count, self.mover_contact, self._movers_awake())
         self.world.step()
         self.prev_pose[:] = self.pose
         self.world.poses(self.pose)
         self.pose[:, 2] = self.prev_pose[:, 2] + _wrap(self.pose[:, 2] - self.prev_pose[:, 2])
-        hit, depth = self.world.contacts()
+        hit, mover_hit, depth = self.world.contacts_split()
         self.collisions += hit & ~self.contact
         self.contact[:] = hit
+        self.mover_contacts += mover_hit & ~self.mover_contact
+        self.mover_contact[:] = mover_hit
         self.penetration[:] = depth
         # Odometry: the true delta in the previous robot frame, seen through the episode's wheel errors.
         d = self.pose[:, :2] - self.prev_pose[:, :2]
@@ -313,7 +358,7 @@ class MazeSim:
         success = np.hypot(self.pose[:, 0] - self.goal_xy[:, 0], self.pose[:, 1] - self.goal_xy[:, 1]) \
             < cfg.goal_radius
         rw = cfg.reward
-        reward = rw.progress * progress + rw.success * success + rw.collision * hit + rw.time
+        reward = rw.progress * progress + rw.success * success + rw.collision * (hit | mover_hit) + rw.time
         if rw.blocked:
             reward += rw.blocked * np.abs(a[:, 0]) / rc.v_max * (1.0 - self.safety.obstacle_factor)
         if rw.turn_change:
@@ -330,6 +375,7 @@ class MazeSim:
         return {
             "is_success": bool(np.hypot(*(self.pose[i, :2] - self.goal_xy[i])) < self.cfg.goal_radius),
             "collisions": int(self.collisions[i]),
+            "mover_contacts": int(self.mover_contacts[i]),
             "in_collision": bool(self.contact[i]),
             "penetration": float(self.penetration[i]),
             "path_length": float(self.path_length[i]),

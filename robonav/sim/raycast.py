@@ -8,6 +8,10 @@ arbitrary geometry; tests hold the two to each other on every maze family.
 Conventions: ``occ[iy, ix]`` is True for a wall cell covering x in [ix*cell, (ix+1)*cell] and
 y in [iy*cell, (iy+1)*cell]; everything outside the grid is wall (the world rings every maze with walls).
 A ray that starts inside a wall returns 0. No hit within ``max_range`` returns +inf.
+
+Moving obstacles (robonav.sim.dynamic) are vertical cylinders, so in the scan plane they are circles: the
+``*_circles`` forms return the nearest of the wall hit and every circle's exact ray-circle hit (closed disks: a
+tangent ray hits; a ray starting inside a circle returns 0, like one starting inside a wall).
 """
 
 from __future__ import annotations
@@ -29,14 +33,19 @@ def _is_wall(occ: np.ndarray, ny: int, nx: int, iy: int, ix: int) -> bool:
 def _cast_one(occ: np.ndarray, ny: int, nx: int, cell: float, x: float, y: float, angle: float,
               max_range: float) -> float:
     """Distance from (x, y) along ``angle`` to the first wall face, +inf beyond max_range."""
+    return _cast_dir(occ, ny, nx, cell, x, y, math.cos(angle), math.sin(angle), max_range)
+
+
+@njit(cache=True, nogil=True)
+def _cast_dir(occ: np.ndarray, ny: int, nx: int, cell: float, x: float, y: float, dx: float, dy: float,
+              max_range: float) -> float:
+    """`_cast_one` along the unit direction (dx, dy)."""
     gx = x / cell
     gy = y / cell
     ix = int(math.floor(gx))
     iy = int(math.floor(gy))
     if _is_wall(occ, ny, nx, iy, ix):
         return 0.0
-    dx = math.cos(angle)
-    dy = math.sin(angle)
     inf = math.inf
     if dx > 0.0:
         step_x = 1
@@ -120,6 +129,93 @@ def grid_raycast_batch(occs: np.ndarray, shapes: np.ndarray, cells: np.ndarray, 
         c = cells[e]
         for i in range(counts[e]):
             out[e, i] = _cast_one(occ, ny, nx, c, xs[e, i], ys[e, i], angles[e, i], max_range)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cast_circles(circles: np.ndarray, near: np.ndarray, m: int, x: float, y: float, dx: float, dy: float,
+                  best: float) -> float:
+    """Nearest of ``best`` and the hits of a ray from (x, y) along unit (dx, dy) on circles ``near[:m]``."""
+    for q in range(m):
+        k = near[q]
+        fx = x - circles[k, 0]
+        fy = y - circles[k, 1]
+        r = circles[k, 2]
+        cc = fx * fx + fy * fy - r * r
+        if cc <= 0.0:
+            return 0.0
+        b = fx * dx + fy * dy
+        if b >= 0.0:
+            continue  # outside and heading away
+        disc = b * b - cc
+        if disc < 0.0:
+            continue
+        t = -b - math.sqrt(disc)
+        if t < best:
+            best = t
+    return best
+
+
+@njit(cache=True, nogil=True)
+def grid_raycast_batch_circles(occs: np.ndarray, shapes: np.ndarray, cells: np.ndarray, xs: np.ndarray,
+                               ys: np.ndarray, angles: np.ndarray, counts: np.ndarray, max_range: float,
+                               circles: np.ndarray, ncircles: np.ndarray, out: np.ndarray) -> None:
+    """`grid_raycast_batch` with moving obstacles: env e also sees circles ``circles[e, :ncircles[e]]`` (x, y, r).
+
+    Per env, only circles that some ray can reach are tested: those within max_range (plus their radius and the
+    spread of the ray origins, which motion skew moves along the tick) of the first ray's origin.
+    """
+    near = np.empty(circles.shape[1], dtype=np.int64)
+    for e in range(occs.shape[0]):
+        ny = shapes[e, 0]
+        nx = shapes[e, 1]
+        occ = occs[e]
+        c = cells[e]
+        n = counts[e]
+        circ = circles[e]
+        m = 0
+        if ncircles[e] > 0 and n > 0:
+            x0, y0 = xs[e, 0], ys[e, 0]
+            spread = 0.0
+            for i in range(1, n):
+                spread = max(spread, abs(xs[e, i] - x0) + abs(ys[e, i] - y0))
+            for k in range(ncircles[e]):
+                reach = max_range + circ[k, 2] + spread
+                ddx, ddy = circ[k, 0] - x0, circ[k, 1] - y0
+                if ddx * ddx + ddy * ddy <= reach * reach:
+                    near[m] = k
+                    m += 1
+        for i in range(n):
+            dx = math.cos(angles[e, i])
+            dy = math.sin(angles[e, i])
+            d = _cast_dir(occ, ny, nx, c, xs[e, i], ys[e, i], dx, dy, max_range)
+            if m > 0:
+                d = _cast_circles(circ, near, m, xs[e, i], ys[e, i], dx, dy, d)
+                if d > max_range:
+                    d = math.inf
+            out[e, i] = d
+
+
+def circle_raycast_reference(circles: np.ndarray, xs: np.ndarray, ys: np.ndarray, angles: np.ndarray,
+                             max_range: float) -> np.ndarray:
+    """NumPy reference for the circles alone: nearest ray-circle hit of every ray, +inf beyond max_range.
+
+    Solves |o + t d - c|^2 = r^2 for all rays x circles at once (the smaller root; 0 from inside a circle).
+    """
+    c = np.asarray(circles, np.float64).reshape(-1, 3)
+    x = np.asarray(xs, np.float64)[:, None]
+    y = np.asarray(ys, np.float64)[:, None]
+    dx = np.cos(np.asarray(angles, np.float64))[:, None]
+    dy = np.sin(np.asarray(angles, np.float64))[:, None]
+    fx, fy = x - c[None, :, 0], y - c[None, :, 1]
+    b = fx * dx + fy * dy
+    cc = fx * fx + fy * fy - c[None, :, 2] ** 2
+    disc = b * b - cc
+    with np.errstate(invalid="ignore"):
+        t = -b - np.sqrt(disc)
+    t = np.where((disc >= 0) & (t >= 0), t, np.inf)
+    t = np.where(cc <= 0, 0.0, t)
+    best = t.min(axis=1) if c.shape[0] else np.full(len(x), np.inf)
+    return np.where(best <= max_range, best, np.inf)
 
 
 def grid_raycast_reference(occ: np.ndarray, cell: float, xs: np.ndarray, ys: np.ndarray,

@@ -27,7 +27,7 @@ from robonav.sim.env import as_config
 from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.maze import Maze
 
-INFO_KEYS = ("is_success", "collisions", "path_length", "shortest_path_length", "episode_steps")
+INFO_KEYS = ("is_success", "collisions", "mover_contacts", "path_length", "shortest_path_length", "episode_steps")
 
 
 class MazeVectorEnv(VectorEnv):
@@ -122,6 +122,7 @@ class MazeVectorEnv(VectorEnv):
         return {
             "is_success": goal_d < self.config.goal_radius,
             "collisions": s.collisions.copy(),
+            "mover_contacts": s.mover_contacts.copy(),
             "in_collision": s.contact.copy(),
             "path_length": s.path_length.copy(),
             "shortest_path_length": s.shortest.copy(),

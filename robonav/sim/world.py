@@ -6,12 +6,19 @@ whose joints are driven by velocity motors with a force cap, so PyBullet resolve
 collides and slides along walls. One ``stepSimulation`` advances every env; contacts come from one query.
 
 ``wall_mode="cells"`` builds one body per wall cell instead: the naive baseline of benchmarks/sim_throughput.py.
+
+Moving obstacles (robonav.sim.dynamic) are heavy (80 kg) rigid cylinders in maximal coordinates (a multibody of
+prismatic joints per slot cost ten times the physics). Each tick `drive_movers` puts each mover near its robot at
+the mover model's position with the tick's velocity (the others sleep, costing nothing): within the tick they push
+the robot like heavy bodies, and they end the tick where the model says (up to what the robot's push takes off,
+which the next tick's reset undoes). Movers collide with robots only (not walls, not each other); rays see walls
+and movers; contacts with movers are reported apart from wall contacts.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pybullet as p
@@ -22,7 +29,9 @@ from robonav.sim.maze import Maze
 
 WALL_HEIGHT = 0.5
 MAX_COMPOUND = 16
-_ROBOT_GROUP, _WALL_GROUP = 1, 2  # collision filter bits: robots hit walls only; rays see walls only
+_ROBOT_GROUP, _WALL_GROUP, _MOVER_GROUP = 1, 2, 4  # collision filter bits: robots hit walls and movers
+_RAY_MASK = _WALL_GROUP | _MOVER_GROUP
+MOVER_MASS = 80.0  # kg: a person
 
 
 class WorldError(UserError, RuntimeError):
@@ -65,6 +74,8 @@ class _Slot:
     robot_shape: int
     radius: float
     maze: Maze | None = None
+    movers: list[int] = field(default_factory=list)  # one rigid body per mover
+    mover_radii: tuple[float, ...] = ()
 
 
 class BatchedWorld:
@@ -87,6 +98,12 @@ class BatchedWorld:
         side = max(1, math.ceil(math.sqrt(num_envs)))
         self._slots: list[_Slot] = []
         self._body_to_env: dict[int, int] = {}
+        self._crowd_to_env: dict[int, int] = {}
+        self._cylinders: dict[tuple[float, float], int] = {}  # (radius, height) -> shape: shapes are never freed
+        self.mover_height = 1.7
+        self._mover_vel = np.zeros((num_envs, 0, 2))  # [N, M, 2] velocity each mover was last given
+        self._mover_awake = np.zeros((num_envs, 0), dtype=bool)  # [N, M] simulated (not asleep)
+        self._mover_bodies = np.zeros(num_envs, dtype=np.int64)  # bodies per slot
         for i in range(num_envs):
             origin = ((i % side) * slot_size, (i // side) * slot_size)
             slot = _Slot(origin, [], [], -1, -1, robot.radius)
@@ -116,13 +133,17 @@ class BatchedWorld:
         self._setup_physics()
         self._garbage = 0
         self._body_to_env.clear()
+        self._crowd_to_env.clear()
+        self._cylinders.clear()
         for i, slot in enumerate(self._slots):
-            slot.robot, slot.wall_bodies, slot.wall_shapes = -1, [], []
+            slot.robot, slot.wall_bodies, slot.wall_shapes, slot.movers = -1, [], [], []
             self._make_robot(i, slot.radius)
             for j, (q, qd, *_) in enumerate(states[i]):
                 p.resetJointState(slot.robot, j, q, qd, physicsClientId=cid)
             if slot.maze is not None:
                 self._build_walls(i, slot.maze)
+            if slot.mover_radii:
+                self.set_movers(i, slot.mover_radii)
         self._garbage = 0
 
     def _make_robot(self, i: int, radius: float) -> None:
@@ -144,7 +165,7 @@ class BatchedWorld:
                          physicsClientId=cid)
         for j in range(3):
             p.changeDynamics(body, j, jointDamping=0, physicsClientId=cid)
-            p.setCollisionFilterGroupMask(body, j, _ROBOT_GROUP, _WALL_GROUP, physicsClientId=cid)
+            p.setCollisionFilterGroupMask(body, j, _ROBOT_GROUP, _WALL_GROUP | _MOVER_GROUP, physicsClientId=cid)
         p.setCollisionFilterGroupMask(body, -1, 0, 0, physicsClientId=cid)
         slot.robot, slot.robot_shape, slot.radius = body, shape, radius
         self._body_to_env[body] = i
@@ -199,6 +220,78 @@ class BatchedWorld:
         slot.wall_bodies = bodies
         slot.maze = maze
 
+    def set_movers(self, i: int, radii: tuple[float, ...] | list[float]) -> None:
+        """Give slot i one cylinder per entry of ``radii`` (none: no movers); place them with `drive_movers`."""
+        cid, slot = self.client, self._slots[i]
+        for b in slot.movers:
+            p.removeBody(b, physicsClientId=cid)
+            self._crowd_to_env.pop(b, None)
+        self._garbage += len(slot.movers)
+        slot.movers = []
+        slot.mover_radii = tuple(float(r) for r in radii)
+        self._mover_vel[i] = np.nan  # velocity last given (NaN: place on the next drive)
+        self._mover_awake[i] = False
+        self._mover_bodies[i] = len(slot.mover_radii)
+        h = self.mover_height
+        for r in slot.mover_radii:
+            key = (round(r, 4), h)
+            if key not in self._cylinders:
+                self._cylinders[key] = p.createCollisionShape(p.GEOM_CYLINDER, radius=key[0], height=h,
+                                                              physicsClientId=cid)
+            b = p.createMultiBody(MOVER_MASS, self._cylinders[key], basePosition=[slot.origin[0], slot.origin[1],
+                                                                                  h / 2],
+                                  useMaximalCoordinates=True, physicsClientId=cid)
+            # No damping; asleep until `drive_movers` wakes it; a push may spin or tilt it within a tick:
+            # `drive_movers` resets the pose.
+            p.changeDynamics(b, -1, linearDamping=0, angularDamping=0, lateralFriction=0.5,
+                             activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING, physicsClientId=cid)
+            p.changeDynamics(b, -1, activationState=p.ACTIVATION_STATE_SLEEP, physicsClientId=cid)
+            p.setCollisionFilterGroupMask(b, -1, _MOVER_GROUP, _ROBOT_GROUP, physicsClientId=cid)
+            slot.movers.append(b)
+            self._crowd_to_env[b] = i
+
+    def drive_movers(self, pos: np.ndarray, vel: np.ndarray, counts: np.ndarray,
+                     touched: np.ndarray | None = None, awake: np.ndarray | None = None) -> None:
+        """Env i's movers k < counts[i] move at ``vel[i, k]`` this tick from ``pos[i, k]`` (maze frame).
+
+        Only movers ``awake`` (default all; the simulator wakes those near their robot) are simulated; the others
+        sleep where they are, costing no physics (an awake free body costs about 15 us a substep here). Of the
+        awake ones only those whose velocity changed are reset, and all of an env ``touched`` marks (its robot
+        pushed them): a free rigid body keeps its velocity exactly, so the others are already where ``pos`` says.
+        """
+        cid, h = self.client, self.mover_height / 2
+        n, m = pos.shape[0], pos.shape[1]
+        if self._mover_vel.shape[1] < m:  # grow the per-mover state (new columns: asleep, never placed)
+            grow = m - self._mover_vel.shape[1]
+            self._mover_vel = np.concatenate([self._mover_vel, np.full((n, grow, 2), np.nan)], axis=1)
+            self._mover_awake = np.concatenate([self._mover_awake, np.zeros((n, grow), dtype=bool)], axis=1)
+        last_v, was = self._mover_vel[:, :m], self._mover_awake[:, :m]
+        live = np.arange(m)[None, :] < np.minimum(np.asarray(counts), self._mover_bodies)[:, None]  # [N, M]
+        on = live if awake is None else live & awake
+        reset = on & ((vel != last_v).any(axis=2) | ~was)
+        if touched is not None:
+            reset |= on & np.asarray(touched)[:, None]
+        for i, k in zip(*np.nonzero(reset)):
+            b = self._slots[i].movers[k]
+            if not was[i, k]:
+                p.changeDynamics(b, -1, activationState=p.ACTIVATION_STATE_WAKE_UP, physicsClientId=cid)
+            ox, oy = self._slots[i].origin
+            p.resetBasePositionAndOrientation(b, [pos[i, k, 0] + ox, pos[i, k, 1] + oy, h], (0.0, 0.0, 0.0, 1.0),
+                                              physicsClientId=cid)
+            p.resetBaseVelocity(b, [vel[i, k, 0], vel[i, k, 1], 0.0], (0.0, 0.0, 0.0), physicsClientId=cid)
+        for i, k in zip(*np.nonzero(was & ~on & live)):
+            b = self._slots[i].movers[k]
+            p.resetBaseVelocity(b, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), physicsClientId=cid)
+            p.changeDynamics(b, -1, activationState=p.ACTIVATION_STATE_SLEEP, physicsClientId=cid)
+        self._mover_vel[:, :m] = np.where(on[:, :, None], vel, np.nan)
+        self._mover_awake[:, :m] = on
+
+    def mover_positions(self, i: int) -> np.ndarray:
+        """[M, 2] positions of slot i's movers as PyBullet has them (maze frame)."""
+        slot = self._slots[i]
+        xy = [p.getBasePositionAndOrientation(b, physicsClientId=self.client)[0][:2] for b in slot.movers]
+        return np.array(xy).reshape(-1, 2) - slot.origin
+
     def place_robot(self, i: int, x: float, y: float, theta: float, radius: float | None = None,
                     wheel_friction: float | None = None) -> None:
         """Teleport slot i's robot to (x, y, theta) at rest; rebuild it if its radius changes."""
@@ -238,15 +331,25 @@ class BatchedWorld:
 
     def contacts(self) -> tuple[np.ndarray, np.ndarray]:
         """(in_contact bool [N], deepest penetration [N] in metres) from one query over the whole world."""
+        hit, mover, depth = self.contacts_split()
+        return hit | mover, depth
+
+    def contacts_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(wall contact bool [N], mover contact bool [N], deepest penetration [N] in metres), one query."""
         hit = np.zeros(self.num_envs, dtype=bool)
+        mover = np.zeros(self.num_envs, dtype=bool)
         depth = np.zeros(self.num_envs)
+        crowds = self._crowd_to_env
         for cp in p.getContactPoints(physicsClientId=self.client):
             i = self._body_to_env.get(cp[1], self._body_to_env.get(cp[2]))
             if i is None:
                 continue
-            hit[i] = True
+            if cp[1] in crowds or cp[2] in crowds:
+                mover[i] = True
+            else:
+                hit[i] = True
             depth[i] = max(depth[i], -cp[8])
-        return hit, depth
+        return hit, mover, depth
 
     def raycast(self, xs: np.ndarray, ys: np.ndarray, angles: np.ndarray, counts: np.ndarray,
                 max_range: float, out: np.ndarray, per_env_batches: bool = False) -> None:
@@ -264,7 +367,7 @@ class BatchedWorld:
             f = np.stack([x0, y0, np.full(n, z)], 1).tolist()
             t = np.stack([x1, y1, np.full(n, z)], 1).tolist()
             if per_env_batches:
-                res = p.rayTestBatch(f, t, collisionFilterMask=_WALL_GROUP, physicsClientId=self.client)
+                res = p.rayTestBatch(f, t, collisionFilterMask=_RAY_MASK, physicsClientId=self.client)
                 fr = np.array([r[2] if r[0] >= 0 else np.inf for r in res])
                 out[i, :n] = np.where(np.isfinite(fr), fr * max_range, np.inf)
             else:
@@ -273,7 +376,7 @@ class BatchedWorld:
                 idx.append(n)
         if per_env_batches:
             return
-        res = p.rayTestBatch(frm, to, collisionFilterMask=_WALL_GROUP, physicsClientId=self.client)
+        res = p.rayTestBatch(frm, to, collisionFilterMask=_RAY_MASK, physicsClientId=self.client)
         fr = np.array([r[2] if r[0] >= 0 else np.inf for r in res])
         k = 0
         for i, n in enumerate(idx):
