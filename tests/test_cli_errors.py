@@ -65,22 +65,37 @@ def test_a_launch_path_that_is_a_directory_is_one_line(tmp_path, name):
     assert line.startswith(f"robonav sim: launch file {folder} is a directory; expected a YAML file")
 
 
-def _toy_with_weights(toys, folder: Path) -> Path:
-    """A toy step model with its sidecar (tests/conftest.py) and a weights file beside it, cut in half."""
+def _toy_with_weights(toys, folder: Path, vouch_for_the_cut: bool) -> tuple[Path, str, str]:
+    """A toy step model with its sidecar (tests/conftest.py) and a weights file beside it, cut in half; the sidecar
+    records the whole file's sha256 (as export writes it) or, ``vouch_for_the_cut``, the cut file's (so the hash
+    check passes and the reader meets the truncation). Returns the model and the two hashes."""
+    from robonav.model.sidecar import file_sha256, read_sidecar, write_sidecar
+
     model = toys.write(folder)
     weights = model.with_suffix(".npz")
     np.savez(weights, format=np.array("robonav.weights/1"), obs_mean=np.zeros(5, np.float32),
              encoder_w0=np.ones((64, 5), np.float32))
+    whole = file_sha256(weights)
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    return model
+    cut = file_sha256(weights)
+    sidecar = read_sidecar(model)
+    write_sidecar(model, dataclasses.replace(sidecar, weights_sha256=cut if vouch_for_the_cut else whole))
+    return model, whole, cut
 
 
 @pytest.mark.parametrize("verb", ["run", "selftest"])
 def test_a_truncated_weights_file_is_one_line(toys, tmp_path, verb):
-    model = _toy_with_weights(toys, tmp_path)
+    model, whole, cut = _toy_with_weights(toys, tmp_path, vouch_for_the_cut=False)
     line = _one_line_error(_robonav(verb, "--backend", "numba", "--model", str(model)), verb)
-    assert line.startswith(f"robonav {verb}: {model.with_suffix('.npz')}: not a readable .npz"), line
+    assert line.startswith(f"robonav {verb}: {model.with_suffix('.npz')}: weights sha256 {cut} differs from the "
+                           f"sidecar's {whole}"), line
+
+
+def test_a_truncated_weights_file_the_sidecar_vouches_for_is_one_line(toys, tmp_path):
+    model, _, _ = _toy_with_weights(toys, tmp_path, vouch_for_the_cut=True)
+    line = _one_line_error(_robonav("run", "--backend", "numba", "--model", str(model)), "run")
+    assert line.startswith(f"robonav run: {model.with_suffix('.npz')}: not a readable .npz"), line
     assert line.endswith("re-export the model")
 
 
