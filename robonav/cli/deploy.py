@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The fixed-step on-robot loop until --ticks or SIGINT/SIGTERM (a stop is always sent)."""
     from robonav.runtime.run import run_loop
 
-    return run_loop(_run_settings(args), _sim_driver, args.json)
+    return run_loop(_run_settings(args), _sim_driver, args.json, args.ros_args)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -182,6 +182,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ticks", type=int, help="stop after this many ticks (default: run until SIGINT/SIGTERM)")
     p.add_argument("--stress", type=float, metavar="HZ", help="run at HZ instead of the model's period: timing only")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="driver ros2, last: ROS arguments (-p name:=value, --params-file FILE, -r from:=to)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("selftest", help="on the target: parity on recorded episodes and a timing check, PASS/FAIL")

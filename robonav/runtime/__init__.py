@@ -24,7 +24,7 @@ _EXPORTS = {
     "open_backend": "backends.registry", "BackendUnavailableError": "backends.registry",
     "ControlLoop": "loop", "LoopConfig": "loop", "Driver": "driver", "ReplayDriver": "driver",
     "UdpDriver": "wire", "Receiver": "wire", "WireRecorder": "wire", "read_log": "wire", "replay": "wire",
-    "Ros2Bridge": "ros2", "run_node": "ros2",
+    "Ros2Bridge": "ros2", "run_node": "ros2", "Ros2Params": "ros2", "parse_ros_args": "ros2",
 }
 
 __all__ = sorted(_EXPORTS)

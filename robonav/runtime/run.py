@@ -29,7 +29,7 @@ __all__ = ["DRIVERS", "DriverFactory", "RunSettings", "SimDriverSettings", "UdpS
 
 DRIVERS = ("sim", "udp", "ros2")
 """Driver kinds `robonav run` builds: the simulator in-process (a dev machine), the robot wire over UDP, a ROS 2
-node (/scan, /odom, /goal_pose in, /cmd_vel out; needs a sourced ROS 2 with rclpy)."""
+node (scan, odom, goal_pose in, cmd_vel out, set by --ros-args; needs a sourced ROS 2 with rclpy)."""
 
 
 @dataclass(frozen=True)
@@ -216,11 +216,25 @@ def expand_path(path: str | None) -> str | None:
     return None if path is None else os.path.expandvars(os.path.expanduser(path))
 
 
-def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = False) -> int:
+def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = False,
+             ros_args: list[str] | None = None) -> int:
     """``robonav run``: open the backend, build the driver and the loop, run until --ticks or a signal, print the
-    summary (one JSON line with ``as_json``); returns the exit code (0: the loop ended as asked)."""
+    summary (one JSON line with ``as_json``); returns the exit code (0: the loop ended as asked). ``ros_args``:
+    what followed --ros-args (driver ros2 only)."""
+    import dataclasses
+
     from robonav.control.clock import make_clock
 
+    ros = None
+    if ros_args is not None and settings.driver != "ros2":
+        raise SettingsError(f"--ros-args configures the ROS 2 node: it needs --driver ros2, got {settings.driver!r}")
+    if settings.driver == "ros2":  # parameters and rclpy checked before the backend opens
+        from robonav.runtime.ros2 import parse_ros_args
+        from robonav.runtime.ros2.node import require_rclpy
+
+        ros = parse_ros_args(ros_args or [])
+        settings = dataclasses.replace(settings, **ros.params.run_overrides())
+        require_rclpy()
     backend = open_run_backend(settings)
     try:
         config = loop_config(settings, backend)
@@ -238,10 +252,10 @@ def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = 
             summarize = getattr(driver, "summary", None)
             return summary, summarize() if callable(summarize) else {}
 
-        if settings.driver == "ros2":  # the node feeds the bridge from its own thread while the loop runs here
-            from robonav.runtime.ros2 import run_node
+        if ros is not None:  # the node feeds the bridge from its own thread while the loop runs here
+            from robonav.runtime.ros2.node import run_node
 
-            summary, extra = run_node(drive)
+            summary, extra = run_node(drive, ros)
         else:
             driver = (udp_driver(settings, backend, config, clock) if settings.driver == "udp"
                       else make_driver(backend.sidecar, settings.sim, config.period))

@@ -164,8 +164,8 @@ def test_goal_in_the_odometry_frame_or_refused():
     np.testing.assert_array_equal(goal_from_pose_stamped(no_heading, "odom"), [2.0, 3.0])
     with pytest.raises(PoseError, match=r"goal pose: expected a finite position, got \(inf, 3.0\)"):
         goal_from_pose_stamped(goal(math.inf, 3.0), "odom")
-    with pytest.raises(GoalFrameError, match=r"expected header.frame_id 'odom' \(the odometry frame\), got 'map'; "
-                                             r"robonav does not run TF: transform the goal into 'odom' first"):
+    with pytest.raises(GoalFrameError, match=r"expected header.frame_id 'odom' \(the odometry frame\), got 'map', "
+                                             r"and TF is off: transform the goal into 'odom' first"):
         goal_from_pose_stamped(goal(2.0, 3.0, "map"), "odom")
 
 
@@ -292,7 +292,7 @@ def test_bad_messages_are_counted_not_raised():
     b.on_odom(NS(header=header()))  # no pose at all
     b.on_odom(odometry(math.inf, 0.0, 0.0))
     b.on_goal(goal(1.0, 1.0, "map"))
-    assert b.refused == 4 and "does not run TF" in b.last_reason
+    assert b.refused == 4 and "TF is off" in b.last_reason
     assert (b.scans, b.odoms, b.goals, b.episode_id) == (0, 0, 0, 0)
     b.stop()
     assert b.send_errors == 1 and "publisher gone" in b.last_reason

@@ -1,16 +1,17 @@
-"""The thin ROS 2 bridge: LaserScan, Odometry and a goal pose in, Twist out; the control loop's Driver.
+"""The ROS 2 bridge: LaserScan, Odometry and a goal pose in, Twist or TwistStamped out; the control loop's Driver.
 
-The message mapping is plain Python on duck-typed messages (anything with the ROS attribute names), so it is
-tested without ROS; rclpy and the message packages are imported only inside `run_node`:
-
-    run_node(lambda driver: loop_with(driver).run(), odom_frame="odom")   # on a robot with ROS 2 sourced
+The message mapping is plain Python on duck-typed messages (anything with the ROS attribute names: rclpy's, or
+rosbags' for recorded bags), so it is tested without ROS; rclpy is imported only in robonav.runtime.ros2.node.
 
 `Ros2Bridge` is fed by the node's callbacks (``on_scan``, ``on_odom``, ``on_goal``, on the executor's thread) and
 read by the loop (``latest_frame``, on the main thread); one lock guards what they share and is held only to swap
 references. Each new goal starts an episode whose origin is the newest odometry pose at that moment: the frame's
-goal and odometry are expressed in that origin's frame (SensorFrame). robonav runs no TF: a goal must already be
-in the odometry frame. A message that does not map is counted (``refused``, ``last_reason``) and logged, never
-raised into the executor.
+goal and odometry are expressed in that origin's frame (SensorFrame). A goal in another frame than the odometry
+frame is resolved through ``goal_transform`` (TF2 in the node) when it arrives; a scan from a laser frame other
+than the base frame is re-expressed from the base's origin through ``laser_mount`` (robonav.runtime.ros2.tf). Once
+the robot is within ``goal_radius`` of the goal, every command becomes a stop and ``status`` is told, once per
+goal. A message that does not map is counted (``refused``, ``last_reason``) and logged, never raised into the
+executor.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 from robonav.errors import UserError
+from robonav.runtime.ros2.tf import MountedScan, transform_point
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas, pose_delta
 
-__all__ = ["GoalFrameError", "LaserScanError", "PoseError", "Ros2Bridge", "Ros2MessageError", "fill_twist",
-           "goal_from_pose_stamped", "pose_from_odometry", "run_node", "scan_from_laserscan", "yaw_from_quaternion"]
+__all__ = ["GoalFrameError", "LaserScanError", "PoseError", "Ros2Bridge", "Ros2MessageError", "fill_command",
+           "fill_twist", "goal_from_pose_stamped", "pose_from_odometry", "scan_from_laserscan", "yaw_from_quaternion"]
+
+GoalTransform = Callable[[str], "np.ndarray | None"]
+"""(x, y, yaw) of a frame in the odometry frame, now, or None where TF has no transform (yet)."""
+LaserMount = Callable[[str], "tuple[tuple[float, float, float], tuple[float, float, float, float]] | None"]
+"""(translation xyz, rotation xyzw) of a laser frame in the base frame, or None where TF has none (yet)."""
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +57,7 @@ class PoseError(Ros2MessageError):
 
 
 class GoalFrameError(Ros2MessageError):
-    """A goal given in a frame other than the odometry frame (robonav does not run TF)."""
+    """A goal in a frame with no transform to the odometry frame (or in another frame, without TF)."""
 
 
 def scan_from_laserscan(msg: Any, spec_id: int = 0) -> tuple[ScanSpec, np.ndarray]:
@@ -107,19 +114,26 @@ def pose_from_odometry(msg: Any) -> np.ndarray:
     return out
 
 
-def goal_from_pose_stamped(msg: Any, odom_frame: str) -> np.ndarray:
-    """(x, y) float64 [2] of a geometry_msgs/PoseStamped goal given in ``odom_frame`` (its orientation is not
-    used); GoalFrameError for another frame, PoseError for a non-finite position."""
+def goal_from_pose_stamped(msg: Any, odom_frame: str, transform: GoalTransform | None = None) -> np.ndarray:
+    """(x, y) float64 [2] in ``odom_frame`` of a geometry_msgs/PoseStamped goal (its orientation is not used).
+    A goal in another frame goes through ``transform`` (its frame's pose in the odometry frame); GoalFrameError
+    where there is none, PoseError for a non-finite position."""
     frame_id = msg.header.frame_id
-    if frame_id != odom_frame:
-        raise GoalFrameError(
-            f"goal pose: expected header.frame_id {odom_frame!r} (the odometry frame), got {frame_id!r}; robonav "
-            f"does not run TF: transform the goal into {odom_frame!r} first (or set the bridge's odom_frame)")
     p = msg.pose.position
     out = np.array([float(p.x), float(p.y)])
     if not np.isfinite(out).all():
         raise PoseError(f"goal pose: expected a finite position, got ({out[0]}, {out[1]})")
-    return out
+    if frame_id in (odom_frame, ""):
+        return out
+    if transform is None:
+        raise GoalFrameError(
+            f"goal pose: expected header.frame_id {odom_frame!r} (the odometry frame), got {frame_id!r}, and TF "
+            f"is off: transform the goal into {odom_frame!r} first, or run with use_tf:=true")
+    pose = transform(frame_id)
+    if pose is None:
+        raise GoalFrameError(f"goal pose: no transform from {frame_id!r} to {odom_frame!r} in TF when the goal "
+                             "arrived; check that the map -> odom transform is published (a localiser) and resend")
+    return transform_point(pose, out)
 
 
 def fill_twist(twist: Any, v: float, omega: float) -> Any:
@@ -130,6 +144,18 @@ def fill_twist(twist: Any, v: float, omega: float) -> Any:
     return twist
 
 
+def fill_command(msg: Any, v: float, omega: float, stamp: Any = None, frame_id: str = "") -> Any:
+    """Fill a Twist, or a TwistStamped (``msg.twist``; header from ``stamp`` and ``frame_id``); returns it."""
+    twist = getattr(msg, "twist", None)
+    if twist is None:
+        return fill_twist(msg, v, omega)
+    fill_twist(twist, v, omega)
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    return msg
+
+
 def _stamp(msg: Any) -> float:
     s = msg.header.stamp
     return float(s.sec) + float(s.nanosec) * 1e-9
@@ -138,17 +164,34 @@ def _stamp(msg: Any) -> float:
 class Ros2Bridge:
     """The Driver protocol (robonav.runtime.driver) over ROS 2 callbacks; see the module docstring.
 
-    ``send`` publishes a Twist (the node passes its /cmd_vel publisher's ``publish``); ``twist_factory`` makes an
-    empty Twist; ``odom_frame`` is the frame goals must be given in. ``log_every``: after the first problem of a
-    kind (scan, odom, goal, command, send), at most one log line per that many seconds for the kind.
+    ``send`` publishes a command (the node passes its cmd_vel publisher's ``publish``); ``twist_factory`` makes an
+    empty Twist or TwistStamped (then ``now()`` stamps its header, frame ``base_frame``); ``odom_frame`` is the
+    frame goals are resolved to (through ``goal_transform`` where given); ``laser_mount`` places a laser frame
+    other than ``base_frame``; ``goal_radius`` (m): arrival; ``status(dict)`` hears of goals accepted, refused and
+    reached. ``log_every``: after the first problem of a kind (scan, odom, goal, command, send), at most one log
+    line per that many seconds for the kind.
     """
 
     def __init__(self, send: Callable[[Any], object], *, twist_factory: Callable[[], Any], odom_frame: str = "odom",
+                 base_frame: str = "base_link", goal_transform: GoalTransform | None = None,
+                 laser_mount: LaserMount | None = None, goal_radius: float = 0.0,
+                 status: Callable[[dict[str, Any]], object] | None = None, now: Callable[[], Any] | None = None,
                  log_every: float = 1.0) -> None:
         self.send = send
         self.odom_frame = odom_frame
+        self.base_frame = base_frame
         self.twist_factory = twist_factory
+        self.goal_transform = goal_transform
+        self.laser_mount = laser_mount
+        self.goal_radius = goal_radius
+        self.status = status
+        self.now = now
         self.log_every = log_every
+        self.arrived = False
+        """Whether the robot is within goal_radius of the current goal (commands are stops until a new goal)."""
+        self.arrivals = 0
+        """Goals reached."""
+        self._mounts: dict[tuple[str, ScanSpec], MountedScan | None] = {}
         self.scans = 0
         """LaserScan messages mapped."""
         self.odoms = 0
@@ -183,7 +226,7 @@ class Ros2Bridge:
     def on_scan(self, msg: Any) -> None:
         """A sensor_msgs/LaserScan: becomes the pending scan, paired with the newest odometry pose."""
         spec_id = self._spec.spec_id if self._spec is not None else 0
-        got = self._map("scan", lambda: (*scan_from_laserscan(msg, spec_id), _stamp(msg)))
+        got = self._map("scan", lambda: self._mounted(msg, *scan_from_laserscan(msg, spec_id)))
         if got is None:
             return
         spec, ranges, stamp = got
@@ -195,6 +238,23 @@ class Ros2Bridge:
             self._spec = spec
             self._pending = (ranges, spec, stamp, self._odom)
             self.scans += 1
+
+    def _mounted(self, msg: Any, spec: ScanSpec, ranges: np.ndarray) -> tuple[ScanSpec, np.ndarray, float]:
+        """The scan re-expressed from the base frame where its laser frame is another (LaserScanError without a
+        transform yet)."""
+        frame_id = msg.header.frame_id
+        if self.laser_mount is None or frame_id in (self.base_frame, ""):
+            return spec, ranges, _stamp(msg)
+        key = (frame_id, spec)
+        if key not in self._mounts:
+            mount = self.laser_mount(frame_id)
+            if mount is None:
+                raise LaserScanError(f"LaserScan: no transform from {frame_id!r} to {self.base_frame!r} in TF; "
+                                     "publish the laser's mount (robot_state_publisher or a static transform)")
+            self._mounts[key] = MountedScan(spec, *mount)
+        mounted = self._mounts[key]
+        assert mounted is not None
+        return mounted.spec, mounted(ranges), _stamp(msg)
 
     def on_odom(self, msg: Any) -> None:
         """A nav_msgs/Odometry: the newest pose (and the origin of a goal that waited for one)."""
@@ -208,16 +268,19 @@ class Ros2Bridge:
             self.odoms += 1
 
     def on_goal(self, msg: Any) -> None:
-        """A geometry_msgs/PoseStamped goal in the odometry frame: starts a new episode."""
-        goal = self._map("goal", lambda: goal_from_pose_stamped(msg, self.odom_frame))
+        """A geometry_msgs/PoseStamped goal (in any frame TF resolves to the odometry frame): a new episode."""
+        goal = self._map("goal", lambda: goal_from_pose_stamped(msg, self.odom_frame, self.goal_transform))
         if goal is None:
+            self._tell({"state": "refused", "reason": self.last_reason})
             return
         with self._lock:
             self._goal = goal
             self._origin = self._goal_rel = None
+            self.arrived = False
             if self._odom is not None:
                 self._start_episode()
             self.goals += 1
+        self._tell({"state": "active", "goal": [float(goal[0]), float(goal[1])], "frame_id": self.odom_frame})
 
     def _start_episode(self) -> None:
         """New episode from the newest odometry pose (lock held)."""
@@ -246,13 +309,33 @@ class Ros2Bridge:
         delta = self._deltas.delta(episode, relative)
         self.frames += 1
         self._frame = SensorFrame(ranges, spec, delta, goal.copy(), episode, stamp, self.frames)
+        distance = math.hypot(goal[0] - relative[0], goal[1] - relative[1])
+        if not self.arrived and distance < self.goal_radius:
+            self.arrived = True
+            self.arrivals += 1
+            self._tell({"state": "arrived", "episode": episode, "distance": distance})
         return self._frame
 
+    @property
+    def origin(self) -> np.ndarray | None:
+        """The current episode's origin: the odometry pose (x, y, yaw) when its goal arrived (None before)."""
+        return self._origin
+
+    def _tell(self, status: dict[str, Any]) -> None:
+        if self.status is None:
+            return
+        try:
+            self.status({**status, "goals": self.goals, "arrivals": self.arrivals})
+        except Exception as e:  # a failed status publish must not stop the loop
+            self._note("send", f"status publish failed: {e!r}")
+
     def publish(self, v: float, omega: float, answers_seq: int) -> None:
-        """Send a Twist (v m/s, omega rad/s); a non-finite command is sent as a stop. ``answers_seq`` is not sent
-        (a Twist has no field for it)."""
+        """Send a command (v m/s, omega rad/s); a non-finite command, or any once the goal is reached, is sent as a
+        stop. ``answers_seq`` is not sent (a Twist has no field for it)."""
         if not (math.isfinite(v) and math.isfinite(omega)):
             self._note("command", f"non-finite command ({v}, {omega}) sent as a stop")
+            v = omega = 0.0
+        if self.arrived:
             v = omega = 0.0
         self._send(v, omega)
 
@@ -270,7 +353,8 @@ class Ros2Bridge:
         if self.closed:
             return
         try:
-            self.send(fill_twist(self.twist_factory(), v, omega))
+            stamp = self.now() if self.now is not None else None
+            self.send(fill_command(self.twist_factory(), v, omega, stamp, self.base_frame))
             self.sent += 1
         except Exception as e:  # a failed publish must not stop the loop
             self.send_errors += 1
@@ -293,40 +377,3 @@ class Ros2Bridge:
         if last is None or now - last >= self.log_every:
             self._logged_at[kind] = now
             log.warning("Ros2Bridge (%d refused, %d send errors): %s", self.refused, self.send_errors, message)
-
-
-def run_node(run_loop: Callable[[Ros2Bridge], Any], *, scan_topic: str = "/scan", odom_topic: str = "/odom",
-             goal_topic: str = "/goal_pose", cmd_topic: str = "/cmd_vel", odom_frame: str = "odom",
-             node_name: str = "robonav", args: list[str] | None = None) -> Any:
-    """Run ``run_loop(bridge)`` in this thread while a ROS 2 node named ``node_name`` feeds the bridge from a
-    SingleThreadedExecutor in a daemon thread; returns what ``run_loop`` returns. Needs a sourced ROS 2
-    (rclpy, sensor_msgs, nav_msgs, geometry_msgs); rclpy is shut down on the way out."""
-    import rclpy
-    from geometry_msgs.msg import PoseStamped, Twist
-    from nav_msgs.msg import Odometry
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import LaserScan
-
-    rclpy.init(args=args)
-    try:
-        node = rclpy.create_node(node_name)
-        publisher = node.create_publisher(Twist, cmd_topic, 10)
-        bridge = Ros2Bridge(send=publisher.publish, odom_frame=odom_frame, twist_factory=Twist)
-        node.create_subscription(LaserScan, scan_topic, bridge.on_scan, qos_profile_sensor_data)
-        node.create_subscription(Odometry, odom_topic, bridge.on_odom, 10)
-        node.create_subscription(PoseStamped, goal_topic, bridge.on_goal, 10)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name="robonav-ros2", daemon=True)
-        spinner.start()
-        try:
-            return run_loop(bridge)
-        finally:
-            bridge.close()  # a last stop while the publisher still exists
-            executor.shutdown()
-            spinner.join(timeout=2.0)
-            node.destroy_node()
-    finally:
-        if rclpy.ok():
-            rclpy.shutdown()
