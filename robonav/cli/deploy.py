@@ -122,6 +122,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_loop(_run_settings(args), _sim_driver, args.json, args.ros_args)
 
 
+def cmd_bag(args: argparse.Namespace) -> int:
+    """Shadow run on a recorded rosbag2: the loop on its scans and odometry; commands and memory into OUT."""
+    import dataclasses
+
+    from robonav.runtime.ros2.bag import BagError, BagSettings, format_bag, shadow_run
+
+    try:
+        import rosbags  # noqa: F401
+    except ModuleNotFoundError:
+        print("robonav bag: needs rosbags (pip install 'robonav[ros]')", file=sys.stderr)
+        return 2
+    settings = _run_settings(args)
+    goal = None
+    if args.goal is not None:
+        try:
+            x, y = (float(v) for v in args.goal.split(","))
+        except ValueError:
+            print(f"robonav bag: --goal {args.goal!r}: expected x,y in metres in the odometry frame, e.g. 3.5,-1",
+                  file=sys.stderr)
+            return 2
+        goal = (x, y)
+    bag = BagSettings(scan_topic=args.scan_topic, odom_topic=args.odom_topic, goal_topic=args.goal_topic, goal=goal,
+                      storage=args.storage, memory_every=args.memory_every, watchdog=settings.watchdog)
+    from robonav.runtime.run import open_run_backend
+
+    backend = open_run_backend(dataclasses.replace(settings, model=args.policy))
+    try:
+        result = shadow_run(args.bag, args.out, backend, bag, settings.safety)
+    except BagError as e:
+        print(f"robonav bag: {e}", file=sys.stderr)
+        return 2
+    finally:
+        backend.close()
+    print(json.dumps(result, sort_keys=True) if args.json else format_bag(result))
+    return 0
+
+
 def cmd_selftest(args: argparse.Namespace) -> int:
     """Preprocessor and backend parity on recorded episodes and a timing check, on this machine: PASS or FAIL."""
     from robonav.runtime.selftest import selftest_verb
@@ -185,6 +222,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="driver ros2, last: ROS arguments (-p name:=value, --params-file FILE, -r from:=to)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bag", help="shadow run on a recorded rosbag2: the commands and memory the policy would have "
+                                   "produced, into another bag")
+    p.add_argument("bag", metavar="IN", help="rosbag2 (folder; sqlite3 or MCAP) with LaserScan and Odometry")
+    p.add_argument("--policy", default="default", help="step model .onnx / .engine, or 'default' (shipped)")
+    p.add_argument("--out", required=True, help="the rosbag2 to write (must not exist)")
+    _add_launch(p, "robot")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, help="inference backend (run.backend)")
+    p.add_argument("--goal", metavar="X,Y", help="goal in the odometry frame at the bag's start (else --goal-topic)")
+    p.add_argument("--scan-topic", default="/scan", help="LaserScan topic (default: %(default)s)")
+    p.add_argument("--odom-topic", default="/odom", help="Odometry topic (default: %(default)s)")
+    p.add_argument("--goal-topic", default="/goal_pose",
+                   help="PoseStamped goals (odometry frame; default: %(default)s)")
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), help="OUT's storage (default: the input's)")
+    p.add_argument("--memory-every", type=float, default=1.0, help="seconds between memory grids in OUT (0: none)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_bag, model=None)
 
     p = sub.add_parser("selftest", help="on the target: parity on recorded episodes and a timing check, PASS/FAIL")
     _add_launch(p, "robot")
