@@ -82,3 +82,28 @@ def _policy_and_config(spec: str):
 
     resolved = resolve_policy(spec)
     return resolved.factory, resolved.sim_config
+
+
+def _nav2_start_goal(args: argparse.Namespace, episodes: list) -> list:
+    """--start/--goal X,Y on a Nav2 map (--mazes MAP.yaml): the episodes with those cells."""
+    from robonav.settings import SettingsError
+    from robonav.sim.episodes import EpisodeSpec
+    from robonav.sim.nav2map import is_nav2_map, nav2_mazes
+
+    if not is_nav2_map(args.mazes):
+        raise SettingsError(f"--start/--goal place the robot on a Nav2 map: give --mazes MAP.yaml, got {args.mazes!r}")
+    points = {}
+    for what in ("start", "goal"):
+        text = getattr(args, what)
+        if text is not None:
+            try:
+                x, y = (float(v) for v in text.split(","))
+            except ValueError:
+                raise SettingsError(f"--{what} {text!r}: expected X,Y in metres in the map frame, e.g. "
+                                    "1.5,-2") from None
+            points[what] = (x, y)
+    seeds = args.seeds or [args.seed]
+    per_seed = len(episodes) // len(seeds)
+    mazes = [m for seed in seeds for m in nav2_mazes(args.mazes, per_seed, seed, points.get("start"),
+                                                     points.get("goal"))]
+    return [EpisodeSpec(m, e.seed) for m, e in zip(mazes, episodes)]

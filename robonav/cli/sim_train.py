@@ -159,6 +159,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         count = 200 if args.episodes is None else args.episodes
         episodes = [e for seed in (args.seeds or [args.seed]) for e in make_episodes(args.mazes, count, seed)]
+        if args.start or args.goal:  # a Nav2 map with start and/or goal given (map frame, metres)
+            from robonav.cli._common import _nav2_start_goal
+
+            episodes = _nav2_start_goal(args, episodes)
         if args.episode_list:
             save_episodes(args.episode_list, episodes)
 
@@ -252,6 +256,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                    help="several episode-list seeds: --episodes episodes for each, run as one list")
     p.add_argument("--episode-list", help="JSON-lines episode file: read if it exists, else written (pairing)")
+    p.add_argument("--start", metavar="X,Y", help="--mazes MAP.yaml (Nav2): start in the map frame (else drawn)")
+    p.add_argument("--goal", metavar="X,Y", help="--mazes MAP.yaml (Nav2): goal in the map frame (else drawn)")
     p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
     p.add_argument("--render", metavar="DIR", help="save trajectory pictures of the first episodes in DIR")
     p.add_argument("--render-count", type=int, default=6, help="how many episodes --render draws")

@@ -78,6 +78,10 @@ def make_episodes(suite: str, count: int, seed: int = 0) -> list[EpisodeSpec]:
         raise EpisodeListError(f"episode-list seed must be an integer >= 0, got {seed!r}")
     if count == 0:
         return []
+    if Path(suite).suffix in (".yaml", ".yml"):  # a Nav2 map: start and goal drawn per episode
+        from robonav.sim.nav2map import nav2_mazes
+
+        return [EpisodeSpec(m, episode_seed(int(seed), k)) for k, m in enumerate(nav2_mazes(suite, count, seed))]
     generated = _is_generated(suite)
     mazes = suite_mazes(suite)
     if generated:

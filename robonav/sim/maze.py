@@ -273,8 +273,12 @@ def parse_maze(text: str, source: str = "<string>", default_name: str = "") -> M
 
 
 def load_maze(path: str | os.PathLike[str]) -> Maze:
-    """Read a maze file; its name defaults to the file's stem when the header sets none."""
+    """Read a maze file (or a Nav2 map .yaml, robonav.sim.nav2map); its name defaults to the file's stem."""
     p = Path(path)
+    if p.suffix in (".yaml", ".yml"):
+        from robonav.sim.nav2map import load_nav2_map
+
+        return load_nav2_map(p)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
