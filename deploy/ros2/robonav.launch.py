@@ -3,7 +3,8 @@
     ros2 launch deploy/ros2/robonav.launch.py params_file:=deploy/ros2/robonav.params.yaml namespace:=robot1
 
 Runs `robonav run --driver ros2` with the given params file (Nav2 style, see robonav.params.yaml), in a
-namespace, with use_sim_time passed on; remap topics with the usual launch remappings below.
+namespace, with use_sim_time passed on; remap topics with the usual launch remappings below. The executable is
+the `robonav` console script on PATH (the venv robonav is installed in, with ROS 2 sourced).
 """
 
 from launch.actions import DeclareLaunchArgument
@@ -28,7 +29,7 @@ def generate_launch_description() -> LaunchDescription:
             namespace=LaunchConfiguration("namespace"),
             arguments=["run", "--driver", "ros2", "--launch", LaunchConfiguration("launch")],
             parameters=[params_file, {"use_sim_time": LaunchConfiguration("use_sim_time")}],
-            remappings=[("scan", "scan"), ("odom", "odom"), ("cmd_vel", "cmd_vel"), ("goal_pose", "goal_pose")],
+            remappings=[],  # e.g. [("scan", "front/scan"), ("cmd_vel", "diff_drive_controller/cmd_vel")]
             output="screen",
             emulate_tty=True,
         ),
