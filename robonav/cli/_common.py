@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +109,32 @@ def _nav2_start_goal(args: argparse.Namespace, episodes: list) -> list:
     mazes = [m for seed in seeds for m in nav2_mazes(args.mazes, per_seed, seed, points.get("start"),
                                                      points.get("goal"))]
     return [EpisodeSpec(m, e.seed) for m, e in zip(mazes, episodes)]
+
+
+def _progress(as_json: bool, unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """(report(done, total), close()) of a progress bar on stderr: a tqdm bar (a count line where tqdm is not
+    installed) while stderr is a terminal and the verb prints no JSON; otherwise silent."""
+    if as_json or not sys.stderr.isatty():
+        return (lambda done, total: None), (lambda: None)
+    try:
+        from tqdm import tqdm
+    except ModuleNotFoundError:
+        def line(done: int, total: int) -> None:
+            print(f"\r{done}/{total} {unit}", end="", file=sys.stderr, flush=True)
+
+        return line, lambda: print(file=sys.stderr)
+    bars: list[Any] = []
+
+    def report(done: int, total: int) -> None:
+        if not bars:  # a terminal reporting no size (0 x 0) would hide the bar: 80 x 24 then
+            import shutil
+
+            size = shutil.get_terminal_size()
+            bars.append(tqdm(total=total, unit=unit, file=sys.stderr, ncols=size.columns, nrows=size.lines))
+        bars[0].update(done - bars[0].n)
+
+    def close() -> None:
+        if bars:
+            bars[0].close()
+
+    return report, close

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +165,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.episode_list:
             save_episodes(args.episode_list, episodes)
 
-    def progress(done: int, total: int) -> None:
-        if not args.json:
-            print(f"\r{done}/{total} episodes", end="", file=sys.stderr, flush=True)
+    from robonav.cli._common import _progress
+
+    progress, progress_done = _progress(args.json, "episodes")
 
     shard_size = args.shard_size if args.shard_size is not None or args.ray is None else 4 * args.envs
     if args.ray is not None:  # one Ray task per shard; equal to the local run with the same --shard-size
@@ -188,8 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from robonav.eval.plots import learning_curve
 
         learning_curve(args.curve, Path(args.render or ".") / "learning_curve.png")
-    if not args.json:
-        print(file=sys.stderr)
+    progress_done()
     summary = summarize(results)
     summary.update(policy=args.policy, mazes=args.mazes if not args.episode_list else args.episode_list,
                    seed=args.seeds or args.seed, maze_hashes=sorted({e.maze.hash() for e in episodes}),
