@@ -122,6 +122,7 @@ def test_bag_through_the_cli_one_command_per_scan(tmp_path, episode, storage):
     assert (result["storage"], result["scans"], result["frames"], result["commands"]) == (name, STEPS, STEPS, STEPS)
     assert result["refused"] == 0 and result["bad_frames"] == 0 and result["latency"]["policy"]["count"] == STEPS
     assert any(out.glob("*.mcap" if name == "mcap" else "*.db3"))
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")] and not list(tmp_path.glob(".out*"))
     topics, msgs = read_out(out)
     assert topics == {"/cmd_vel": "geometry_msgs/msg/TwistStamped", "/robonav/memory": "nav_msgs/msg/OccupancyGrid"}
     cmds = [m for topic, _, m in msgs if topic == "/cmd_vel"]

@@ -297,20 +297,21 @@ def shadow_run(bag: str | Path, out: str | Path, backend: Any, settings: BagSett
                        f"{'; last: ' + bridge.last_reason if bridge.last_reason else ''}); a goal in the odometry "
                        "frame and odometry before the scans are needed (give --goal x,y)")
     cmd_type = "geometry_msgs/msg/TwistStamped" if settings.cmd_stamped else "geometry_msgs/msg/Twist"
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")  # OUT is written here, then renamed into place
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     try:
-        with Writer(tmp, version=9, storage_plugin=plugin) as writer:
+        with Writer(staging / out.name, version=9, storage_plugin=plugin) as writer:  # files named after OUT
             cmd = writer.add_connection(settings.cmd_topic, cmd_type, typestore=typestore)
             mem = writer.add_connection(settings.memory_topic, "nav_msgs/msg/OccupancyGrid", typestore=typestore)
             rows = sorted([(t, cmd, m, cmd_type) for t, m in sent] +
                           [(t, mem, m, "nav_msgs/msg/OccupancyGrid") for t, m in grids], key=lambda r: r[0])
             for t, conn, msg, kind in rows:
                 writer.write(conn, int(round(t * 1e9)), typestore.serialize_cdr(msg, kind))
-        os.replace(tmp, out)
+        os.replace(staging / out.name, out)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     scans = sum(1 for m in messages if m[1] == "scan")
     return {"bag": str(bag), "out": str(out), "storage": storage, "scans": scans, "frames": summary.frames,
             "commands": driver.published, "stops": driver.stops, "messages_written": len(sent) + len(grids),
