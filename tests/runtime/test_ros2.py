@@ -337,8 +337,9 @@ def test_callbacks_on_another_thread_while_the_loop_reads():
 
 
 def test_import_does_not_import_rclpy():
-    code = ("import sys, robonav.runtime.ros2\n"
-            "bad = [m for m in ('rclpy', 'sensor_msgs', 'nav_msgs', 'geometry_msgs') if m in sys.modules]\n"
+    code = ("import sys, robonav.runtime.ros2, robonav.runtime.ros2.bag\n"
+            "bad = [m for m in ('rclpy', 'sensor_msgs', 'nav_msgs', 'geometry_msgs', 'tf2_ros', 'rosbags')\n"
+            "       if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from robonav.errors import UserError
 from robonav.runtime.ros2.bridge import Ros2Bridge
 from robonav.runtime.ros2.tf import compose
 from robonav.sensors.frame import SensorFrame
+from robonav.settings import SettingsError
 
 __all__ = ["STORAGES", "BagError", "BagSettings", "format_bag", "message_factories", "read_bag", "shadow_run"]
 
@@ -37,9 +37,9 @@ LASERSCAN, ODOMETRY = "sensor_msgs/msg/LaserScan", "nav_msgs/msg/Odometry"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 
 
-class BagError(UserError, ValueError):
+class BagError(SettingsError):
     """A bag robonav cannot shadow-run: not a rosbag2, a topic missing, scans changing geometry, stamps out of
-    order, or an output that exists."""
+    order, or an output that exists (a user error: printed as one line)."""
 
 
 @dataclass(frozen=True)
