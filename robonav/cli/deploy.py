@@ -126,33 +126,29 @@ def cmd_bag(args: argparse.Namespace) -> int:
     """Shadow run on a recorded rosbag2: the loop on its scans and odometry; commands and memory into OUT."""
     import dataclasses
 
-    from robonav.runtime.ros2.bag import BagError, BagSettings, format_bag, shadow_run
+    from robonav.runtime.ros2.bag import BagSettings, format_bag, shadow_run
+    from robonav.runtime.run import open_run_backend
+    from robonav.settings import SettingsError
 
     try:
         import rosbags  # noqa: F401
-    except ModuleNotFoundError:
-        print("robonav bag: needs rosbags (pip install 'robonav[ros]')", file=sys.stderr)
-        return 2
+    except ModuleNotFoundError as e:
+        raise SettingsError("robonav bag reads rosbag2 with rosbags, which is not installed: pip install "
+                            "'robonav[ros]'") from e
     settings = _run_settings(args)
     goal = None
     if args.goal is not None:
         try:
             x, y = (float(v) for v in args.goal.split(","))
         except ValueError:
-            print(f"robonav bag: --goal {args.goal!r}: expected x,y in metres in the odometry frame, e.g. 3.5,-1",
-                  file=sys.stderr)
-            return 2
+            raise SettingsError(f"--goal {args.goal!r}: expected x,y in metres in the odometry frame, e.g. "
+                                "3.5,-1") from None
         goal = (x, y)
     bag = BagSettings(scan_topic=args.scan_topic, odom_topic=args.odom_topic, goal_topic=args.goal_topic, goal=goal,
                       storage=args.storage, memory_every=args.memory_every, watchdog=settings.watchdog)
-    from robonav.runtime.run import open_run_backend
-
     backend = open_run_backend(dataclasses.replace(settings, model=args.policy))
     try:
         result = shadow_run(args.bag, args.out, backend, bag, settings.safety)
-    except BagError as e:
-        print(f"robonav bag: {e}", file=sys.stderr)
-        return 2
     finally:
         backend.close()
     print(json.dumps(result, sort_keys=True) if args.json else format_bag(result))
