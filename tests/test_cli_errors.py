@@ -211,7 +211,7 @@ def test_every_robonav_exception_derives_from_the_root_and_keeps_its_builtin():
     assert [k for k, cls in found.items() if not issubclass(cls, RobonavError)] == []
     # what a user causes is a UserError and still the builtin old `except` clauses catch
     for name, builtin in (("robonav.sim.maze.MazeError", ValueError), ("robonav.settings.SettingsError", ValueError),
-                          ("robonav.model.sidecar.ModelRefusedError", ValueError),
+                          ("robonav.model.meta.ModelRefusedError", ValueError),
                           ("robonav.data.ResourceNotFoundError", FileNotFoundError),
                           ("robonav.runtime.backends.registry.BackendUnavailableError", RuntimeError),
                           ("robonav.hil.runner.HilError", RuntimeError)):
