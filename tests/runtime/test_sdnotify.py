@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -177,3 +178,19 @@ def test_a_late_tick_does_not_feed_the_watchdog(listener):
     # READY (tick 0), WATCHDOG at ticks 2, 5 (0.55 s, on time for its slot), 7 (0.75 s)
     assert listener.received() == [b"READY=1\nSTATUS=control loop running"] + [b"WATCHDOG=1"] * 3
     assert driver.log[:, 3].tolist() == [0] * 8 + [1]  # every frame answered; the stop at shutdown
+
+
+def test_robonav_run_notifies_systemd_as_a_notify_unit(listener, tmp_path):
+    # The environment systemd gives a Type=notify unit with WatchdogSec=0.4s: the socket and the watchdog time.
+    model = toys.write_toy(tmp_path)
+    env = {**os.environ, "NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"}
+    out = subprocess.run([sys.executable, "-m", "robonav.cli", "run", "--launch", "robot", "--backend", "ort",
+                          "--set", f"model={model}", "--set", "telemetry=null", "--ticks", "20", "--json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    msgs = listener.received()
+    assert msgs[0] == b"READY=1\nSTATUS=control loop running"
+    assert msgs[-1] == b"STOPPING=1\nSTATUS=control loop stopped"
+    watchdogs = msgs[1:-1]
+    assert watchdogs and set(watchdogs) == {b"WATCHDOG=1"}  # every 0.1 s while ticks are on time: up to 19
+    assert len(watchdogs) <= 19
