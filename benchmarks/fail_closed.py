@@ -173,6 +173,8 @@ def main() -> int:
     p.add_argument("--scans", type=int, default=200_000, help="Monte Carlo scans per threshold cell")
     p.add_argument("--out", default="results/fail_closed", help="cache folder (episode list, per-job results)")
     p.add_argument("--bench", default="results/bench/fail_closed.json")
+    p.add_argument("--cached-only", action="store_true",
+                   help="report only the (policy, condition) pairs whose both rules are cached in --out; run nothing")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     from robonav.atomic import write_text_atomic
@@ -181,9 +183,17 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    missing: list[str] = []
     _episodes(out, args.episodes)  # written once, before the workers read it
     jobs = [(pol, cond, rule, args.episodes, args.envs, str(out))
             for cond in args.conditions for pol in args.policies for rule in RULES]
+    if args.cached_only:
+        def cached_pair(job: tuple) -> bool:
+            return all((out / f"results-{job[0]}-{job[1]}-{rule}-{args.episodes}.json").exists() for rule in RULES)
+        missing = sorted({f"{j[0]} {j[1]}" for j in jobs if not cached_pair(j)})  # "policy condition"
+        jobs = [j for j in jobs if cached_pair(j)]
+        if missing:
+            print(f"  not run (--cached-only): {', '.join(missing)}", file=sys.stderr, flush=True)
     with ProcessPoolExecutor(args.workers) as pool:
         pending = pool.map(_job, *zip(*jobs))
         cached = out / f"threshold-{args.scans}.json"
@@ -218,13 +228,15 @@ def main() -> int:
         "settings": {"episodes": args.episodes, "suite": "test", "episode_seed": 0, "envs": args.envs,
                      "workers": args.workers, "threads_per_worker": 1, "min_valid_fraction_new": default,
                      "min_valid_fraction_old": RULES["old"], "scans_per_cell": args.scans},
-        "threshold": table, "closed_loop": []}
+        "threshold": table, "closed_loop": [], "not_run": missing}
     print(f"\nclosed loop: new rule (min_valid_fraction {default}) vs old (0) on the same {args.episodes} test "
           f"episodes, {args.envs} batched, one thread per worker")
     print(f"{'policy':<11}{'condition':<12}{'new success [95%]':<23}{'old success [95%]':<23}"
           f"{'new - old [95%]':<25}{'flips +/-':>10}{'SPL new/old':>13}{'held ticks':>11}{'same eps':>9}")
     for cond in args.conditions:
         for pol in args.policies:
+            if (pol, cond, "new") not in by:
+                continue
             new = [EpisodeResult(**r) for r in by[(pol, cond, "new")]]
             old = [EpisodeResult(**r) for r in by[(pol, cond, "old")]]
             sn, so, pc = summarize(new), summarize(old), paired_comparison(new, old)
