@@ -25,8 +25,19 @@ Rules, per env (`SafetyLayer.filter`); e-stop overrides all the others:
    reverse is capped by the obstacle ahead. A wall that appears at once (clearance <= stop_distance) stops
    the robot within the same tick.
 
-Scan values: +inf (no return) and NaN (invalid) beams are ignored; -inf (too close) is an obstacle at the
-beam's angle at distance 0. Finite ranges below zero are not REP 117 values; they are clamped to 0, which is
+6. Fail closed (blind directions): the beams that cover the corridor ahead are those pointing within 45
+   degrees of forward (``cos a >= |sin a|``: still inside the corridor where the disc's front edge is, x =
+   |y| = radius + side_margin; wider beams pass beside the body); those behind likewise around backward.
+   When fewer than ``min_valid_fraction`` of them are valid (not NaN), or none exists (a field of view that
+   does not reach there), that direction is blind: its factor is 0, so motion that way stops within the tick,
+   like a wall at stop_distance. Turning in place is allowed: the footprint is a disc, so rotation sweeps no
+   new space, and a robot that cannot see ahead may need to turn to look. ``min_valid_fraction = 0`` turns the
+   rule off (the behaviour before it: NaN beams never limit).
+
+Scan values: +inf (no return) beams are valid and ignored by the obstacle rule; NaN (invalid) beams are ignored
+by it and counted by the blind rule; -inf (too close) is valid and an obstacle at the beam's angle at distance 0
+(at or inside range_min, which the layer does not know: for any range_min below the inflated radius the
+factor is 0 either way). Finite ranges below zero are not REP 117 values; they are clamped to 0, which is
 the conservative reading (a driver that reports 0 for "no return" stops the robot rather than blinding it).
 A non-finite command component (a policy that produced NaN) is replaced by 0 before the rules.
 """
@@ -79,6 +90,10 @@ class SafetyConfig:
     """Clearance in m at or below which motion toward the obstacle is zero."""
     side_margin: float = 0.03
     """Extra half-width in m of the swept corridor, added to the radius (the disc is inflated by it)."""
+    min_valid_fraction: float = 0.5
+    """Least share of the beams covering the corridor ahead (behind) that must be valid (not NaN) for motion
+    that way; below it, or with no beam there, the direction is blind and v that way is 0. 0 turns the rule off.
+    At 0.5, i.i.d. dropout of 8 % blinds a clear 72-beam scan with probability 5e-7 per scan (1 %: 1e-15)."""
 
     def __post_init__(self) -> None:
         for name in ("v_max", "omega_max", "accel_max", "alpha_max", "robot_radius"):
@@ -92,12 +107,21 @@ class SafetyConfig:
             value = getattr(self, name)
             if not (0.0 <= value < math.inf):
                 raise SafetyConfigError(f"SafetyConfig.{name} must be finite and >= 0, actual: {value!r}.")
+        if not (0.0 <= self.min_valid_fraction <= 1.0):
+            raise SafetyConfigError(
+                f"SafetyConfig.min_valid_fraction must be in [0, 1], actual: {self.min_valid_fraction!r}. "
+                "0 turns the blind-direction rule off; 0.5 is the default."
+            )
         if not (self.slow_distance > self.stop_distance) or math.isinf(self.slow_distance):
             raise SafetyConfigError(
                 "SafetyConfig.slow_distance must be finite and greater than stop_distance, actual: "
                 f"slow_distance={self.slow_distance!r}, stop_distance={self.stop_distance!r}. "
                 "The speed toward an obstacle ramps from zero at stop_distance to full at slow_distance."
             )
+
+
+_EDGE = 1e-9
+"""Tolerance of the 45-degree test of rule 6: cos and sin of pi/4 differ in the last bit."""
 
 
 class _Beams(NamedTuple):
@@ -113,6 +137,10 @@ class _Beams(NamedTuple):
     """cos(angle) > 0: the beam points forward (so does its point, at any range, even 0)."""
     behind: np.ndarray
     """cos(angle) < 0: the beam points backward."""
+    cover_ahead: np.ndarray
+    """cos(angle) >= |sin(angle)|: the beam covers the corridor ahead (within 45 degrees of forward)."""
+    cover_behind: np.ndarray
+    """-cos(angle) >= |sin(angle)|: the beam covers the corridor behind."""
 
 
 
@@ -136,6 +164,8 @@ class SafetyLayer:
         self.obstacle_factor = np.ones(self.num_envs)
         """[N] the obstacle factor (rule 3) of the direction the last `filter` call's v asked for: 1 where
         nothing was in the way, 0 where the robot was stopped; simulators read it to price blocked commands."""
+        self.blind = np.zeros((self.num_envs, 2), dtype=bool)
+        """[N, (forward, backward)] the directions the last `filter` call found blind (rule 6)."""
         self._beams: _Beams | None = None  # derived from the last beam angles seen
 
     @property
@@ -155,12 +185,15 @@ class SafetyLayer:
         dt: float,
         radius: np.ndarray | None = None,
         estop: np.ndarray | None = None,
+        num_beams: np.ndarray | None = None,
     ) -> np.ndarray:
         """Returns the safe commands [N, 2] float64 for desired `commands` [N, 2] (v, omega).
 
         `ranges` [N, B] is the raw scan, `angles` [B] or [N, B] the beam angles in the robot frame, `dt` the
-        control period in s, `radius` [N] an optional per-env robot radius, `estop` [N] optional bools.
-        The result becomes each env's previous command for the acceleration limits.
+        control period in s, `radius` [N] an optional per-env robot radius, `estop` [N] optional bools,
+        `num_beams` [N] optional beams in use per env (columns from it on are padding, not beams: a batch of
+        scanners with different beam counts). The result becomes each env's previous command for the
+        acceleration limits.
         """
         cfg = self.config
         n = self.num_envs
@@ -181,10 +214,16 @@ class SafetyLayer:
         inflated = self._inflated_radius(radius)  # [N, 1]
 
         # Obstacle factors per direction, [N] each.
+        present = self._present(num_beams, ranges.shape)
+        if present is not None:
+            ranges = np.where(present, ranges, np.nan)  # padding is no reading
         forward, backward = _clearances(ranges, beams, inflated)
         span = cfg.slow_distance - cfg.stop_distance
         f_forward = np.clip((forward - cfg.stop_distance) / span, 0.0, 1.0)
         f_backward = np.clip((backward - cfg.stop_distance) / span, 0.0, 1.0)
+        self.blind = _blind(ranges, beams, present, cfg.min_valid_fraction)
+        f_forward[self.blind[:, 0]] = 0.0
+        f_backward[self.blind[:, 1]] = 0.0
 
         wanted = np.where(np.isfinite(commands), commands, 0.0)
         v = np.clip(wanted[:, 0], -cfg.v_max, cfg.v_max)
@@ -210,6 +249,18 @@ class SafetyLayer:
             safe[stop] = 0.0
         self._previous[:] = safe
         return safe
+
+    def _present(self, num_beams: np.ndarray | None, scan_shape: tuple[int, ...]) -> np.ndarray | None:
+        """[N, B] bools: which columns are beams (None: all of them)."""
+        if num_beams is None:
+            return None
+        counts = np.asarray(num_beams)
+        if counts.shape != (self.num_envs,) or not ((counts >= 0) & (counts <= scan_shape[1])).all():
+            raise SafetyInputError(
+                f"SafetyLayer.filter: num_beams must have shape ({self.num_envs},) with values in "
+                f"[0, {scan_shape[1]}], actual shape {counts.shape}, values {counts.tolist()}."
+            )
+        return np.arange(scan_shape[1])[None, :] < counts[:, None]
 
     def filter_one(
         self, v: float, omega: float, ranges: np.ndarray, angles: np.ndarray, dt: float, estop: bool = False
@@ -246,8 +297,9 @@ class SafetyLayer:
                 "SafetyLayer.filter: beam angles must be finite; check the sensor description "
                 "(angle_min, angle_increment or per-beam angles)."
             )
-        cos = np.cos(angles)
-        self._beams = _Beams(angles.copy(), np.sin(angles), np.abs(cos), cos > 0.0, cos < 0.0)
+        cos, sin = np.cos(angles), np.sin(angles)
+        edge = np.abs(sin) - _EDGE  # the beams at exactly 45 degrees count, whichever way they round
+        self._beams = _Beams(angles.copy(), sin, np.abs(cos), cos > 0.0, cos < 0.0, cos >= edge, -cos >= edge)
         return self._beams
 
     def _inflated_radius(self, radius: np.ndarray | None) -> np.ndarray:
@@ -267,7 +319,7 @@ class SafetyLayer:
 def _clearances(ranges: np.ndarray, beams: _Beams, inflated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Forward and backward clearance per env ([N] each, +inf when nothing is in the corridor)."""
     # -inf and negative ranges become 0 (touching); NaN stays NaN and +inf stays +inf, and neither passes
-    # the corridor test below (y is then +-inf or NaN), so they never limit.
+    # the corridor test below (y is then +-inf or NaN), so they never limit here (rule 6 counts the NaN).
     r = np.maximum(ranges, 0.0, dtype=np.float64)  # [N, B]
     with np.errstate(invalid="ignore"):  # inf * 0 and sqrt of a negative give NaN, masked out below
         y = r * beams.sin  # [N, B] lateral offset of each point
@@ -281,6 +333,21 @@ def _clearances(ranges: np.ndarray, beams: _Beams, inflated: np.ndarray) -> tupl
     return forward, backward
 
 
+def _blind(ranges: np.ndarray, beams: _Beams, present: np.ndarray | None, fraction: float) -> np.ndarray:
+    """[N, (forward, backward)]: too few valid beams cover the corridor that way (rule 6)."""
+    n = ranges.shape[0]
+    if fraction == 0.0:
+        return np.zeros((n, 2), dtype=bool)
+    valid = ~np.isnan(ranges)  # [N, B]; +inf and -inf are readings
+    out = np.empty((n, 2), dtype=bool)
+    for k, cover in enumerate((beams.cover_ahead, beams.cover_behind)):
+        covering = np.broadcast_to(cover, ranges.shape) if present is None else cover & present  # [N, B]
+        total = covering.sum(axis=1)
+        seen = (covering & valid).sum(axis=1)
+        out[:, k] = (seen < fraction * total) | (total == 0)
+    return out
+
+
 def safety_reference(
     config: SafetyConfig,
     previous: np.ndarray,
@@ -290,6 +357,7 @@ def safety_reference(
     dt: float,
     radius: np.ndarray | None = None,
     estop: np.ndarray | None = None,
+    num_beams: np.ndarray | None = None,
 ) -> np.ndarray:
     """Plain-loop reference of `SafetyLayer.filter` (one env, one beam at a time) for parity tests.
 
@@ -303,9 +371,15 @@ def safety_reference(
         inflated = rad + config.side_margin
         forward = math.inf
         backward = math.inf
-        for k in range(b):
+        covering = [0, 0]  # beams covering the corridor ahead, behind
+        seen = [0, 0]  # of them, valid
+        for k in range(b if num_beams is None else int(num_beams[i])):
             a = float(angles[k]) if angles.ndim == 1 else float(angles[i, k])
             r = float(ranges[i][k])
+            for d, along in enumerate((math.cos(a), -math.cos(a))):
+                if along >= abs(math.sin(a)) - _EDGE:
+                    covering[d] += 1
+                    seen[d] += not math.isnan(r)
             if math.isnan(r) or r == math.inf:
                 continue  # invalid reading or no return: no information about obstacles
             r = max(r, 0.0)  # -inf (too close) and negative values: obstacle at distance 0
@@ -321,6 +395,11 @@ def safety_reference(
         span = config.slow_distance - config.stop_distance
         f_forward = min(max((forward - config.stop_distance) / span, 0.0), 1.0)
         f_backward = min(max((backward - config.stop_distance) / span, 0.0), 1.0)
+        if config.min_valid_fraction > 0.0:
+            if covering[0] == 0 or seen[0] < config.min_valid_fraction * covering[0]:
+                f_forward = 0.0
+            if covering[1] == 0 or seen[1] < config.min_valid_fraction * covering[1]:
+                f_backward = 0.0
 
         v, omega = float(commands[i][0]), float(commands[i][1])
         v = v if math.isfinite(v) else 0.0

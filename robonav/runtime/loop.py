@@ -13,9 +13,11 @@ Per tick, on a new frame (a new (episode_id, seq), see robonav.runtime.driver): 
 previous safe command into the observation (Numba, its own buffers), the backend steps (state inside), the
 shared safety layer of robonav.control filters the action on the frame's raw scan, and the driver publishes it.
 No new frame: nothing is published; once no new frame has come for ``watchdog`` seconds the loop sends a stop
-every tick until frames return (then it ramps up from rest). An episode id change resets the backend's hidden
-state, the safety layer's previous command and the fed-back command, and the Preprocessor resets its memories
-and odometry origin on the same frame: all together, before that frame is used.
+every tick until frames return (then it ramps up from rest). A frame the Preprocessor refuses (a scan that does
+not fit its description, no beams, a non-finite goal) is answered with a stop at once: on doubt, stop. A scan
+too sparse ahead or behind stops motion that way in the safety layer (its rule 6). An episode id change resets
+the backend's hidden state, the safety layer's previous command and the fed-back command, and the Preprocessor
+resets its memories and odometry origin on the same frame: all together, before that frame is used.
 
 No allocation that outlives a tick and no garbage-collection pause inside a tick: buffers are preallocated, the hot
 path writes timestamps into a preallocated row, and with ``gc_freeze`` the collector runs on the loop's schedule:
@@ -146,9 +148,9 @@ class LoopSummary:
     stale_ticks: int = 0
     """Ticks without a new frame for longer than the watchdog (a stop published)."""
     bad_frames: int = 0
-    """Frames the Preprocessor refused (non-finite goal, scan not fitting its description): not answered."""
+    """Frames the Preprocessor refused (non-finite goal, scan not fitting its description): answered with a stop."""
     stops: int = 0
-    """Stop commands sent (watchdog and shutdown)."""
+    """Stop commands sent (watchdog, bad frames and shutdown)."""
     episodes: int = 0
     """Episode starts seen (episode id changes, the first included)."""
     period: float = 0.0
@@ -193,10 +195,15 @@ class ControlLoop:
         self._stale = False
         self._scan: ScanSpec | None = None
         self._angles = np.zeros(0)
+        self._bad = False  # the newest frame was refused: the robot is held stopped
         self._stop_reason: str | None = None
         self._misses_flushed = 0
         self._blocks = 0
         self._ran = False
+        self.on_tick: Callable[[float, bool, bool], None] | None = None
+        """Called at the end of every tick with (clock time, whether the tick ended on time, whether the loop holds
+        the robot stopped: no frames for the watchdog time, or a refused frame); robonav.runtime.sdnotify's
+        ServiceWatchdog.tick feeds systemd from it."""
 
     @classmethod
     def for_backend(cls, backend: Backend, driver: Driver, clock: Clock, config: LoopConfig,
@@ -346,8 +353,11 @@ class ControlLoop:
                 s.held_ticks += 1
         end = self.clock.now()
         row[_END] = end
-        if end > deadline + self.config.period:
+        on_time = end <= deadline + self.config.period
+        if not on_time:
             s.deadline_misses += 1
+        if self.on_tick is not None:
+            self.on_tick(end, on_time, self._stale or self._bad)
 
     def _answer(self, frame: SensorFrame, row: np.ndarray) -> None:
         """Preprocess, step, filter and publish for a new frame."""
@@ -371,9 +381,14 @@ class ControlLoop:
         except (SensorFrameError, ScanSpecError) as e:
             s.bad_frames += 1
             self._events.append({"event": "bad_frame", "tick": s.ticks, "seq": frame.seq, "reason": str(e)})
+            self._bad = True  # doubt means stop: now, not after the watchdog time
+            self.safety.reset()
+            self.last_command[:] = 0.0
+            self._send_stop()
             row[_P_PRE] = row[_P_POLICY] = row[_P_SAFETY] = row[_P_PUBLISH] = perf()
             row[_NEW] = 0.0
             return
+        self._bad = False
         row[_P_PRE] = perf()
         action = self.backend.step(obs)
         self.last_action = action

@@ -21,6 +21,7 @@ from robonav.model.sidecar import ModelSidecar
 from robonav.runtime.backends.base import Backend
 from robonav.runtime.driver import Driver
 from robonav.runtime.loop import ControlLoop, LoopConfig, LoopSummary
+from robonav.runtime.sdnotify import ServiceWatchdog
 from robonav.runtime.wire.udp_driver import parse_address
 from robonav.settings import SettingsError
 
@@ -242,13 +243,18 @@ def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = 
 
         def drive(driver: Driver) -> tuple[LoopSummary, dict[str, Any]]:
             loop = ControlLoop.for_backend(backend, driver, clock, config, settings.safety)
+            service = ServiceWatchdog.from_environment()  # systemd's READY/WATCHDOG; a no-op outside a unit
+            loop.on_tick = service.tick
 
             def started() -> None:
                 print(f"robonav run: running {backend.name} at {config.period:g} s per tick"
                       f"{' (stress)' if config.stress else ''}, driver {settings.driver}; SIGINT/SIGTERM stop it",
                       file=sys.stderr, flush=True)
 
-            summary = loop.run(on_start=started)
+            try:
+                summary = loop.run(on_start=started)
+            finally:
+                service.stopping()
             summarize = getattr(driver, "summary", None)
             return summary, summarize() if callable(summarize) else {}
 

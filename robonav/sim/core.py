@@ -307,7 +307,7 @@ class MazeSim:
         rc, T = cfg.robot, cfg.period
         a = np.asarray(actions, dtype=np.float64).reshape(n, 2)
         a = np.clip(np.nan_to_num(a), [-rc.v_max, -rc.omega_max], [rc.v_max, rc.omega_max])
-        safe = self.safety.filter(a, self.ranges, self.beam_rel, T, radius=self.radius)
+        safe = self.safety.filter(a, self.ranges, self.beam_rel, T, radius=self.radius, num_beams=self.counts)
         turn_change = np.abs(safe[:, 1] - self.last_command[:, 1]) / rc.omega_max
         self.last_command[:] = safe
         cmd = self.delay.push(safe)

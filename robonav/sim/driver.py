@@ -39,7 +39,8 @@ class PassThroughSafety:
         """Nothing to forget."""
 
     def filter(self, commands: np.ndarray, ranges: np.ndarray, angles: np.ndarray, dt: float,
-               radius: np.ndarray | None = None, estop: np.ndarray | None = None) -> np.ndarray:
+               radius: np.ndarray | None = None, estop: np.ndarray | None = None,
+               num_beams: np.ndarray | None = None) -> np.ndarray:
         """The commands unchanged (MazeSim has already clipped them to the motor limits)."""
         return np.asarray(commands, dtype=np.float64)
 

@@ -36,8 +36,10 @@ def wall_scan(x_wall: float) -> np.ndarray:
 
 
 def point_scan(x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
-    """A single beam hitting a point obstacle at (x, y)."""
-    return np.array([[math.hypot(x, y)]], dtype=np.float32), np.array([math.atan2(y, x)])
+    """A point obstacle at (x, y) seen by one extra beam, added to a clear 72-beam scan (so no direction is
+    blind)."""
+    ranges = np.append(EMPTY[0], np.float32(math.hypot(x, y)))[None, :]
+    return ranges, np.append(ANGLES, math.atan2(y, x))
 
 
 def run(v: float, omega: float, ranges: np.ndarray, angles: np.ndarray = ANGLES, dt: float = BIG_DT):
@@ -98,12 +100,104 @@ def test_backward_motion_is_scaled_by_the_wall_behind():
     assert v == pytest.approx(-0.5 * 4.0 / 35.0, rel=1e-6)
 
 
-def test_nan_beams_never_limit():
-    nan_scan = np.full((1, 72), np.nan, dtype=np.float32)
-    assert run(0.5, 0.0, nan_scan) == (0.5, 0.0)
+# ---- fail closed: blind directions (rule 6), pinned by hand ----------------------------------------------
+# With 72 beams of 5 degrees, 19 cover the corridor ahead (-45 to +45 degrees, both edges included) and 19
+# behind (135 to 225). At min_valid_fraction 0.5, 10 valid of 19 see (10 >= 9.5), 9 do not.
+AHEAD = np.flatnonzero(np.abs(ANGLES) <= np.pi / 4 + 1e-9)
+BEHIND = np.flatnonzero(np.abs(ANGLES) >= 3 * np.pi / 4 - 1e-9)
+
+
+def test_corridor_beam_counts():
+    assert len(AHEAD) == 19 and len(BEHIND) == 19
+    layer = SafetyLayer(CFG)
+    scan = EMPTY.copy()
+    scan[0, ANGLES.size // 2 + 10] = np.nan  # +50 degrees: beside the corridor, counted in neither direction
+    scan[0, AHEAD[:9]] = np.nan
+    layer.filter_one(0.5, 0.0, scan, ANGLES, BIG_DT)
+    assert layer.blind.tolist() == [[False, False]]
+    scan[0, AHEAD[9]] = np.nan
+    layer.filter_one(0.5, 0.0, scan, ANGLES, BIG_DT)
+    assert layer.blind.tolist() == [[True, False]]
+
+
+def test_all_nan_scan_stops_both_ways_but_allows_turning():
+    nan_scan = np.full((1, 72), np.nan, dtype=np.float32)  # a dead or blinded lidar that still publishes
+    assert SafetyLayer(SafetyConfig()).filter_one(0.5, 0.0, nan_scan, ANGLES, 0.1) == (0.0, 0.0)
+    assert run(0.5, 0.0, nan_scan) == (0.0, 0.0)
+    assert run(-0.5, 0.0, nan_scan) == (0.0, 0.0)
+    assert run(0.5, 1.5, nan_scan) == (0.0, 1.5)  # a disc sweeps no new space turning: it may turn to look
+
+
+def test_clear_scan_with_one_percent_nan_drives_at_full_speed():
+    scan = EMPTY.copy()
+    scan[0, 36] = np.nan  # 1 of 72 beams (1.4 %), the worst place: straight ahead
+    assert SafetyLayer(SafetyConfig()).filter_one(0.5, 0.0, scan, ANGLES, 1.0) == (0.5, 0.0)
+    angles = np.linspace(-np.pi, np.pi, 360, endpoint=False)
+    dense = np.full((1, 360), np.inf, dtype=np.float32)
+    dense[0, [178, 179, 180, 181]] = np.nan  # 4 of 360 (1.1 %), all in the 91 beams of the corridor ahead
+    assert SafetyLayer(SafetyConfig()).filter_one(0.5, 0.0, dense, angles, 1.0) == (0.5, 0.0)
+
+
+def test_the_threshold_is_half_of_the_corridor_beams():
+    scan = EMPTY.copy()
+    scan[0, AHEAD[::2]] = np.nan  # 10 of 19 invalid: 9 valid < 9.5
+    assert run(0.5, 0.0, scan) == (0.0, 0.0)
+    assert run(-0.5, 0.0, scan) == (-0.5, 0.0)  # behind is clear
+    scan = EMPTY.copy()
+    scan[0, AHEAD[1::2]] = np.nan  # 9 of 19 invalid: 10 valid >= 9.5
+    assert run(0.5, 0.0, scan) == (0.5, 0.0)
+    scan = EMPTY.copy()
+    scan[0, BEHIND[:10]] = np.nan
+    assert run(-0.5, 0.0, scan) == (0.0, 0.0)
+    assert run(0.5, 0.0, scan) == (0.5, 0.0)
+
+
+def test_a_wall_that_turns_into_nan_stops_the_robot():
     mixed = wall_scan(0.22)
     mixed[0, np.cos(ANGLES) > 0] = np.nan  # every beam that saw the wall is invalid now
-    assert run(0.5, 0.0, mixed) == (0.5, 0.0)
+    assert run(0.5, 0.0, mixed) == (0.0, 0.0)
+
+
+def test_inf_and_minus_inf_are_readings_not_gaps():
+    assert run(0.5, 0.0, EMPTY) == (0.5, 0.0)  # +inf: no return within range (REP 117), the way is seen clear
+    scan = wall_scan(-0.3)
+    scan[0, BEHIND] = -np.inf  # too close: an obstacle, not a blind spot; forward stays free
+    assert run(0.5, 0.0, scan) == (0.5, 0.0)
+    assert run(-0.5, 0.0, scan) == (0.0, 0.0)
+
+
+def test_no_beam_toward_a_direction_is_blind():
+    front = np.linspace(-np.pi / 2, np.pi / 2, 37)  # a 180 degree scanner: nothing looks behind
+    scan = np.full((1, 37), np.inf, dtype=np.float32)
+    assert run(0.5, 0.0, scan, front) == (0.5, 0.0)
+    assert run(-0.5, 0.0, scan, front) == (0.0, 0.0)
+    empty = np.zeros((1, 0), dtype=np.float32)  # a scan with no beams at all
+    assert run(0.5, 0.5, empty, np.zeros(0)) == (0.0, 0.5)
+
+
+def test_fraction_zero_is_the_old_rule():
+    old = SafetyConfig(min_valid_fraction=0.0)
+    nan_scan = np.full((1, 72), np.nan, dtype=np.float32)
+    assert SafetyLayer(old).filter_one(0.5, 0.0, nan_scan, ANGLES, BIG_DT) == (0.5, 0.0)
+    mixed = wall_scan(0.22)
+    mixed[0, np.cos(ANGLES) > 0] = np.nan
+    assert SafetyLayer(old).filter_one(0.5, 0.0, mixed, ANGLES, BIG_DT) == (0.5, 0.0)
+    assert SafetyLayer(old).filter_one(0.5, 0.0, wall_scan(0.22), ANGLES, BIG_DT) == (0.0, 0.0)
+
+
+def test_padding_columns_are_not_beams():
+    # A batch of two scanners: 72 beams, and 36 beams of 10 degrees NaN-padded to 72 columns at angle 0.
+    angles = np.stack([ANGLES, np.append(np.linspace(-np.pi, np.pi, 36, endpoint=False), np.zeros(36))])
+    scans = np.repeat(EMPTY, 2, axis=0)
+    scans[1, 36:] = np.nan
+    commands = np.array([[0.5, 0.0], [0.5, 0.0]])
+    layer = SafetyLayer(CFG, num_envs=2)
+    np.testing.assert_array_equal(layer.filter(commands, scans, angles, BIG_DT, num_beams=np.array([72, 36])),
+                                  commands)
+    blinded = SafetyLayer(CFG, num_envs=2).filter(commands, scans, angles, BIG_DT)  # padding read as beams
+    np.testing.assert_array_equal(blinded, [[0.5, 0.0], [0.0, 0.0]])
+    with pytest.raises(SafetyInputError, match=r"num_beams must have shape \(2,\) with values in \[0, 72\]"):
+        layer.filter(commands, scans, angles, BIG_DT, num_beams=np.array([72, 73]))
 
 
 def test_minus_inf_beam_ahead_stops():
@@ -119,12 +213,12 @@ def test_minus_inf_beam_ahead_stops():
 def test_zero_and_negative_ranges_count_as_touching():
     ranges, angles = point_scan(0.4, 0.0)
     for bad in (0.0, -1.0):
-        ranges[0, 0] = bad
+        ranges[0, -1] = bad  # the point's beam
         assert run(0.5, 0.0, ranges, angles) == (0.0, 0.0)
 
 
 def test_per_env_radius_and_per_env_angles():
-    layer = SafetyLayer(CFG, num_envs=2)
+    layer = SafetyLayer(SafetyConfig(min_valid_fraction=0.0), num_envs=2)  # one beam each: geometry only
     ranges = np.array([[0.4], [0.4]], dtype=np.float32)
     angles = np.array([[0.0], [np.pi]])  # env 0 sees the point ahead, env 1 behind
     radius = np.array([0.18, 0.08])
@@ -239,6 +333,8 @@ def test_bad_config_is_refused_with_the_field_named():
         SafetyConfigError, match="slow_distance must be finite and greater than stop_distance"
     ):
         SafetyConfig(slow_distance=0.05, stop_distance=0.05)
+    with pytest.raises(SafetyConfigError, match=r"min_valid_fraction must be in \[0, 1\], actual: 1\.5"):
+        SafetyConfig(min_valid_fraction=1.5)
     with pytest.raises(SafetyConfigError, match=r"side_margin must be finite and >= 0, actual: -0\.1"):
         SafetyConfig(side_margin=-0.1)
 
@@ -298,22 +394,27 @@ def scenarios(draw):
     )
     estop = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     dt = draw(st.floats(0.01, 0.5))
-    return ranges, angles, ticks, radius, estop, dt
+    num_beams = (
+        np.array(draw(st.lists(st.integers(0, b), min_size=n, max_size=n))) if draw(st.booleans()) else None
+    )
+    config = SafetyConfig(min_valid_fraction=draw(st.sampled_from([0.0, 0.3, 0.5, 1.0])))
+    return ranges, angles, ticks, radius, estop, dt, num_beams, config
 
 
 @settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_filter_matches_the_plain_loop_reference(scenario):
-    ranges, angles, ticks, radius, estop, dt = scenario
+    ranges, angles, ticks, radius, estop, dt, num_beams, config = scenario
     n = ranges.shape[0]
-    layer = SafetyLayer(CFG, num_envs=n)
+    layer = SafetyLayer(config, num_envs=n)
     previous = np.zeros((n, 2))
     empty = np.full_like(ranges, np.inf)
     for k, commands in enumerate(ticks):
         scan = empty if k == 0 else ranges  # obstacles appear at once after a free tick: braking
         stop = estop if k == 2 else None
-        expected = safety_reference(CFG, previous, commands, scan, angles, dt, radius=radius, estop=stop)
-        got = layer.filter(commands, scan, angles, dt, radius=radius, estop=stop)
+        expected = safety_reference(config, previous, commands, scan, angles, dt, radius=radius, estop=stop,
+                                    num_beams=num_beams)
+        got = layer.filter(commands, scan, angles, dt, radius=radius, estop=stop, num_beams=num_beams)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
         previous = expected
 
@@ -321,7 +422,7 @@ def test_filter_matches_the_plain_loop_reference(scenario):
 @settings(max_examples=100, deadline=None)
 @given(scenarios())
 def test_invariants_hold_for_any_input(scenario):
-    ranges, angles, ticks, radius, _, dt = scenario
+    ranges, angles, ticks, radius, _, dt, _, _ = scenario
     n = ranges.shape[0]
     layer = SafetyLayer(CFG, num_envs=n)
     blind = SafetyLayer(CFG, num_envs=n)  # the same commands with nothing in sight

@@ -193,13 +193,35 @@ def test_safety_layer_limits_every_command(model):
     assert np.abs(blocked.commands[:, 1]).max() > 0.5  # ...while turning is never limited by it
 
 
-def test_a_bad_frame_is_counted_and_not_answered(model):
+def test_a_bad_frame_is_answered_with_a_stop_at_once(model):
     f = toys.frames(6)
     f[3].goal = np.array([np.nan, 1.0])
     with OnnxBackend(model) as backend:
         summary, driver, _ = run(backend, f)
     assert summary.bad_frames == 1 and summary.frames == 5
+    assert driver.log[:, 3].tolist() == [0, 0, 0, 1, 0, 0, 1]  # the stop at tick 3, the last at shutdown
     assert 3 not in driver.log[:, 2].tolist()
+    assert driver.log[4, 0] == pytest.approx(0.1)  # after the stop it ramps up from rest (accel 1 m/s^2 * 0.1 s)
+
+
+@pytest.mark.parametrize("ranges", [np.zeros(0, np.float32), np.full(63, np.inf, np.float32)])
+def test_a_scan_with_no_beams_or_not_fitting_its_description_stops_the_robot(model, ranges):
+    f = toys.frames(4)
+    f[2].ranges = ranges
+    with OnnxBackend(model) as backend:
+        summary, driver, _ = run(backend, f)
+    assert summary.bad_frames == 1 and driver.log[:, 3].tolist() == [0, 0, 1, 0, 1]
+
+
+def test_an_all_nan_scan_stops_forward_motion_in_the_loop(model):
+    f = toys.frames(8)
+    for frame in f[4:]:
+        frame.ranges = np.full_like(frame.ranges, np.nan)  # the lidar goes blind but keeps publishing
+    with OnnxBackend(model) as backend:
+        summary, driver, _ = run(backend, f)
+    cmds = driver.commands
+    assert summary.frames == 8 and (cmds[:4, 0] > 0.0).all()
+    assert (cmds[4:, 0] == 0.0).all() and (cmds[4:, 1] != 0.0).all()  # stopped at once; turning still allowed
 
 
 def test_a_period_other_than_the_models_is_refused_outside_stress_mode(model):
