@@ -273,7 +273,7 @@ class SafetyLayer:
             )
         scan = np.asarray(ranges).reshape(1, -1)
         safe = self.filter(np.array([[v, omega]]), scan, angles, dt, estop=np.array([estop]))
-        return float(safe[0, 0]), float(safe[0, 1])
+        return float(safe[0, 0]) + 0.0, float(safe[0, 1]) + 0.0  # + 0.0: a stop reads 0.0, never -0.0
 
     def _beam_geometry(self, angles: np.ndarray, scan_shape: tuple[int, ...]) -> _Beams:
         """Trigonometry of the beam angles, cached while the angles stay equal (a scan description rarely

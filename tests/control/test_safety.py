@@ -122,7 +122,8 @@ def test_corridor_beam_counts():
 
 def test_all_nan_scan_stops_both_ways_but_allows_turning():
     nan_scan = np.full((1, 72), np.nan, dtype=np.float32)  # a dead or blinded lidar that still publishes
-    assert SafetyLayer(SafetyConfig()).filter_one(0.5, 0.0, nan_scan, ANGLES, 0.1) == (0.0, 0.0)
+    v, _ = SafetyLayer(SafetyConfig()).filter_one(0.5, 0.0, nan_scan, ANGLES, 0.1)
+    assert v == 0.0 and str(v) == "0.0"  # a plain zero, not -0.0, so logs and wire read "stop"
     assert run(0.5, 0.0, nan_scan) == (0.0, 0.0)
     assert run(-0.5, 0.0, nan_scan) == (0.0, 0.0)
     assert run(0.5, 1.5, nan_scan) == (0.0, 1.5)  # a disc sweeps no new space turning: it may turn to look
