@@ -17,8 +17,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+StageProgress = Callable[[str, int, int], None]
+"""progress(stage, done, total) (robonav.deploy.parity.StageProgress, not imported here: it pulls the simulator)."""
 
 __all__ = ["format_table", "plot_trajectories", "run_demo"]
 
@@ -27,9 +31,20 @@ def _say(msg: str) -> None:
     print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
 
+def _bound(progress: StageProgress | None, stage: str) -> Callable[[int, int], None] | None:
+    """``progress`` of one stage as progress(done, total)."""
+    return None if progress is None else (lambda done, total: progress(stage, done, total))
+
+
+def _prefixed(progress: StageProgress | None, prefix: str) -> StageProgress | None:
+    """``progress`` with ``prefix`` before each of a sub-function's stage names."""
+    return None if progress is None else (lambda stage, done, total: progress(f"{prefix}: {stage}", done, total))
+
+
 def run_demo(out: str | Path, episodes: int = 4, suite: str = "test", seed: int = 0, clock_factor: float = 8.0,
-             parity_steps: int = 300) -> dict[str, Any]:
-    """Run every stage; returns the results (also written to out/demo.json)."""
+             parity_steps: int = 300, progress: StageProgress | None = None) -> dict[str, Any]:
+    """Run every stage; returns the results (also written to out/demo.json). ``progress(stage, done, total)``
+    within each stage (robonav.deploy.parity.StageProgress); the stage names are also said on stderr."""
     import torch
 
     from robonav.deploy.export import export_onnx
@@ -50,13 +65,15 @@ def run_demo(out: str | Path, episodes: int = 4, suite: str = "test", seed: int 
     _say("1/4 export the default policy to ONNX and check step parity against PyTorch")
     checkpoint = checkpoint_path("default")
     done = export_onnx(checkpoint, out / "default.onnx")
-    parity = export_parity(checkpoint, done.onnx, steps=parity_steps, parity_suite="val-3x3", episodes=0)
+    parity = export_parity(checkpoint, done.onnx, steps=parity_steps, parity_suite="val-3x3", episodes=0,
+                           progress=_prefixed(progress, "1/4 export"))
     stages["export_s"] = time.perf_counter() - t0
 
     _say("2/4 quantize to INT8 (QDQ), calibrated on validation episodes")
     t = time.perf_counter()
     int8 = out / "default.int8.onnx"
-    quantize_int8(done.onnx, int8, QuantizeConfig(calib_episodes=8, calib_samples=1024))
+    quantize_int8(done.onnx, int8, QuantizeConfig(calib_episodes=8, calib_samples=1024),
+                  progress=_bound(progress, "2/4 quantize: calibration episodes"))
     stages["quantize_s"] = time.perf_counter() - t
 
     rows = []
@@ -66,15 +83,16 @@ def run_demo(out: str | Path, episodes: int = 4, suite: str = "test", seed: int 
         t = time.perf_counter()
         settings = HilSettings(episodes=episodes, suite=suite, seed=seed, clock="scaled", clock_factor=clock_factor,
                                out=str(out / f"hil-{precision}"), trajectories=True)
-        hil = run_hil(settings, "hil",
-                      [f"run.model={model.resolve()}", f"run.backend={backend}"])
+        hil = run_hil(settings, "hil", [f"run.model={model.resolve()}", f"run.backend={backend}"],
+                      _bound(progress, f"3/4 HIL {precision} episodes"))
         stages[f"hil_{precision}_s"] = time.perf_counter() - t
         _say(f"4/4 eval {precision}: the same episodes in process (robonav eval)")
         t = time.perf_counter()
         resolved = resolve_policy(str(model))
         factory, cfg = resolved.factory, resolved.sim_config
         specs = make_episodes(suite, episodes, seed)
-        ev = summarize(run_episodes(factory, specs, cfg, num_envs=min(4, episodes)))
+        ev = summarize(run_episodes(factory, specs, cfg, num_envs=min(4, episodes),
+                                    progress=_bound(progress, f"4/4 eval {precision} episodes")))
         stages[f"eval_{precision}_s"] = time.perf_counter() - t
         timing = hil["timing"]
         rows.append({"precision": precision, "backend": backend, "model": str(model),
@@ -152,9 +170,10 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(out: str, episodes: int, suite: str, seed: int, clock_factor: float, as_json: bool) -> int:
-    """``robonav demo``."""
-    result = run_demo(out, episodes, suite, seed, clock_factor)
+def main(out: str, episodes: int, suite: str, seed: int, clock_factor: float, as_json: bool,
+         progress: StageProgress | None = None) -> int:
+    """``robonav demo``; ``progress``: see `run_demo`."""
+    result = run_demo(out, episodes, suite, seed, clock_factor, progress=progress)
     print(json.dumps(result, sort_keys=True) if as_json else format_table(result))
     ok = result["parity_passed"] and all(r["verdict"] for r in result["rows"])
     return 0 if ok else 1

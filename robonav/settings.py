@@ -270,3 +270,13 @@ def load_settings(cls: Any, launch: str | Path | None, overrides: list[str] | tu
                 raise SettingsError(f"{path}:{section}: expected a mapping of settings, got {data!r}")
     data = apply_overrides(data, overrides)
     return from_dict(cls, data, where if section is None else f"{where}:{section}")
+
+
+def write_settings(path: str | Path, sections: dict[str, Any]) -> Path:
+    """Write resolved settings dataclasses as a launch file (``{section: settings}``), atomically: what a run
+    really used, beside its outputs; `load_settings(cls, path, section=...)` reads each back unchanged."""
+    from robonav.atomic import write_text_atomic
+
+    text = yaml.safe_dump({k: to_dict(v) for k, v in sections.items()}, sort_keys=False)
+    write_text_atomic(path, text)
+    return Path(path)

@@ -111,16 +111,17 @@ def _nav2_start_goal(args: argparse.Namespace, episodes: list) -> list:
     return [EpisodeSpec(m, e.seed) for m, e in zip(mazes, episodes)]
 
 
-def _progress(as_json: bool, unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+def _progress(as_json: bool, unit: str, desc: str | None = None
+              ) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """(report(done, total), close()) of a progress bar on stderr: a tqdm bar (a count line where tqdm is not
-    installed) while stderr is a terminal and the verb prints no JSON; otherwise silent."""
+    installed) while stderr is a terminal and the verb prints no JSON; otherwise silent. ``desc`` heads the bar."""
     if as_json or not sys.stderr.isatty():
         return (lambda done, total: None), (lambda: None)
     try:
         from tqdm import tqdm
     except ModuleNotFoundError:
         def line(done: int, total: int) -> None:
-            print(f"\r{done}/{total} {unit}", end="", file=sys.stderr, flush=True)
+            print(f"\r{desc + ': ' if desc else ''}{done}/{total} {unit}", end="", file=sys.stderr, flush=True)
 
         return line, lambda: print(file=sys.stderr)
     bars: list[Any] = []
@@ -130,7 +131,8 @@ def _progress(as_json: bool, unit: str) -> tuple[Callable[[int, int], None], Cal
             import shutil
 
             size = shutil.get_terminal_size()
-            bars.append(tqdm(total=total, unit=unit, file=sys.stderr, ncols=size.columns, nrows=size.lines))
+            bars.append(tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, ncols=size.columns,
+                             nrows=size.lines))
         bars[0].update(done - bars[0].n)
 
     def close() -> None:
@@ -138,3 +140,28 @@ def _progress(as_json: bool, unit: str) -> tuple[Callable[[int, int], None], Cal
             bars[0].close()
 
     return report, close
+
+
+StageProgress = Callable[[str, int, int], None]
+"""progress(stage, done, total) of a library function with stages (export, quantize, hil, demo)."""
+
+
+def _stage_bars(as_json: bool) -> tuple[StageProgress | None, Callable[[], None]]:
+    """(progress(stage, done, total), close()) for a verb with stages: one bar per stage, described by its name, on
+    stderr while it is a terminal and the verb prints no JSON; (None, no-op) otherwise, so the library stays quiet."""
+    if as_json or not sys.stderr.isatty():
+        return None, lambda: None
+    current: list[Any] = []  # [stage, (report, close)]
+
+    def close() -> None:
+        if current:
+            current[1][1]()
+            current.clear()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not current or current[0] != stage:
+            close()
+            current.extend([stage, _progress(False, "steps" if stage.endswith("steps") else "episodes", stage)])
+        current[1][0](done, total)
+
+    return progress, close

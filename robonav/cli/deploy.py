@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch, _emit, _shipped_or_path
+from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch, _emit, _shipped_or_path, _stage_bars
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -20,8 +20,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # a small batch-1 policy: more threads only contend with the simulator
     checkpoint = _shipped_or_path(args.policy)
     done = export_onnx(checkpoint, args.out)
-    parity = export_parity(checkpoint, done.onnx, steps=args.parity_steps, parity_suite=args.parity_mazes,
-                           episodes=args.episodes, suite=args.mazes, seed=args.seed, num_envs=args.envs)
+    progress, close = _stage_bars(args.json)
+    try:
+        parity = export_parity(checkpoint, done.onnx, steps=args.parity_steps, parity_suite=args.parity_mazes,
+                               episodes=args.episodes, suite=args.mazes, seed=args.seed, num_envs=args.envs,
+                               progress=progress)
+    finally:
+        close()
     step, closed = parity["step"], parity["closed_loop"] or {}
     result: dict[str, Any] = {
         "onnx": str(done.onnx), "sidecar": str(done.sidecar), "weights": str(done.weights),
@@ -45,20 +50,25 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     src = Path(args.onnx)
     out = Path(args.out) if args.out else src.with_name(f"{src.stem}.{args.precision}.onnx")
-    if args.precision == "fp16":
-        sidecar = quantize_fp16(src, out)
-    else:
-        config = QuantizeConfig(calibration=args.calibration, calib_suite=args.calib_mazes,
-                                calib_episodes=args.calib_episodes, calib_seed=args.calib_seed,
-                                calib_samples=args.calib_samples, recurrent=args.recurrent, outputs=args.outputs,
-                                num_envs=args.envs)
-        sidecar, _ = quantize_int8(src, out, config)
-    result: dict[str, Any] = {"onnx": str(src), "out": str(out), "precision": args.precision,
-                              "calibration": sidecar.extra.get("calibration"),
-                              **{k: sidecar.extra.get(k) for k in ("recurrent", "matmul_outputs")}}
-    if args.episodes > 0:
-        result.update(judge(src, out, make_episodes(args.mazes, args.episodes, args.seed), args.envs),
-                      mazes=args.mazes, seed=args.seed)
+    progress, close = _stage_bars(args.json)
+    try:
+        if args.precision == "fp16":
+            sidecar = quantize_fp16(src, out)
+        else:
+            config = QuantizeConfig(calibration=args.calibration, calib_suite=args.calib_mazes,
+                                    calib_episodes=args.calib_episodes, calib_seed=args.calib_seed,
+                                    calib_samples=args.calib_samples, recurrent=args.recurrent, outputs=args.outputs,
+                                    num_envs=args.envs)
+            calibrating = None if progress is None else (lambda d, t: progress("calibration episodes", d, t))
+            sidecar, _ = quantize_int8(src, out, config, progress=calibrating)
+        result: dict[str, Any] = {"onnx": str(src), "out": str(out), "precision": args.precision,
+                                  "calibration": sidecar.extra.get("calibration"),
+                                  **{k: sidecar.extra.get(k) for k in ("recurrent", "matmul_outputs")}}
+        if args.episodes > 0:
+            result.update(judge(src, out, make_episodes(args.mazes, args.episodes, args.seed), args.envs,
+                                progress), mazes=args.mazes, seed=args.seed)
+    finally:
+        close()
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

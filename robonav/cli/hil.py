@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch
+from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch, _progress, _stage_bars
 
 
 def cmd_sim_robot(args: argparse.Namespace) -> int:
@@ -31,7 +31,12 @@ def cmd_hil(args: argparse.Namespace) -> int:
     settings = load_settings(HilSettings, args.launch, hil, section="hil", reader="robonav hil", suggest="hil")
     flags = {"episodes": args.episodes, "out": args.out}
     settings = dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
-    report = run_hil(settings, args.launch, [o for o in args.overrides if o.startswith(("run.", "robot."))])
+    progress, close = _progress(args.json, "episodes")
+    try:
+        report = run_hil(settings, args.launch, [o for o in args.overrides if o.startswith(("run.", "robot."))],
+                         progress)
+    finally:
+        close()
     if args.junit:
         junit_xml(report, args.junit)
     print(json.dumps(report, sort_keys=True) if args.json else format_report(report))
@@ -51,7 +56,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Export, INT8, the fastest CPU backend in the loop, HIL over UDP: one table and a picture."""
     from robonav.demo import main
 
-    return main(args.out, args.episodes, args.mazes, args.seed, args.clock_factor, args.json)
+    progress, close = _stage_bars(args.json)
+    try:
+        return main(args.out, args.episodes, args.mazes, args.seed, args.clock_factor, args.json, progress)
+    finally:
+        close()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

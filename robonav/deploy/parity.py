@@ -32,7 +32,10 @@ from robonav.runtime.backends.base import Backend
 from robonav.sim.config import SimConfig
 from robonav.sim.episodes import EpisodeSpec
 
-__all__ = ["TOLERANCE", "CheckpointMismatchError", "ParityReport", "Recording", "RecordingPolicy",
+StageProgress = Callable[[str, int, int], None]
+"""progress(stage, done, total): what a long function reports as it goes (the CLI draws bars; default none)."""
+
+__all__ = ["TOLERANCE", "CheckpointMismatchError", "ParityReport", "Recording", "RecordingPolicy", "StageProgress",
            "action_deviation_rate", "backend_actions", "closed_loop_comparison", "compare_actions",
            "export_parity", "format_judgement", "judge", "record_episodes", "record_steps", "run_paired",
            "sim_config", "step_parity", "torch_actions"]
@@ -103,15 +106,16 @@ class RecordingPolicy:
 
 
 def record_episodes(factory: PolicyFactory, episodes: list[EpisodeSpec], config: SimConfig,
-                    num_envs: int = 8) -> Recording:
-    """Run ``episodes`` with the policy ``factory`` makes (through robonav.eval's runner) and keep what it saw."""
+                    num_envs: int = 8, progress: Callable[[int, int], None] | None = None) -> Recording:
+    """Run ``episodes`` with the policy ``factory`` makes (through robonav.eval's runner) and keep what it saw;
+    ``progress(done, total)`` after each finished episode."""
     recorders: list[RecordingPolicy] = []
 
     def wrapped(n: int) -> RecordingPolicy:
         recorders.append(RecordingPolicy(factory(n)))
         return recorders[-1]
 
-    results = run_episodes(wrapped, episodes, config, num_envs=num_envs)
+    results = run_episodes(wrapped, episodes, config, num_envs=num_envs, progress=progress)
     return Recording(recorders[0].segments(results) if recorders else [], results)
 
 
@@ -216,8 +220,9 @@ def run_paired(factories: dict[str, PolicyFactory], episodes: list[EpisodeSpec],
 
 
 def record_steps(factory: PolicyFactory, config: SimConfig, min_steps: int, suite: str = "val", seed: int = 0,
-                 num_envs: int = 4) -> Recording:
-    """Episodes ``suite``/``seed`` 0, 1, ... recorded with ``factory``, batch by batch, until >= ``min_steps``."""
+                 num_envs: int = 4, progress: Callable[[int, int], None] | None = None) -> Recording:
+    """Episodes ``suite``/``seed`` 0, 1, ... recorded with ``factory``, batch by batch, until >= ``min_steps``;
+    ``progress(steps recorded, min_steps)`` after each batch."""
     from robonav.eval.episodes import make_episodes
 
     recording = Recording([], [])
@@ -226,15 +231,18 @@ def record_steps(factory: PolicyFactory, config: SimConfig, min_steps: int, suit
         batch = make_episodes(suite, have + num_envs, seed)[have:]
         more = record_episodes(factory, batch, config, num_envs)
         recording = Recording(recording.segments + more.segments, recording.results + more.results)
+        if progress is not None:
+            progress(min(recording.steps, min_steps), min_steps)
     return recording
 
 
 def export_parity(checkpoint: str | os.PathLike[str], onnx_path: str | os.PathLike[str], steps: int = 1000,
                   parity_suite: str = "val", episodes: int = 200, suite: str = "test", seed: int = 0,
-                  num_envs: int = 8, tolerance: float = TOLERANCE) -> dict[str, Any]:
+                  num_envs: int = 8, tolerance: float = TOLERANCE, progress: StageProgress | None = None
+                  ) -> dict[str, Any]:
     """Step parity (torch vs ONNX Runtime over >= ``steps`` recorded ticks of ``parity_suite`` episodes) and the
     closed-loop noise floor (torch vs ONNX Runtime on ``episodes`` paired episodes of ``suite``, 0 to skip);
-    both are stored in the model's sidecar (``extra.parity``) and returned."""
+    both are stored in the model's sidecar (``extra.parity``) and returned. ``progress``: see `StageProgress`."""
     from robonav.eval.episodes import make_episodes
     from robonav.model.sidecar import write_sidecar
     from robonav.policy.agent import TorchAgent, load_policy
@@ -249,13 +257,15 @@ def export_parity(checkpoint: str | os.PathLike[str], onnx_path: str | os.PathLi
                                       "checkpoint")
     model, _ = load_policy(checkpoint)
     config = sim_config(sidecar)
-    recording = record_steps(lambda n: TorchAgent(model, n), config, steps, parity_suite, 0, min(num_envs, 4))
+    recording = record_steps(lambda n: TorchAgent(model, n), config, steps, parity_suite, 0, min(num_envs, 4),
+                             _stage(progress, "parity recording steps"))
     step = step_parity(model, onnx_path, recording, tolerance).to_dict()
     closed = None
     if episodes > 0:
         paired = make_episodes(suite, episodes, seed)
         runs = run_paired({"torch": lambda n: TorchAgent(model, n), "onnx": lambda n: OnnxPolicy(onnx_path, n)},
-                          paired, config, num_envs)
+                          paired, config, num_envs,
+                          None if progress is None else (lambda name, d, t: progress(f"closed loop {name}", d, t)))
         c = closed_loop_comparison(runs["onnx"], runs["torch"])
         closed = {"suite": suite, "episodes": episodes, "seed": seed, "flips": c["flips"],
                   "success_torch": c["success_rate_b"], "success_onnx": c["success_rate_a"], "spl_torch": c["spl_b"],
@@ -267,7 +277,7 @@ def export_parity(checkpoint: str | os.PathLike[str], onnx_path: str | os.PathLi
 
 
 def judge(fp32: str | os.PathLike[str], quantized: str | os.PathLike[str], episodes: list[EpisodeSpec],
-          num_envs: int = 8) -> dict[str, Any]:
+          num_envs: int = 8, progress: StageProgress | None = None) -> dict[str, Any]:
     """A quantized model against its FP32 export on the same episodes: closed loop through the eval runner, and
     step by step on the FP32 run's observations.
 
@@ -281,8 +291,10 @@ def judge(fp32: str | os.PathLike[str], quantized: str | os.PathLike[str], episo
 
     ref, test = read_sidecar(fp32), read_sidecar(quantized)
     config = sim_config(ref)
-    recording = record_episodes(lambda n: OnnxPolicy(fp32, n), episodes, config, num_envs)
-    results = run_episodes(lambda n: OnnxPolicy(quantized, n), episodes, config, num_envs=num_envs)
+    recording = record_episodes(lambda n: OnnxPolicy(fp32, n), episodes, config, num_envs,
+                                _stage(progress, "judge fp32"))
+    results = run_episodes(lambda n: OnnxPolicy(quantized, n), episodes, config, num_envs=num_envs,
+                           progress=_stage(progress, f"judge {test.precision}"))
     with OnnxBackend(fp32) as a, OnnxBackend(quantized) as b:
         ref_actions, test_actions = backend_actions(a, recording), backend_actions(b, recording)
     c = closed_loop_comparison(results, recording.results)
@@ -298,6 +310,11 @@ def judge(fp32: str | os.PathLike[str], quantized: str | os.PathLike[str], episo
         "bytes_fp32": size_fp32, "bytes_quantized": size_q, "size_ratio": size_q / size_fp32,
         "noise_floor": (ref.extra.get("parity") or {}).get("closed_loop"),
     }
+
+
+def _stage(progress: StageProgress | None, stage: str) -> Callable[[int, int], None] | None:
+    """``progress`` bound to one stage (None stays None)."""
+    return None if progress is None else (lambda done, total: progress(stage, done, total))
 
 
 def format_judgement(r: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -374,18 +375,20 @@ def _calibrate(model: Path, feeds: list[dict[str, Any]], config: QuantizeConfig,
 
 
 def quantize_int8(model: str | os.PathLike[str], out: str | os.PathLike[str], config: QuantizeConfig,
-                  recording: Recording | None = None) -> tuple[ModelSidecar, Recording]:
+                  recording: Recording | None = None, progress: Callable[[int, int], None] | None = None
+                  ) -> tuple[ModelSidecar, Recording]:
     """INT8 QDQ copy of an FP32 step model at ``out``, calibrated on validation rollouts of the model itself.
 
     ``recording``: calibration rollouts already recorded on `calibration_episodes(config)` (else recorded here).
-    Returns the sidecar and the recording.
+    ``progress(done, total)``: after each calibration episode recorded. Returns the sidecar and the recording.
     """
     src, source = _source(model)
     episodes = calibration_episodes(config)
     if recording is None:
         from robonav.runtime.backends.onnx_backend import OnnxPolicy
 
-        recording = record_episodes(lambda n: OnnxPolicy(src, n), episodes, sim_config(source), config.num_envs)
+        recording = record_episodes(lambda n: OnnxPolicy(src, n), episodes, sim_config(source), config.num_envs,
+                                    progress)
     elif [(r.maze_hash, r.seed) for r in recording.results] != [(e.maze.hash(), e.seed) for e in episodes]:
         raise CalibrationSplitError("the given calibration recording is not of the calibration episodes of this "
                                     f"config ({config.calib_suite}, {config.calib_episodes}, seed "

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -35,7 +36,7 @@ from xml.sax.saxutils import escape, quoteattr
 from robonav.errors import UserError
 from robonav.hil.faults import FaultConfig
 from robonav.runtime.wire.keys import ENV_KEY, ENV_KEY_FILE, write_key_file
-from robonav.settings import SettingsError
+from robonav.settings import SettingsError, write_settings
 
 __all__ = ["HilError", "HilSettings", "junit_xml", "run_hil", "scenario_name", "verdict"]
 
@@ -159,11 +160,15 @@ def _cli(verb: str, launch: str, sets: list[str]) -> list[str]:
     return argv
 
 
-def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run one HIL scenario as the module docstring says; returns the merged report."""
+def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str, ...] = (),
+            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run one HIL scenario as the module docstring says; returns the merged report. ``progress(done, total)``:
+    episodes the sim-robot finished, out of ``episodes``. The resolved settings go to out/settings.yaml."""
     s = settings
     out = Path(s.out) if s.out else Path(tempfile.mkdtemp(prefix="robonav-hil-"))
     out.mkdir(parents=True, exist_ok=True)
+    s = dataclasses.replace(s, out=str(out))
+    write_settings(out / "settings.yaml", {"hil": s})
     runtime_port, robot_port = _free_port(), _free_port()
     clock = [f"clock={s.clock}", f"clock_factor={s.clock_factor}"]
     run_extra = [o for o in overrides if o.startswith("run.")]
@@ -205,7 +210,14 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
         restarts = 0
         kill_at = None  # real time of the kill, counted from the robot's first answered frame
         kill = s.faults.kill_runtime_after > 0
+        reported, look_at = 0, 0.0
         while robot.proc.poll() is None:
+            if progress is not None and time.monotonic() >= look_at:  # the sim-robot logs each finished episode
+                look_at = time.monotonic() + 0.5
+                done = robot.stderr_path.read_text().count('"event": "episode"')
+                if done != reported:
+                    reported = done
+                    progress(min(done, s.episodes), s.episodes)
             if kill and kill_at is None and '"connected"' in robot.stderr_path.read_text():
                 kill_at = time.monotonic() + s.faults.kill_runtime_after / s.clock_factor
             if time.monotonic() - started > s.timeout:
@@ -223,6 +235,8 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
                 procs.append(runtime)
             time.sleep(0.05)
         robot_rc = robot.wait(10.0)
+        if progress is not None:
+            progress(min(robot.stderr_path.read_text().count('"event": "episode"'), s.episodes), s.episodes)
         robot_report = robot.last_json()
         if robot_rc != 0 or robot_report is None:
             raise HilError(f"the sim-robot failed (exit code {robot_rc}); see {robot.stderr_path}")

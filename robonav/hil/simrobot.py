@@ -331,6 +331,7 @@ class SimRobot:
                 self.results.append({**self.sim.info(0), "episode": index % n,
                                      "family": self.episodes[index % n].maze.family})
                 index += 1
+                print(json.dumps({"event": "episode", "done": index}), file=sys.stderr, flush=True)
                 if (index >= n and s.duration <= 0.0) or (s.duration > 0.0 and now - t0 >= s.duration):
                     break
                 episode_id = self._start(index % n)
