@@ -16,6 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EVAL = ["eval", "--policy", "classical", "--mazes", "test", "--episodes", "2", "--envs", "2"]
 
 
+def run_piped(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robonav.cli", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def run_with_tty_stderr(*argv: str) -> tuple[int, str, str]:
     """(exit code, stdout, what the terminal on stderr showed)."""
     master, slave = pty.openpty()
@@ -31,7 +36,7 @@ def run_with_tty_stderr(*argv: str) -> tuple[int, str, str]:
         if not chunk:
             break
         seen += chunk
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=600)
     os.close(master)
     return proc.returncode, out, seen.decode(errors="replace")
 
@@ -47,3 +52,54 @@ def test_eval_bar_on_a_terminal_and_none_with_json_or_a_pipe():
     piped = subprocess.run([sys.executable, "-m", "robonav.cli", *EVAL], cwd=ROOT, capture_output=True, text=True,
                            timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert piped.returncode == 0 and "2/2" not in piped.stderr
+
+
+def one_json_line(out: str) -> dict:
+    """stdout of a --json run: exactly one line, one JSON object."""
+    assert out.endswith("\n") and out.count("\n") == 1, out
+    return json.loads(out)
+
+
+@pytest.mark.slow
+def test_export_and_quantize_bars_per_stage_and_the_same_json_line(tmp_path):
+    pytest.importorskip("pybullet")
+    pytest.importorskip("tqdm")
+    pytest.importorskip("onnxruntime")
+    onnx = str(tmp_path / "p.onnx")
+    export = ["export", "--out", onnx, "--parity-steps", "30", "--parity-mazes", "val-3x3", "--episodes", "2",
+              "--mazes", "val-3x3", "--envs", "2"]
+    rc, out, tty = run_with_tty_stderr(*export)
+    assert rc == 0 and "parity recording steps" in tty and "30/30" in tty, tty
+    assert "closed loop torch" in tty and "closed loop onnx" in tty and "2/2" in tty and "100%" in tty
+    assert "parity_passed" in out and not out.lstrip().startswith("{")
+    rc, out, tty = run_with_tty_stderr(*export, "--json")
+    assert rc == 0 and "closed loop" not in tty and "30/30" not in tty
+    piped = run_piped(*export, "--json")  # stderr a pipe: the same bytes on stdout
+    assert piped.returncode == 0 and "closed loop" not in piped.stderr and piped.stdout == out
+    assert one_json_line(out)["closed_loop_episodes"] == 2
+
+    quantize = ["quantize", "--onnx", onnx, "--precision", "int8", "--calib-episodes", "2", "--calib-mazes",
+                "val-3x3", "--calib-samples", "64", "--episodes", "2", "--mazes", "val-3x3", "--envs", "2"]
+    rc, out, tty = run_with_tty_stderr(*quantize)
+    assert rc == 0 and "calibration episodes" in tty and "judge fp32" in tty and "judge int8" in tty, tty
+    assert "2/2" in tty and "paired episodes" in out
+    rc, out, tty = run_with_tty_stderr(*quantize, "--json")
+    assert rc == 0 and "judge" not in tty and "calibration episodes" not in tty
+    result = one_json_line(out)
+    assert result["episodes"] == 2 and result["precision"] == "int8"
+
+
+@pytest.mark.slow
+def test_hil_bar_counts_episodes_and_writes_its_settings(tmp_path):
+    pytest.importorskip("pybullet")
+    pytest.importorskip("tqdm")
+    from robonav.hil.runner import HilSettings
+    from robonav.settings import load_settings
+
+    hil = ["hil", "--episodes", "2", "--set", "hil.suite=val-3x3", "--set", "hil.clock_factor=8"]
+    rc, out, tty = run_with_tty_stderr(*hil, "--out", str(tmp_path / "a"))
+    assert rc == 0 and "2/2" in tty and "100%" in tty, tty
+    saved = load_settings(HilSettings, tmp_path / "a" / "settings.yaml", section="hil")
+    assert saved == HilSettings(episodes=2, suite="val-3x3", clock_factor=8.0, out=str(tmp_path / "a"))
+    rc, out, tty = run_with_tty_stderr(*hil, "--out", str(tmp_path / "b"), "--json")
+    assert rc == 0 and "2/2" not in tty and one_json_line(out)["episodes"] == 2

@@ -96,6 +96,13 @@ class RunConfig:
     keep_every: int = 100
     """Also checkpoint and keep a numbered copy (update-NNNNNN.pt; R2D2: chunk-NNNNNN.pt) every this many updates
     or chunks (0: never)."""
+    eval_every: int = 0
+    """Evaluate the policy greedily on the validation list every this many updates (R2D2: chunks), log
+    val_success to progress.jsonl and keep the best so far as best.pt beside last.pt (0: never)."""
+    eval_suite: str = "val"
+    """Suite of the validation list: a validation-split suite only (val, val-5x5, ...), never a judged one."""
+    eval_episodes: int = 16
+    """Episodes of the validation list (the same list every time: seed 0)."""
     sim: SimConfig = field(default_factory=_train_sim)
     """The simulator the envs run (observation, robot, mazes, randomization)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -119,6 +126,7 @@ class PPOTrainConfig(RunConfig):
 
     def __post_init__(self) -> None:
         _check_algo(self.algo, "ppo")
+        _check_eval(self)
         if self.ray.address is not None and self.ppo.num_envs % self.ray.workers:
             raise TrainConfigError(f"train.ppo.num_envs ({self.ppo.num_envs}) must be a multiple of "
                                    f"train.ray.workers ({self.ray.workers}): each worker steps an equal share")
@@ -140,6 +148,7 @@ class R2D2TrainConfig(RunConfig):
 
     def __post_init__(self) -> None:
         _check_algo(self.algo, "r2d2")
+        _check_eval(self)
         if self.imitation.updates > 0:
             raise TrainConfigError(f"train.imitation.updates={self.imitation.updates}: the imitation warm start is "
                                    "PPO's; set train.imitation.updates=0 for algo r2d2 (launch/train_q.yaml does)")
@@ -147,6 +156,23 @@ class R2D2TrainConfig(RunConfig):
 
 TrainConfig = PPOTrainConfig | R2D2TrainConfig
 """The ``train:`` section of a launch file: the learner its ``algo`` names (settings.from_dict picks the arm)."""
+
+
+def _check_eval(cfg: RunConfig) -> None:
+    """Refuse evaluation settings that would judge training on a judged suite, or that cannot run."""
+    from robonav.sim.suites import SuiteError, parse_suite
+
+    if cfg.eval_every < 0 or cfg.eval_episodes < 1:
+        raise TrainConfigError(f"train.eval_every must be >= 0 and train.eval_episodes >= 1, got {cfg.eval_every} "
+                               f"and {cfg.eval_episodes}")
+    try:
+        split = parse_suite(cfg.eval_suite).split
+    except SuiteError:
+        split = None
+    if split != "val":
+        raise TrainConfigError(f"train.eval_suite {cfg.eval_suite!r} is not a validation suite: picking the best "
+                               "checkpoint on a judged suite (test, hand, a file) would leak it into the judgement; "
+                               "use e.g. train.eval_suite=val or val-5x5")
 
 
 def _check_algo(algo: str, own: str) -> None:

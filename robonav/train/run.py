@@ -1,6 +1,7 @@
 """A training run's bookkeeping, one object every learner holds (PPO's Trainer, R2D2's QTrainer, the Ray trainer).
 
-`RunBook` owns the run's folder, progress.jsonl and the checkpoint schedule; `RunBook.sitting` opens one sitting
+`RunBook` owns the run's folder (settings.yaml, progress.jsonl, last.pt, best.pt) and the checkpoint and validation
+schedule; `RunBook.sitting` opens one sitting
 (from ``train()`` until it stops): the SIGINT/SIGTERM handler, the progress bar and the TensorBoard writer, given
 back when the sitting ends. `Curriculum` holds the stage and the success window with the promotion rule. A learner
 calls them; none of them calls back into the learner except through the ``save`` function it hands over::
@@ -35,7 +36,7 @@ import numpy as np
 
 from robonav import __version__
 from robonav.atomic import atomic_path
-from robonav.settings import to_dict
+from robonav.settings import to_dict, write_settings
 from robonav.sim.config import MazeConfig
 from robonav.train.config import RunConfig
 
@@ -150,11 +151,54 @@ class RunBook:
         """The newest checkpoint, <dir>/last.pt (what --resume reads)."""
         return self.dir / "last.pt"
 
+    @property
+    def best(self) -> Path:
+        """The checkpoint of the best validation success so far, <dir>/best.pt (train.eval_every > 0)."""
+        return self.dir / "best.pt"
+
+    def best_success(self) -> float | None:
+        """val_success in best.pt's meta (None without best.pt): what a later evaluation must beat."""
+        if not self.best.is_file():
+            return None
+        from robonav.policy.checkpoint import load_checkpoint
+
+        return float(load_checkpoint(self.best)["meta"]["val_success"])
+
+    def validate(self, done: int, global_step: int) -> dict[str, float]:
+        """Evaluate last.pt greedily on the validation list (train.eval_suite, eval_episodes, seed 0) as
+        ``robonav eval`` would; copy it to best.pt (atomically, with the round and val_success in its meta)
+        when it beats best.pt. Returns the progress row."""
+        from robonav.eval.episodes import make_episodes
+        from robonav.eval.metrics import summarize
+        from robonav.eval.policies import resolve_policy
+        from robonav.eval.runner import run_episodes
+        from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
+
+        cfg = self.cfg
+        resolved = resolve_policy(str(self.last))
+        episodes = make_episodes(cfg.eval_suite, cfg.eval_episodes, 0)
+        results = run_episodes(resolved.factory, episodes, resolved.sim_config, num_envs=min(8, len(episodes)))
+        success = float(summarize(results)["success_rate"])
+        best = self.best_success()
+        if best is None or success > best:
+            ck = load_checkpoint(self.last)
+            meta = {**ck["meta"], "best_round": done, "val_success": success, "val_suite": cfg.eval_suite,
+                    "val_episodes": cfg.eval_episodes}
+            save_checkpoint(self.best, ck["model"], meta, ck["optimizer"])
+            best = success
+        return {"global_step": global_step, self.round_name: done, "val_success": success, "val_best": best}
+
     def write_row(self, row: dict[str, float]) -> None:
         """Append one row to progress.jsonl."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "progress.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+
+    def write_settings(self) -> Path:
+        """The run's resolved settings (launch file, --set and flags applied) as <dir>/settings.yaml, atomically: a
+        launch file whose ``train:`` section loads back into the same config."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return write_settings(self.dir / "settings.yaml", {"train": self.cfg})
 
     def keep(self, done: int) -> Path:
         """Copy last.pt to <round_name>-NNNNNN.pt (atomically), a numbered checkpoint that stays."""
@@ -178,6 +222,7 @@ class Sitting:
                  max_seconds: float | None) -> None:
         self.book, self.first_round, self.max_rounds, self.max_seconds = book, first_round, max_rounds, max_seconds
         self.start = time.perf_counter()
+        book.write_settings()
         self.signal = StopOnSignal(book.round_name)
         self.writer = _tensorboard(book.dir)
         self.bar = None
@@ -202,17 +247,21 @@ class Sitting:
 
     def round_done(self, done: int, global_step: int, save: Callable[[], Path]) -> bool:
         """After round ``done`` of the run: ``save()`` when a checkpoint is due (every checkpoint_every rounds, at
-        total_steps, when stopping, and with a kept numbered copy every keep_every rounds); True when the sitting
-        should stop (its round or time budget spent, or a signal)."""
+        total_steps, when stopping, with a kept numbered copy every keep_every rounds, and before a validation
+        every eval_every rounds, which then may update best.pt); True when the sitting should stop (its round or
+        time budget spent, or a signal)."""
         cfg = self.book.cfg
         stop = (self.max_rounds is not None and done - self.first_round >= self.max_rounds) or (
             self.max_seconds is not None and time.perf_counter() - self.start >= self.max_seconds
         ) or self.signal.stopped
         keep = cfg.keep_every > 0 and done % cfg.keep_every == 0
-        if done % cfg.checkpoint_every == 0 or global_step >= cfg.total_steps or stop or keep:
+        evaluate = cfg.eval_every > 0 and done % cfg.eval_every == 0
+        if done % cfg.checkpoint_every == 0 or global_step >= cfg.total_steps or stop or keep or evaluate:
             save()
         if keep:
             self.book.keep(done)
+        if evaluate:
+            self.log(self.book.validate(done, global_step), global_step)
         return stop
 
     def close(self) -> None:

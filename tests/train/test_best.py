@@ -1,0 +1,85 @@
+"""Evaluation during training: best.pt holds the best validation success so far and survives a resume; the run
+folder's settings.yaml loads back into the run's config; a judged suite is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from robonav.policy.actor_critic import PolicyConfig
+from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
+from robonav.settings import load_settings
+from robonav.sim.config import MazeConfig, RandomizationConfig, SimConfig
+from robonav.train.config import CurriculumConfig, PPOTrainConfig, TrainConfig, TrainConfigError
+from robonav.train.ppo import PPOConfig
+from robonav.train.trainer import Trainer
+
+STEPS = 2 * 16  # env steps per update
+
+
+def _cfg(tmp_path, updates: int, **eval_settings) -> PPOTrainConfig:
+    sim = SimConfig(observation="plain", randomization=RandomizationConfig(enabled=True),
+                    maze=MazeConfig(width=(3, 3)))
+    return PPOTrainConfig(run="r", out=str(tmp_path), total_steps=STEPS * updates, workers=0, seed=3,
+                          checkpoint_every=10, sim=sim, policy=PolicyConfig(encoder=(16,), hidden=8),
+                          ppo=PPOConfig(num_envs=2, steps=16, seq_len=8, epochs=1, minibatches=1),
+                          curriculum=CurriculumConfig(stages=((3, 3),)), **eval_settings)
+
+
+def _val_rows(run) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
+    return [r for r in rows if "val_success" in r]
+
+
+@pytest.mark.slow
+def test_best_holds_the_best_val_success_and_survives_a_resume(tmp_path, one_torch_thread):
+    pytest.importorskip("pybullet")
+    cfg = _cfg(tmp_path, 4, eval_every=2, eval_suite="val-3x3", eval_episodes=2)
+    run = tmp_path / "r"
+    first = Trainer(cfg, progress=False)
+    first.train(max_updates=2)
+    first.close()
+    rows = _val_rows(run)
+    assert [r["update"] for r in rows] == [2]
+    meta = load_checkpoint(run / "best.pt")["meta"]
+    assert meta["best_round"] == 2 and meta["val_success"] == rows[0]["val_success"]
+    assert meta["val_suite"] == "val-3x3" and meta["val_episodes"] == 2
+
+    # A best.pt no policy can beat (success 2 > 1): the resumed run must keep it, not overwrite it.
+    ck = load_checkpoint(run / "best.pt")
+    save_checkpoint(run / "best.pt", ck["model"], {**ck["meta"], "val_success": 2.0}, None)
+    resumed = Trainer(cfg, resume=True, progress=False)
+    resumed.train()
+    resumed.close()
+    rows = _val_rows(run)
+    assert [r["update"] for r in rows] == [2, 4]
+    assert rows[1]["val_best"] == 2.0
+    meta = load_checkpoint(run / "best.pt")["meta"]
+    assert meta["best_round"] == 2 and meta["val_success"] == 2.0
+
+    # Now a beatable one (-1): the next evaluation replaces it with update 4's.
+    save_checkpoint(run / "best.pt", ck["model"], {**ck["meta"], "val_success": -1.0}, None)
+    again = Trainer(cfg, resume=True, progress=False)
+    assert again.book.validate(4, 4 * STEPS)["val_best"] >= 0.0
+    again.close()
+    meta = load_checkpoint(run / "best.pt")["meta"]
+    assert meta["best_round"] == 4 and 0.0 <= meta["val_success"] <= 1.0
+
+    # settings.yaml beside them: the run's config, loaded back as `robonav train` loads a launch file.
+    assert load_settings(TrainConfig, run / "settings.yaml", section="train") == cfg
+
+
+def test_settings_yaml_loads_back_into_the_same_config(tmp_path):
+    from robonav.train.run import RunBook
+
+    cfg = _cfg(tmp_path, 4, eval_every=3, eval_suite="val-5x5", eval_episodes=7)
+    path = RunBook(cfg, (), "update", progress=False).write_settings()
+    assert path == tmp_path / "r" / "settings.yaml"
+    assert load_settings(TrainConfig, path, section="train") == cfg
+
+
+@pytest.mark.parametrize("suite", ["test", "hand", "test-9x9", "train"])
+def test_a_judged_or_training_suite_is_refused(tmp_path, suite):
+    with pytest.raises(TrainConfigError, match=f"train.eval_suite '{suite}' is not a validation suite"):
+        _cfg(tmp_path, 1, eval_suite=suite)
