@@ -94,12 +94,16 @@ def test_hil_bar_counts_episodes_and_writes_its_settings(tmp_path):
     pytest.importorskip("pybullet")
     pytest.importorskip("tqdm")
     from robonav.hil.runner import HilSettings
+    from robonav.runtime.run import RunSettings
     from robonav.settings import load_settings
 
     hil = ["hil", "--episodes", "2", "--set", "hil.suite=val-3x3", "--set", "hil.clock_factor=8"]
-    rc, out, tty = run_with_tty_stderr(*hil, "--out", str(tmp_path / "a"))
+    rc, out, tty = run_with_tty_stderr(*hil, "--set", "hil.record=true", "--out", str(tmp_path / "a"))
     assert rc == 0 and "2/2" in tty and "100%" in tty, tty
     saved = load_settings(HilSettings, tmp_path / "a" / "settings.yaml", section="hil")
-    assert saved == HilSettings(episodes=2, suite="val-3x3", clock_factor=8.0, out=str(tmp_path / "a"))
+    assert saved == HilSettings(episodes=2, suite="val-3x3", clock_factor=8.0, out=str(tmp_path / "a"), record=True)
+    # the runtime (robonav run, recording) wrote its own beside the recording
+    run = load_settings(RunSettings, tmp_path / "a" / "wire.rnavlog.settings.yaml", section="run")
+    assert run.record == str(tmp_path / "a" / "wire.rnavlog") and run.driver == "udp" and run.clock_factor == 8.0
     rc, out, tty = run_with_tty_stderr(*hil, "--out", str(tmp_path / "b"), "--json")
     assert rc == 0 and "2/2" not in tty and one_json_line(out)["episodes"] == 2

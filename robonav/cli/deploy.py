@@ -126,10 +126,15 @@ def _sim_driver(sidecar, sim, period: float):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The fixed-step on-robot loop until --ticks or SIGINT/SIGTERM (a stop is always sent)."""
+    """The fixed-step on-robot loop until --ticks or SIGINT/SIGTERM (a stop is always sent); a recording run
+    writes its resolved settings beside the recording (<record>.settings.yaml, a launch file with ``run:``)."""
     from robonav.runtime.run import run_loop
+    from robonav.settings import write_settings
 
-    return run_loop(_run_settings(args), _sim_driver, args.json, args.ros_args)
+    settings = _run_settings(args)
+    if settings.record:
+        write_settings(f"{settings.record}.settings.yaml", {"run": settings})
+    return run_loop(settings, _sim_driver, args.json, args.ros_args)
 
 
 def cmd_bag(args: argparse.Namespace) -> int:
