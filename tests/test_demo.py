@@ -6,7 +6,12 @@ from robonav.demo import format_table, run_demo
 
 
 def test_demo_runs_the_whole_path_small(tmp_path):
-    result = run_demo(tmp_path / "demo", episodes=1, suite="val-3x3", seed=1, clock_factor=8.0, parity_steps=100)
+    seen: dict[str, tuple[int, int]] = {}  # stage -> its last (done, total): what `robonav demo` draws as bars
+    result = run_demo(tmp_path / "demo", episodes=1, suite="val-3x3", seed=1, clock_factor=8.0, parity_steps=100,
+                      progress=lambda stage, done, total: seen.__setitem__(stage, (done, total)))
+    assert seen == {"1/4 export: parity recording steps": (100, 100), "2/4 quantize: calibration episodes": (8, 8),
+                    "3/4 HIL fp32 episodes": (1, 1), "4/4 eval fp32 episodes": (1, 1),
+                    "3/4 HIL int8 episodes": (1, 1), "4/4 eval int8 episodes": (1, 1)}
     assert result["parity_passed"]
     rows = {r["precision"]: r for r in result["rows"]}
     assert rows["fp32"]["backend"] == "numba" and rows["int8"]["backend"] == "ort"
