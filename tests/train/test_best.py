@@ -83,3 +83,29 @@ def test_settings_yaml_loads_back_into_the_same_config(tmp_path):
 def test_a_judged_or_training_suite_is_refused(tmp_path, suite):
     with pytest.raises(TrainConfigError, match=f"train.eval_suite '{suite}' is not a validation suite"):
         _cfg(tmp_path, 1, eval_suite=suite)
+
+
+@pytest.mark.slow
+def test_r2d2_keeps_best_pt_through_the_same_run_book(tmp_path, one_torch_thread):
+    pytest.importorskip("pybullet")
+    from robonav.train.config import R2D2TrainConfig
+    from robonav.train.q_trainer import QTrainer
+    from robonav.train.r2d2.learner import R2D2Config
+
+    chunk = 32
+    r2d2 = R2D2Config(num_envs=2, chunk_steps=chunk, seq_len=8, overlap=4, burn_in=4, n_step=3, batch=4, capacity=64,
+                      warmup_steps=32, target_every=5, replay_ratio=2.0, lr=1e-3, adam_eps=1e-6)
+    cfg = R2D2TrainConfig(run="q", out=str(tmp_path), total_steps=2 * chunk, workers=0, seed=5, checkpoint_every=10,
+                          keep_every=0, sim=SimConfig(observation="plain", maze=MazeConfig(width=(3, 3))),
+                          policy=PolicyConfig(encoder=(16,), hidden=8), r2d2=r2d2,
+                          curriculum=CurriculumConfig(stages=((3, 3),)), eval_every=1, eval_suite="val-3x3",
+                          eval_episodes=2)
+    q = QTrainer(cfg, progress=False)
+    q.train()
+    q.close()
+    rows = _val_rows(tmp_path / "q")
+    assert [r["chunk"] for r in rows] == [1, 2]
+    meta = load_checkpoint(tmp_path / "q" / "best.pt")["meta"]
+    assert meta["algo"] == "r2d2" and meta["val_success"] == max(r["val_success"] for r in rows)
+    assert meta["best_round"] == next(r["chunk"] for r in rows if r["val_success"] == meta["val_success"])
+    assert load_settings(TrainConfig, tmp_path / "q" / "settings.yaml", section="train") == cfg
