@@ -107,3 +107,20 @@ def test_hil_bar_counts_episodes_and_writes_its_settings(tmp_path):
     assert run.record == str(tmp_path / "a" / "wire.rnavlog") and run.driver == "udp" and run.clock_factor == 8.0
     rc, out, tty = run_with_tty_stderr(*hil, "--out", str(tmp_path / "b"), "--json")
     assert rc == 0 and "2/2" not in tty and one_json_line(out)["episodes"] == 2
+
+
+@pytest.mark.slow
+def test_eval_render_folder_holds_the_settings_it_ran_under(tmp_path, capsys):
+    pytest.importorskip("pybullet")
+    pytest.importorskip("matplotlib")
+    from robonav.cli import main
+    from robonav.eval.policies import resolve_policy
+    from robonav.settings import load_settings
+    from robonav.sim.config import SimConfig
+
+    folder = tmp_path / "render"
+    assert main(["eval", "--policy", "classical", "--mazes", "val-3x3", "--episodes", "1", "--envs", "1",
+                 "--render", str(folder), "--render-count", "1", "--json"]) == 0
+    one_json_line(capsys.readouterr().out)
+    assert (folder / "episode-000.png").is_file()
+    assert load_settings(SimConfig, folder / "settings.yaml", section="sim") == resolve_policy("classical").sim_config

@@ -152,6 +152,7 @@ def _stage_bars(as_json: bool) -> tuple[StageProgress | None, Callable[[], None]
     if as_json or not sys.stderr.isatty():
         return None, lambda: None
     current: list[Any] = []  # [stage, (report, close)]
+    finished: set[str] = set()
 
     def close() -> None:
         if current:
@@ -159,9 +160,14 @@ def _stage_bars(as_json: bool) -> tuple[StageProgress | None, Callable[[], None]
             current.clear()
 
     def progress(stage: str, done: int, total: int) -> None:
+        if stage in finished:  # a repeated final report: its bar is closed already
+            return
         if not current or current[0] != stage:
             close()
             current.extend([stage, _progress(False, "steps" if stage.endswith("steps") else "episodes", stage)])
         current[1][0](done, total)
+        if done >= total:  # closed at once, so what the verb says next starts on a line of its own
+            finished.add(stage)
+            close()
 
     return progress, close

@@ -124,9 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _render_episodes(factory, config, episodes, folder: Path) -> None:
-    """Trajectory pictures (with the robot's memories) of the first episodes, one PNG each."""
+    """Trajectory pictures (with the robot's memories) of the first episodes, one PNG each, and the simulator
+    settings they ran under (settings.yaml, a launch file with ``sim:``)."""
     import numpy as np
 
+    from robonav.settings import write_settings
     from robonav.sim.env import MazeEnv
     from robonav.sim.render import render_png
     from robonav.sim.rollout import record_episode
@@ -142,6 +144,7 @@ def _render_episodes(factory, config, episodes, folder: Path) -> None:
         trace = record_episode(env, act, memory_every=10**9, episode=ep)
         render_png(trace, folder / f"episode-{k:03d}.png")
         env.close()
+    write_settings(folder / "settings.yaml", {"sim": config})
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
