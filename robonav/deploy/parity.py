@@ -226,6 +226,8 @@ def record_steps(factory: PolicyFactory, config: SimConfig, min_steps: int, suit
     from robonav.eval.episodes import make_episodes
 
     recording = Recording([], [])
+    if progress is not None:  # the bar's clock starts now, not after the first batch
+        progress(0, min_steps)
     while recording.steps < min_steps:
         have = len(recording.results)
         batch = make_episodes(suite, have + num_envs, seed)[have:]
