@@ -76,7 +76,8 @@ def _shipped_or_path(spec: str) -> Path:
 
 
 def _policy_and_config(spec: str):
-    """(policy factory, eval SimConfig) for --policy: classical | expert | random | default | a checkpoint | X.onnx."""
+    """(policy factory, eval SimConfig) for --policy: classical | guided | expert | random | default | a checkpoint |
+    X.onnx."""
     import dataclasses
 
     from robonav.eval.runner import ExpertPolicy, RandomPolicy, eval_config
@@ -85,6 +86,10 @@ def _policy_and_config(spec: str):
         from robonav.eval.classical import ClassicalPolicy
 
         return ClassicalPolicy, eval_config()
+    if spec == "guided":
+        from robonav.eval.guided import guided_setup
+
+        return guided_setup()
     if spec == "expert":
         return ExpertPolicy, eval_config()
     if spec == "random":
