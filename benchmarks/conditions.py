@@ -38,6 +38,9 @@ POLICIES = ("classical", "guided", "default", "default-q")
 
 
 def _commit() -> str:
+    """The commit measured: $ROBONAV_COMMIT (a run from an exported snapshot), else the checkout's HEAD."""
+    if os.environ.get("ROBONAV_COMMIT"):
+        return os.environ["ROBONAV_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               check=True, cwd=Path(__file__).parent).stdout.strip()
