@@ -3,7 +3,8 @@
 One call does, in one Numba kernel and without allocating: integrate the odometry delta, recentre the memory
 grids if the robot nears an edge, min-pool the scan into bins, update the obstacle memory (hits, then free space)
 and the trajectory memory, sample the fine and coarse patches of both, and write the goal and command blocks.
-The layout of the returned vector is ``pre.spec`` (an ObservationSpec).
+The layout of the returned vector is ``pre.spec`` (an ObservationSpec). With ``laser_odometry`` on, the delta is
+first corrected by scan matching (robonav.sensors.scanmatch; one more kernel call, no allocation either).
 
 The returned array is the Preprocessor's own buffer, overwritten by the next call: copy it to keep it.
 A frame whose ``episode_id`` differs from the previous frame's resets the Preprocessor first (pose to the
@@ -28,6 +29,7 @@ from robonav.sensors.memory import clear_free, flush_queues, mark_hits, mark_vis
 from robonav.sensors.odometry import command_block, goal_block, integrate_pose
 from robonav.sensors.patches import sample_patches
 from robonav.sensors.scan import BeamTable, BeamTableCache, scan_bins
+from robonav.sensors.scanmatch import ScanMatcher
 from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
 
 __all__ = ["Preprocessor", "SensorFrameError", "step_kernel"]
@@ -156,6 +158,7 @@ class Preprocessor:
         self._stage = np.empty(0, np.float32)
         self._guide = Guide(spec.config) if spec.config.guidance else None
         self._guide_out = np.zeros(6)
+        self._matcher = ScanMatcher() if spec.config.laser_odometry else None
         n0 = spec.config.grid_cells
         self._occ0 = self._b.occ[:n0 * n0].reshape(n0, n0)  # level 0, [x cell, y cell], a view
 
@@ -165,6 +168,8 @@ class Preprocessor:
         self._episode = None
         if self._guide is not None:
             self._guide.reset()
+        if self._matcher is not None:
+            self._matcher.reset()
 
     def _use_scan(self, scan: ScanSpec) -> BeamTable:
         """Switch the beam tables (and the kernel's range limits) to ``scan``."""
@@ -194,6 +199,8 @@ class Preprocessor:
         dx, dy, dth = frame.odom_delta.tolist()
         gx, gy = frame.goal.tolist()
         b = self._b
+        if self._matcher is not None:  # laser odometry: the delta the scan match says, from the current pose
+            dx, dy, dth = self._matcher.correct(b.work_f[L.W_X:L.W_TH + 1], (dx, dy, dth), ranges, frame.scan)
         status = step_kernel(ranges, dx, dy, dth, gx, gy, float(last_command[0]), float(last_command[1]),
                              table.directions, table.indices, b.cfg_f, b.cfg_i, b.luts, b.work_f, b.state_i, b.occ,
                              b.occ_ticks, b.vis, b.vis_ticks, b.marks, b.obs)
