@@ -5,8 +5,10 @@ Torch-free. Modules, one role each:
 - ``episodes``   `make_episodes`, `save_episodes`, `load_episodes`: what an evaluation runs, paired across policies
 - ``metrics``    `EpisodeResult`, `summarize`, `paired_comparison`, `wilson_interval` (pure Python)
 - ``runner``     the `Policy` protocol, `run_episodes`, `eval_config`, and the expert and random policies
+- ``conditions`` the named conditions (nominal, dynamic, fov120, ...) and `apply_conditions`
 - ``classical``  `ClassicalPolicy`: the classical baseline (optimistic A* + pure pursuit on the robot's own map),
-                 resting on ``planner`` (cost map, A*) and ``scanmatch`` (scan-to-map odometry correction)
+                 resting on robonav.sensors' planner (cost map, A*) and scanmatch (laser odometry)
+- ``guided``     `GuidedPolicy`: the shipped observation's A* guidance block driven by pure pursuit
 
 Names are loaded on first use, so ``import robonav.eval.metrics`` does not pull in the simulator.
 """
@@ -24,6 +26,8 @@ _EXPORTS = {
     "Policy": "runner", "run_episodes": "runner", "eval_config": "runner", "ExpertPolicy": "runner",
     "RandomPolicy": "runner",
     "ClassicalPolicy": "classical", "ClassicalConfig": "classical",
+    "CONDITIONS": "conditions", "apply_conditions": "conditions", "ConditionError": "conditions",
+    "GuidedPolicy": "guided",
 }
 
 __all__ = sorted(_EXPORTS)
