@@ -73,6 +73,7 @@ def run_cell(policy: str, suite: str, condition: str, episodes: int, envs: int) 
     summary.update(policy=policy, suite=suite, seconds=round(time.perf_counter() - start, 1),
                    success=[int(r.success) for r in results], spl_each=[round(r.spl, 4) for r in results],
                    contact=[int(r.contact) for r in results], commit=_commit(),
+                   load_average_1min=round(os.getloadavg()[0], 1),
                    date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     return summary
 

@@ -108,7 +108,8 @@ def main() -> None:
                 "core": core, "threads": 1, "repeats": args.repeats, "observation": "shipped default (guidance on)",
                 "episode": "test episode 0, expert driver, nominal sensor noise",
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "python": platform.python_version()}
+                "python": platform.python_version(),
+                "load_average_1min": round(os.getloadavg()[0], 1)}
     print(f"settings: {settings}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
