@@ -146,17 +146,8 @@ def _render_episodes(factory, config, episodes, folder: Path) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate a policy on paired episodes: success (95 % interval), SPL, collisions, steps, per maze."""
-    from robonav.errors import UserError
-
-    try:
-        return _eval(args)
-    except UserError as e:  # one line, whichever robonav module refused the input
-        print(f"robonav eval: {e}", file=sys.stderr)
-        return 2
-
-
-def _eval(args: argparse.Namespace) -> int:
+    """Evaluate a policy on paired episodes under named conditions: success (95 % interval), SPL, collisions,
+    contacts, time to goal, clearance, steps, per maze."""
     import dataclasses
 
     from robonav.eval.conditions import ConditionError, apply_conditions, apply_sim_settings, parse_conditions

@@ -1,4 +1,4 @@
-"""Named conditions: sensor, robot and world variations that any suite combines with (DESIGN.md "Conditions").
+"""Named conditions: sensor, robot and world variations that any suite combines with (docs/design.md "Conditions").
 
 A condition is data: a name and the dotted SimConfig overrides it makes, applied with the machinery of
 ``--set`` (`robonav.settings.apply_overrides`) on top of the evaluation config. The values are fixed here, so

@@ -1,6 +1,6 @@
 """Episode lists: which episodes an evaluation runs, made the same way every time and saved for paired comparisons.
 
-An episode is (maze, start, goal, seed) (DESIGN.md). `make_episodes` lists them from a maze suite
+An episode is (maze, start, goal, seed) (docs/design.md). `make_episodes` lists them from a maze suite
 (robonav.sim.suites): the same suite, count and seed always give the same list. Episode ``k``:
 
 - maze: the suite's mazes (`suite_mazes`: 20 per family for a generated suite, every file of a file suite) in

@@ -58,7 +58,7 @@ ProgressFn = Callable[[int, int], None]
 
 
 EVAL_LATENCY_TICKS = 1
-"""Command latency of every evaluation (DESIGN.md: eval and HIL run one tick, so their results compare)."""
+"""Command latency of every evaluation (docs/design.md: eval and HIL run one tick, so their results compare)."""
 
 
 def eval_config(config: SimConfig | None = None) -> SimConfig:
