@@ -36,8 +36,8 @@ import numpy as np
 from robonav.sensors.frame import ScanSpec
 from robonav.sensors.jit import kernel
 
-__all__ = ["ScanMatchConfig", "ScanMatcher", "insert_reference", "match_reference", "scan_points",
-           "scan_points_kernel", "walls_reference"]
+__all__ = ["ScanMatchConfig", "ScanMatcher", "ScanMatcherReference", "insert_reference", "match_reference",
+           "scan_points", "scan_points_kernel", "walls_reference"]
 
 MEAN_CAP = 20
 """A cell's running means weigh a new point at least 1/MEAN_CAP (they follow a slowly corrected map)."""
@@ -381,11 +381,14 @@ def walls_reference(grid: np.ndarray, res: float, origin: tuple[float, float], w
 
 def match_reference(grid: np.ndarray, res: float, origin: tuple[float, float], px: np.ndarray, py: np.ndarray,
                     nx: np.ndarray, ny: np.ndarray, prior: np.ndarray, point_w: float, huber: float,
-                    max_distance: float, prior_xy: float, prior_theta: float, iterations: int) -> np.ndarray:
-    """NumPy twin of the ICP refinement (correspondences by brute force over the 3x3 cells); returns the pose."""
+                    max_distance: float, prior_xy: float, prior_theta: float,
+                    iterations: int) -> tuple[np.ndarray, int]:
+    """NumPy twin of the ICP refinement (correspondences by brute force over the 3x3 cells); returns the pose and
+    the correspondences of the last iteration."""
     ox, oy = origin
     pose = np.array(prior, dtype=np.float64)
     w_prior = np.diag([prior_xy, prior_xy, prior_theta])
+    res_k: list[float] = []
     for _ in range(iterations):
         c, s = math.cos(pose[2]), math.sin(pose[2])
         rows, res_k, weights = [], [], []
@@ -419,7 +422,7 @@ def match_reference(grid: np.ndarray, res: float, origin: tuple[float, float], p
         pose += step
         if abs(step[0]) + abs(step[1]) < 1e-6 and abs(step[2]) < 1e-6:
             break
-    return pose
+    return pose, len(res_k)
 
 
 @dataclass(frozen=True)
@@ -529,3 +532,35 @@ class ScanMatcher:
         out = np.zeros(shape, dtype=np.bool_)
         _walls(self.grid, self.res, *self.origin, float(origin[0]), float(origin[1]), float(resolution), out)
         return out
+
+
+class ScanMatcherReference:
+    """`ScanMatcher.correct` over the NumPy twins (for the ReferencePreprocessor and the parity tests)."""
+
+    def __init__(self, config: ScanMatchConfig | None = None) -> None:
+        self.m = ScanMatcher(config)  # its settings and its map's shape; the kernels are not used
+
+    def reset(self) -> None:
+        """Forget the map."""
+        self.m.reset()
+
+    def correct(self, pose: tuple[float, float, float], delta: tuple[float, float, float], ranges: np.ndarray,
+                scan: ScanSpec) -> tuple[float, float, float]:
+        """The corrected delta, as `ScanMatcher.correct` computes it."""
+        m = self.m
+        x, y, th = pose
+        c, s = math.cos(th), math.sin(th)
+        predicted = np.array([x + c * delta[0] - s * delta[1], y + s * delta[0] + c * delta[1], th + delta[2]])
+        px, py, nx, ny, link = scan_points(ranges, scan.beam_angles(), scan.range_min, scan.range_max, m.max_gap)
+        matched = predicted
+        if px.size:
+            matched, used = match_reference(m.grid, m.res, m.origin, px, py, nx, ny, predicted, m.point_w, m.huber,
+                                            m.max_distance, m.prior_xy, m.prior_theta, m.iterations)
+            if used < m.min_points:
+                matched = predicted
+            cm, sm = math.cos(matched[2]), math.sin(matched[2])
+            insert_reference(m.grid, m.res, m.origin, matched[0] + cm * px - sm * py, matched[1] + sm * px + cm * py,
+                             cm * nx - sm * ny, sm * nx + cm * ny, link)
+        ex, ey = matched[0] - x, matched[1] - y
+        dth = matched[2] - th
+        return c * ex + s * ey, c * ey - s * ex, math.atan2(math.sin(dth), math.cos(dth))

@@ -180,7 +180,7 @@ def test_gauss_newton_matches_the_reference() -> None:
     pose = prior.copy()
     _match(m.grid, m.res, *m.origin, px, py, nx, ny, pose, m.point_w, m.huber, m.max_distance, m.prior_xy,
            m.prior_theta, 8, np.zeros((3, 3)), np.zeros(3))
-    ref = match_reference(m.grid, m.res, m.origin, px, py, nx, ny, prior, m.point_w, m.huber, m.max_distance,
+    ref, _ = match_reference(m.grid, m.res, m.origin, px, py, nx, ny, prior, m.point_w, m.huber, m.max_distance,
                           m.prior_xy, m.prior_theta, 8)
     np.testing.assert_allclose(pose, ref, atol=1e-9)
 
@@ -264,6 +264,32 @@ def test_the_preprocessor_option_integrates_the_corrected_delta() -> None:
     assert not np.allclose(obs_plain[goal], obs_laser[goal], atol=0.01)
     laser.reset()
     assert not laser._matcher.grid.any()
+
+
+def test_the_reference_preprocessor_matches_with_laser_odometry() -> None:
+    from robonav.sensors.frame import ScanSpec, SensorFrame
+    from robonav.sensors.preprocessor import Preprocessor
+    from robonav.sensors.reference import ReferencePreprocessor
+    from robonav.sensors.spec import PreprocessorConfig
+
+    box = (-2.0, 2.5, -1.5, 1.7)
+    scan = ScanSpec.evenly_spaced(180, 2 * math.pi, 0.05, 3.5)
+    angles = scan.beam_angles()
+    config = PreprocessorConfig(laser_odometry=True, grid_cells=192)
+    pre, ref = Preprocessor(config), ReferencePreprocessor(config)
+    rng = np.random.default_rng(3)
+    truth = np.zeros(3)
+    for k in range(12):  # an arc through the room, odometry off by a few percent and a drifting heading
+        step = np.array([0.08, 0.0, 0.05]) if k else np.zeros(3)
+        c, s = math.cos(truth[2]), math.sin(truth[2])
+        truth = truth + np.array([c * step[0], s * step[0], step[2]])
+        odom = step * np.array([1.04, 1.0, 1.1]) + np.array([0.0, 0.0, 0.004 * (k > 0)])
+        ranges = box_scan(tuple(truth), box, angles) + rng.normal(0, 0.005, 180).astype(np.float32)
+        frame = SensorFrame(ranges.astype(np.float32), scan, odom, np.array([1.0, 0.5]), episode_id=1)
+        got, want = pre(frame, (0.1, 0.0)), ref(frame, (0.1, 0.0))
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(pre.pose, ref.pose_tuple, atol=1e-9)
+    assert abs(pre.pose[2] - truth[2]) < 0.01  # the match keeps the heading the odometry lets drift
 
 
 @pytest.mark.slow
