@@ -79,7 +79,7 @@ def _shipped_or_path(spec: str) -> Path:
 
 def _policy_and_config(spec: str):
     """(policy factory, eval SimConfig) for --policy, resolved by robonav.eval.policies.resolve_policy: a name
-    (default, default-q, classical, expert, random), a checkpoint, an .onnx or an .engine."""
+    (default, default-q, classical, guided, expert, random), a checkpoint, an .onnx or an .engine."""
     from robonav.eval.policies import resolve_policy
 
     resolved = resolve_policy(spec)

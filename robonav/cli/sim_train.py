@@ -148,13 +148,26 @@ def _render_episodes(factory, config, episodes, folder: Path) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate a policy on paired episodes: success (95 % interval), SPL, collisions, steps, per maze."""
-    from robonav.eval.episodes import load_episodes, make_episodes, save_episodes
+    """Evaluate a policy on paired episodes under named conditions: success (95 % interval), SPL, collisions,
+    contacts, time to goal, clearance, steps, per maze."""
+    import dataclasses
+
+    from robonav.eval.conditions import ConditionError, apply_conditions, apply_sim_settings, parse_conditions
+    from robonav.eval.episodes import list_conditions, load_episodes, make_episodes, save_episodes
     from robonav.eval.metrics import summarize
     from robonav.eval.runner import run_episodes
 
-    factory, config = _policy_and_config(args.policy)
+    asked = parse_conditions(args.condition) if args.condition else None
+    listed = None
     if args.episode_list and Path(args.episode_list).exists():
+        listed = list_conditions(args.episode_list)
+        if asked is not None and asked != listed:
+            raise ConditionError(f"--condition {','.join(asked)}: the episode list {args.episode_list} was made for "
+                                 f"{','.join(listed)}; leave --condition out, or give another --episode-list")
+    names = asked or listed or parse_conditions(None)
+    factory, config = _policy_and_config(args.policy)
+    config = apply_sim_settings(apply_conditions(config, names), args.overrides)
+    if listed is not None:
         episodes = load_episodes(args.episode_list)
         if args.episodes is not None:  # the first N of the list: still paired with any run of the same file
             episodes = episodes[:args.episodes]
@@ -166,7 +179,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
             episodes = _nav2_start_goal(args, episodes)
         if args.episode_list:
-            save_episodes(args.episode_list, episodes)
+            save_episodes(args.episode_list, episodes, names)
 
     from robonav.cli._common import _progress
 
@@ -191,19 +204,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         learning_curve(args.curve, Path(args.render or ".") / "learning_curve.png")
     progress_done()
+    results = [dataclasses.replace(r, conditions=names) for r in results]
     summary = summarize(results)
     summary.update(policy=args.policy, mazes=args.mazes if not args.episode_list else args.episode_list,
                    seed=args.seeds or args.seed, maze_hashes=sorted({e.maze.hash() for e in episodes}),
-                   episode_seeds=[e.seed for e in episodes])
+                   episode_seeds=[e.seed for e in episodes], settings=list(args.overrides))
     if shard_size is not None:
         summary["shard_size"] = shard_size
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
         lo, hi = summary["success_ci95"]
-        print(f"{args.policy} on {summary['mazes']}: {summary['episodes']} episodes, success "
+        print(f"{args.policy} on {summary['mazes']} ({','.join(names)}): {summary['episodes']} episodes, success "
               f"{summary['success_rate']:.3f} [{lo:.3f}, {hi:.3f}], SPL {summary['spl']:.3f}, collisions/episode "
-              f"{summary['collisions_per_episode']:.2f}, mean steps {summary['mean_steps']:.0f}")
+              f"{summary['collisions_per_episode']:.2f}, episodes with contact {summary['collision_episodes']:.3f}, "
+              f"time to goal {summary['time_to_goal']:.1f} s, min clearance {summary['min_clearance']:.3f} m, "
+              f"mean steps {summary['mean_steps']:.0f}")
         for fam, row in sorted(summary.get("per_family", {}).items()):
             print(f"  {fam:<10} success {row['success_rate']:.3f}  SPL {row['spl']:.3f}  ({row['episodes']} episodes)")
     return 0
@@ -215,7 +231,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_launch(p, "sim")
     p.add_argument("--maze", help="maze file, or a generator family such as 'perfect' or 'rooms:9x9'")
     p.add_argument("--policy", default="expert",
-                   help="who drives: expert (privileged, demo), random, stop, classical, default, or a checkpoint")
+                   help="who drives: expert (privileged, demo), random, stop, classical, guided, default, or a "
+                        "checkpoint")
     p.add_argument("--seed", type=int, default=0, help="episode seed")
     p.add_argument("--steps", type=int, default=None, help="stop after this many ticks")
     p.add_argument("--render", metavar="PNG", help="write a top-down picture of the episode")
@@ -249,7 +266,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("eval", help="evaluate a policy on paired episodes (success with 95 %% interval, SPL, ...)")
     p.add_argument("--policy", default="default",
                    help="a checkpoint path, an exported .onnx, 'default' or 'default-q' (shipped), 'classical', "
-                        "'expert' (privileged) or 'random'")
+                        "'guided' (A* guidance + pure pursuit), 'expert' (privileged) or 'random'")
+    p.add_argument("--condition", metavar="NAME[,NAME]",
+                   help="named conditions to run under (default nominal, or the --episode-list's): nominal, dynamic, "
+                        "fov120, fov90, odom-harsh, noisy, latency2, wide-robot")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="sim.KEY=VALUE",
+                   help="override a simulator setting eval uses (robot, scanner, odometry, safety, dynamic, "
+                        "latency_ticks, ...), e.g. --set sim.robot.radius=0.2 (repeatable; applied after --condition)")
     p.add_argument("--mazes", default="test", help="suite (test, test-9x9, val, hand, ...), maze file or folder")
     p.add_argument("--episodes", type=int, default=None,
                    help="number of episodes (default 200); with an existing --episode-list, its first N")

@@ -7,8 +7,10 @@ Torch-free. Modules, one role each:
 - ``runner``     the `Policy` protocol, `run_episodes`, `eval_config`, and the expert and random policies
 - ``policies``   `resolve_policy`: what --policy names (a name, a checkpoint, an .onnx, an .engine) as a policy
                  factory, its PolicyMeta and its eval settings; `NAMED_POLICIES`, the registry of names
+- ``conditions`` the named conditions (nominal, dynamic, fov120, ...) and `apply_conditions`
 - ``classical``  `ClassicalPolicy`: the classical baseline (optimistic A* + pure pursuit on the robot's own map),
-                 resting on ``planner`` (cost map, A*) and ``scanmatch`` (scan-to-map odometry correction)
+                 resting on robonav.sensors' planner (cost map, A*) and scanmatch (laser odometry)
+- ``guided``     `GuidedPolicy`: the shipped observation's A* guidance block driven by pure pursuit
 
 Names are loaded on first use, so ``import robonav.eval.metrics`` does not pull in the simulator.
 """
@@ -27,6 +29,8 @@ _EXPORTS = {
     "RandomPolicy": "runner",
     "resolve_policy": "policies", "ResolvedPolicy": "policies", "PolicyNotFoundError": "policies",
     "ClassicalPolicy": "classical", "ClassicalConfig": "classical",
+    "CONDITIONS": "conditions", "apply_conditions": "conditions", "ConditionError": "conditions",
+    "GuidedPolicy": "guided",
 }
 
 __all__ = sorted(_EXPORTS)

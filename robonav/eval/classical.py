@@ -3,7 +3,7 @@
 What a robotics user would build with the same sensors as the policy and nothing privileged (`ClassicalPolicy`
 reads only each env's SensorFrame; it never touches the simulator):
 
-1. localisation: wheel odometry corrected by scan-to-map matching (robonav.eval.scanmatch; without it the
+1. localisation: wheel odometry corrected by scan-to-map matching (robonav.sensors.scanmatch; without it the
    nominal odometry drifts past the goal radius in most episodes); the corrected delta is what each env's own
    Preprocessor integrates, so its pose and obstacle memory share the corrected odometry frame;
 2. mapping: the Preprocessor's obstacle memory (log-odds, 0.125 m cells, odometry frame);
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from robonav.eval.scanmatch import ScanMatchConfig, ScanMatcher
 from robonav.sensors.frame import SensorFrame
 from robonav.sensors.planner import astar, cost_map, path_points, search_window
 from robonav.sensors.preprocessor import Preprocessor
+from robonav.sensors.scanmatch import ScanMatchConfig, ScanMatcher
 from robonav.sensors.spec import PreprocessorConfig
 
 __all__ = ["ClassicalConfig", "ClassicalPolicy"]

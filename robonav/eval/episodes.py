@@ -1,6 +1,6 @@
 """Episode lists: which episodes an evaluation runs, made the same way every time and saved for paired comparisons.
 
-An episode is (maze, start, goal, seed) (DESIGN.md). `make_episodes` lists them from a maze suite
+An episode is (maze, start, goal, seed) (docs/design.md). `make_episodes` lists them from a maze suite
 (robonav.sim.suites): the same suite, count and seed always give the same list. Episode ``k``:
 
 - maze: the suite's mazes (`suite_mazes`: 20 per family for a generated suite, every file of a file suite) in
@@ -13,26 +13,31 @@ An episode is (maze, start, goal, seed) (DESIGN.md). `make_episodes` lists them 
 
 So episode ``k`` depends only on (suite, seed, k): a longer list starts with the shorter one.
 
-An episode-list file is JSON lines: a header ``{"format": "robonav.episodes/1", "episodes": N}``, then one object
-per episode with the maze text (`Maze.to_text`), its hash, start, goal, seed, name and family. `load_episodes`
-checks every hash against the text and refuses a file that was edited, cut short or reordered by hand.
+An episode-list file is JSON lines: a header ``{"format": "robonav.episodes/1", "episodes": N, "conditions":
+[...]}`` (the named conditions the episodes run under, robonav.eval.conditions; a header without them means
+``["nominal"]``), then one object per episode with the maze text (`Maze.to_text`), its hash, start, goal, seed,
+name and family. `load_episodes` checks every hash against the text and refuses a file that was edited, cut
+short or reordered by hand.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from robonav.atomic import write_text_atomic
 from robonav.errors import UserError
 from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.geodesic import sample_start_goal
 from robonav.sim.maze import Maze, MazeError, parse_maze
 from robonav.sim.suites import SuiteError, parse_suite, suite_mazes
 
-__all__ = ["FORMAT", "EpisodeListError", "episode_seed", "load_episodes", "make_episodes", "save_episodes"]
+__all__ = ["FORMAT", "EpisodeListError", "episode_seed", "list_conditions", "load_episodes", "make_episodes",
+           "save_episodes"]
 
 FORMAT = "robonav.episodes/1"
 _KEYS = ("index", "name", "family", "maze_hash", "start", "goal", "seed", "maze")
@@ -97,15 +102,17 @@ def make_episodes(suite: str, count: int, seed: int = 0) -> list[EpisodeSpec]:
     return episodes
 
 
-def save_episodes(path: str | os.PathLike[str], episodes: list[EpisodeSpec]) -> None:
-    """Write ``episodes`` as an episode-list file (JSON lines, see the module docstring)."""
-    lines = [json.dumps({"format": FORMAT, "episodes": len(episodes)})]
+def save_episodes(path: str | os.PathLike[str], episodes: list[EpisodeSpec],
+                  conditions: Sequence[str] = ("nominal",)) -> None:
+    """Write ``episodes`` (run under the named ``conditions``) as an episode-list file (JSON lines, see the
+    module docstring), atomically."""
+    lines = [json.dumps({"format": FORMAT, "episodes": len(episodes), "conditions": list(conditions)})]
     for k, ep in enumerate(episodes):
         m = ep.maze
         lines.append(json.dumps({"index": k, "name": m.name, "family": m.family, "maze_hash": m.hash(),
                                  "start": list(m.start), "goal": list(m.goal), "seed": int(ep.seed),
                                  "maze": m.to_text()}))
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(Path(path), "\n".join(lines) + "\n")
 
 
 def _refuse(path: Path, line: int, cause: str) -> EpisodeListError:
@@ -141,7 +148,16 @@ def _episode(path: Path, number: int, k: int, row: object) -> EpisodeSpec:
 
 def load_episodes(path: str | os.PathLike[str]) -> list[EpisodeSpec]:
     """Read an episode-list file written by `save_episodes`, checking every maze against its hash."""
-    p = Path(path)
+    return _load(Path(path))[0]
+
+
+def list_conditions(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The condition names an episode-list file was made for (``("nominal",)`` for a file without them)."""
+    return _load(Path(path))[1]
+
+
+def _load(p: Path) -> tuple[list[EpisodeSpec], tuple[str, ...]]:
+    """(episodes, condition names) of an episode-list file, every line checked."""
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
@@ -162,4 +178,8 @@ def load_episodes(path: str | os.PathLike[str]) -> list[EpisodeSpec]:
     if want != len(rows) - 1:
         raise _refuse(p, 1, f"the header announces {want!r} episodes, the file holds {len(rows) - 1}: it was cut "
                             "short or appended to; make it again with make_episodes and save_episodes")
-    return [_episode(p, numbers[k + 1], k, row) for k, row in enumerate(rows[1:])]
+    conditions = rows[0].get("conditions", ["nominal"])
+    if not (isinstance(conditions, list) and conditions and all(isinstance(c, str) for c in conditions)):
+        raise _refuse(p, 1, f"the header's conditions must be a non-empty list of condition names, found "
+                            f"{conditions!r}; make the file again with save_episodes")
+    return [_episode(p, numbers[k + 1], k, row) for k, row in enumerate(rows[1:])], tuple(conditions)

@@ -100,17 +100,35 @@ class EpisodeResult:
     """Contacts with walls begun during the episode."""
     family: str = ""
     """Generator family of the maze, or 'file'."""
+    mover_contacts: int = 0
+    """Contacts with moving obstacles begun during the episode (0 where the world has none)."""
+    duration: float = math.nan
+    """Seconds the episode lasted (steps times the control period)."""
+    min_clearance: float = math.nan
+    """Smallest distance (m) from the robot's edge to a wall over the episode (true geometry; 0 in contact)."""
+    conditions: tuple[str, ...] = ("nominal",)
+    """The named conditions the episode ran under (robonav.eval.conditions)."""
 
     @classmethod
-    def from_info(cls, info: dict[str, Any], family: str = "") -> EpisodeResult:
-        """Build from `MazeSim.info` at the end of an episode (whose ``maze`` is the name, or the hash if unnamed)."""
+    def from_info(cls, info: dict[str, Any], family: str = "", period: float = math.nan,
+                  min_clearance: float = math.nan, conditions: tuple[str, ...] = ("nominal",)) -> EpisodeResult:
+        """Build from `MazeSim.info` at the end of an episode (whose ``maze`` is the name, or the hash if unnamed);
+        ``mover_contacts`` is read with a default of 0 (a world without movers)."""
         success = bool(info["is_success"])
         shortest, path = float(info["shortest_path_length"]), float(info["path_length"])
         name = str(info["maze"])
+        steps = int(info["episode_steps"])
         return cls(maze_hash=str(info["maze_hash"]), maze_name="" if name == info["maze_hash"] else name,
                    seed=int(info["episode_seed"]), success=success, spl=spl_value(success, shortest, path),
-                   path_length=path, shortest_path_length=shortest, steps=int(info["episode_steps"]),
-                   collisions=int(info["collisions"]), family=family)
+                   path_length=path, shortest_path_length=shortest, steps=steps,
+                   collisions=int(info["collisions"]), family=family,
+                   mover_contacts=int(info.get("mover_contacts", 0)), duration=steps * period,
+                   min_clearance=min_clearance, conditions=tuple(conditions))
+
+    @property
+    def contact(self) -> bool:
+        """The episode had any contact, with a wall or a mover."""
+        return self.collisions + self.mover_contacts > 0
 
 
 def _mean(xs: list[float]) -> float:
@@ -139,6 +157,10 @@ def _group(results: list[EpisodeResult]) -> dict[str, Any]:
         "spl": _mean(spls),
         "spl_ci95": _normal_interval(spls, 0.0, 1.0),
         "collisions_per_episode": _mean([float(r.collisions) for r in results]),
+        "collision_episodes": _mean([float(r.contact) for r in results]),
+        "mover_contacts": _mean([float(r.mover_contacts) for r in results]),
+        "time_to_goal": _mean([r.duration for r in results if r.success]),
+        "min_clearance": _mean([r.min_clearance for r in results]),
         "mean_steps": _mean([float(r.steps) for r in results]),
     }
 
@@ -169,9 +191,11 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
     """Overall, per-maze and per-family figures (plain JSON types), in the keys `robonav eval --json` prints.
 
     Each group has ``episodes``, ``success_rate``, ``success_ci95`` [lo, hi], ``spl``, ``spl_ci95`` [lo, hi],
-    ``collisions_per_episode`` and ``mean_steps``; the top level adds ``per_maze`` (keyed by maze name, see
-    `_maze_keys`, each with its ``maze_hash``), ``per_family``, and the ``maze_hashes`` and ``seeds`` of the
-    episodes in order. Means over no episodes are NaN.
+    ``collisions_per_episode``, ``collision_episodes`` (share of episodes with any contact), ``mover_contacts``
+    (per episode), ``time_to_goal`` (mean seconds over successes), ``min_clearance`` (mean of the per-episode
+    minimum distance from the robot's edge to a wall, m) and ``mean_steps``; the top level adds ``conditions``,
+    ``per_maze`` (keyed by maze name, see `_maze_keys`, each with its ``maze_hash``), ``per_family``, and the
+    ``maze_hashes`` and ``seeds`` of the episodes in order. Means over no episodes are NaN.
     """
     out = _group(results)
     key = _maze_keys(results)
@@ -182,7 +206,17 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
     out["per_family"] = _by(results, lambda r: r.family or "unknown")
     out["maze_hashes"] = [r.maze_hash for r in results]
     out["seeds"] = [r.seed for r in results]
+    out["conditions"] = list(_conditions(results, "summary"))
     return out
+
+
+def _conditions(results: list[EpisodeResult], what: str) -> tuple[str, ...]:
+    """The one condition list of ``results`` (nominal when empty); mixed lists are refused."""
+    found = {r.conditions for r in results}
+    if len(found) > 1:
+        raise PairingError(f"{what}: the results mix conditions {sorted(','.join(c) for c in found)}; summarize "
+                           "each condition's results on its own")
+    return found.pop() if found else ("nominal",)
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -228,6 +262,10 @@ def paired_comparison(a: list[EpisodeResult], b: list[EpisodeResult]) -> dict[st
             raise PairingError(f"paired comparison needs the same episodes: episode {k} is maze {ra.maze_hash} seed "
                                f"{ra.seed} in A but maze {rb.maze_hash} seed {rb.seed} in B; run both policies on "
                                "one episode-list file")
+    ca, cb = _conditions(a, "paired comparison A"), _conditions(b, "paired comparison B")
+    if ca != cb:
+        raise PairingError(f"paired comparison needs the same conditions: A ran under {','.join(ca)}, B under "
+                           f"{','.join(cb)}; run both policies with the same --condition")
     n = len(a)
     both = sum(ra.success and rb.success for ra, rb in zip(a, b))
     only_a = sum(ra.success and not rb.success for ra, rb in zip(a, b))

@@ -6,8 +6,8 @@ One function serves eval, sim, run's shipped model, HIL, the demo and the benchm
     run_episodes(resolved.factory, episodes, resolved.sim_config)
 
 - a name in `NAMED_POLICIES`: the shipped checkpoints ``default`` (recurrent PPO) and ``default-q`` (R2D2), and the
-  baselines ``classical``, ``expert`` (privileged) and ``random``. A new named policy is one more entry: a
-  function of the name returning a `ResolvedPolicy`.
+  baselines ``classical``, ``guided`` (the A* guidance block alone), ``expert`` (privileged) and ``random``. A
+  new named policy is one more entry: a function of the name returning a `ResolvedPolicy`.
 - an existing file: ``.onnx`` runs in ONNX Runtime and ``.engine`` in TensorRT, each checked against its sidecar
   (hash, I/O, metadata); anything else is read as a robonav checkpoint (``.pt``) and runs in torch.
 
@@ -146,10 +146,19 @@ def _model(spec: str, threads: int = 1) -> ResolvedPolicy:
     return ResolvedPolicy(spec, factory, sidecar, sim_config(sidecar))
 
 
+def _guided(spec: str) -> ResolvedPolicy:
+    """The A* guidance block of the shipped observation, driven by pure pursuit (robonav.eval.guided)."""
+    from robonav.eval.guided import guided_setup
+
+    factory, config = guided_setup()
+    return ResolvedPolicy(spec, factory, None, config)
+
+
 NAMED_POLICIES: dict[str, Callable[[str], ResolvedPolicy]] = {
     "default": _checkpoint,
     "default-q": _checkpoint,
     "classical": _classical,
+    "guided": _guided,
     "expert": _baseline(ExpertPolicy),
     "random": _baseline(RandomPolicy),
 }

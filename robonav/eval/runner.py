@@ -6,6 +6,9 @@ steps until its episode ends (success or time limit; MazeSim never resets by its
 Results come back in episode order. Each episode's noise comes from its own seed, so the same episodes, config
 and ``num_envs`` give the same results.
 
+Each result also holds the episode's duration and its minimum clearance: the smallest distance from the robot's
+edge to a wall cell over the episode's ticks, from the true pose and the maze grid (`wall_clearance`).
+
 A policy owns its recurrent state per env: the runner calls ``reset(env_ids)`` whenever slots start an episode
 (before the first ``act`` of that episode), then ``act(obs, frames, sim)`` every tick for all slots.
 """
@@ -13,6 +16,7 @@ A policy owns its recurrent state per env: the runner calls ``reset(env_ids)`` w
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -26,7 +30,11 @@ from robonav.sim.episodes import EpisodeSpec
 
 __all__ = [
     "EVAL_LATENCY_TICKS", "ExpertPolicy", "Policy", "PolicyFactory", "RandomPolicy", "eval_config", "run_episodes",
+    "wall_clearance",
 ]
+
+CLEARANCE_REACH = 3
+"""Cells searched around the robot for the nearest wall; a clearance beyond that reach is reported as the reach."""
 
 
 class Policy(Protocol):
@@ -50,7 +58,7 @@ ProgressFn = Callable[[int, int], None]
 
 
 EVAL_LATENCY_TICKS = 1
-"""Command latency of every evaluation (DESIGN.md: eval and HIL run one tick, so their results compare)."""
+"""Command latency of every evaluation (docs/design.md: eval and HIL run one tick, so their results compare)."""
 
 
 def eval_config(config: SimConfig | None = None) -> SimConfig:
@@ -59,6 +67,36 @@ def eval_config(config: SimConfig | None = None) -> SimConfig:
     cfg = config or SimConfig()
     return dataclasses.replace(cfg, latency_ticks=EVAL_LATENCY_TICKS,
                                randomization=dataclasses.replace(cfg.randomization, enabled=False))
+
+
+def wall_clearance(occupancy: np.ndarray, cell: float, x: float, y: float, radius: float) -> float:
+    """Distance (m) from the edge of a disc robot (``radius``, centre (x, y)) to the nearest wall cell of
+    ``occupancy`` (bool [iy, ix], `Maze.occupancy`; outside the grid is wall) within `CLEARANCE_REACH` cells;
+    0 when the disc overlaps a wall.
+
+    >>> occ = np.array([[True, False, False]])  # one row: a wall cell at x in [0, 1]
+    >>> round(wall_clearance(occ, 1.0, 1.5, 0.5, 0.2), 6)  # 0.5 m to the wall, minus the radius
+    0.3
+    """
+    k = CLEARANCE_REACH
+    ix, iy = math.floor(x / cell), math.floor(y / cell)
+    xs, ys = np.arange(ix - k, ix + k + 1), np.arange(iy - k, iy + k + 1)  # window cells [2k+1]
+    h, w = occupancy.shape
+    inside = (ys[:, None] >= 0) & (ys[:, None] < h) & (xs[None, :] >= 0) & (xs[None, :] < w)
+    wall = ~inside  # [2k+1, 2k+1], [iy, ix]
+    wall[inside] = occupancy[np.clip(ys, 0, h - 1)[:, None], np.clip(xs, 0, w - 1)[None, :]][inside]
+    dx = np.maximum(np.maximum(xs * cell - x, x - (xs + 1) * cell), 0.0)  # distance to each column's cells
+    dy = np.maximum(np.maximum(ys * cell - y, y - (ys + 1) * cell), 0.0)
+    dist = np.hypot(dy[:, None], dx[None, :])[wall]
+    nearest = float(dist.min()) if dist.size else k * cell
+    return max(0.0, min(nearest, k * cell) - radius)
+
+
+def _clearance(sim: MazeSim, i: int) -> float:
+    ep = sim.episodes[i]
+    assert ep is not None
+    return wall_clearance(ep.maze.occupancy, ep.maze.cell, float(sim.pose[i, 0]), float(sim.pose[i, 1]),
+                          float(sim.radius[i]))
 
 
 def run_episodes(policy_factory: PolicyFactory, episodes: list[EpisodeSpec], config: SimConfig | None = None,
@@ -79,8 +117,10 @@ def run_episodes(policy_factory: PolicyFactory, episodes: list[EpisodeSpec], con
         results: list[EpisodeResult | None] = [None] * total
         slot = np.full(n, -1, dtype=np.int64)  # episode index each env runs, -1 when idle
         queued = 0
+        clearance = np.full(n, np.inf)  # per env: the episode's smallest clearance so far
         for i in range(n):
             sim.reset_env(i, episodes[queued])
+            clearance[i] = _clearance(sim, i)
             slot[i] = queued
             queued += 1
         policy.reset(np.arange(n))
@@ -90,16 +130,20 @@ def run_episodes(policy_factory: PolicyFactory, episodes: list[EpisodeSpec], con
             actions = np.asarray(policy.act(sim.obs, sim.frames, sim), dtype=np.float64).reshape(n, 2)
             actions = np.where((slot >= 0)[:, None], actions, zero)
             _, _, terminated, truncated = sim.step(actions)
+            for i in np.flatnonzero(slot >= 0).tolist():
+                clearance[i] = min(clearance[i], _clearance(sim, i))
             ended = np.flatnonzero((terminated | truncated) & (slot >= 0)).tolist()
             started = []
             for i in ended:
                 k = int(slot[i])
-                results[k] = EpisodeResult.from_info(sim.info(i), episodes[k].maze.family)
+                results[k] = EpisodeResult.from_info(sim.info(i), episodes[k].maze.family, period=sim.cfg.period,
+                                                     min_clearance=float(clearance[i]))
                 finished += 1
                 if progress is not None:
                     progress(finished, total)
                 if queued < total:
                     sim.reset_env(i, episodes[queued])
+                    clearance[i] = _clearance(sim, i)
                     slot[i] = queued
                     queued += 1
                     started.append(i)

@@ -19,6 +19,7 @@ from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
 from robonav.sensors.guidance import GuideReference
 from robonav.sensors.layout import LUT_OCC, LUT_OFFSET, LUT_VIS, make_luts
 from robonav.sensors.scan import ABOVE_MODES, BELOW_MODES, INVALID, NO_RETURN, RANGE, TOO_CLOSE, BeamTableCache
+from robonav.sensors.scanmatch import ScanMatcherReference
 from robonav.sensors.spec import ObservationSpec, PreprocessorConfig
 
 __all__ = [
@@ -221,6 +222,7 @@ class ReferencePreprocessor:
         self._tables = BeamTableCache(c.num_bins, c.clear_rays)
         self._episode: int | None = None
         self._guide = GuideReference(c) if c.guidance else None
+        self._matcher = ScanMatcherReference() if c.laser_odometry else None
         self.reset()
 
     def reset(self) -> None:
@@ -228,6 +230,8 @@ class ReferencePreprocessor:
         c = self.spec.config
         if self._guide is not None:
             self._guide.reset()
+        if self._matcher is not None:
+            self._matcher.reset()
         n = c.grid_cells
         self.occ, self.occ_ticks = np.zeros((n, n), np.int64), np.zeros((n, n), np.int64)
         self.vis, self.vis_ticks = np.zeros((n, n), np.int64), np.zeros((n, n), np.int64)
@@ -308,7 +312,10 @@ class ReferencePreprocessor:
             raise ValueError(f"SensorFrame.goal must be finite, got {frame.goal!r}")
         cfg, spec = self.spec.config, self.spec
         self.step += 1
-        moved = integrate_pose(self.pose_tuple, *(float(d) for d in frame.odom_delta))
+        dx, dy, dth = (float(d) for d in frame.odom_delta)
+        if self._matcher is not None:  # laser odometry: the delta the scan match says
+            dx, dy, dth = self._matcher.correct(self.pose_tuple, (dx, dy, dth), ranges, frame.scan)
+        moved = integrate_pose(self.pose_tuple, dx, dy, dth)
         if moved is None:
             self.dropped += 1
         else:

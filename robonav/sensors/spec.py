@@ -105,6 +105,10 @@ class PreprocessorConfig:
     """Steps between guidance plans (the path is followed every step in between)."""
     guidance_lookahead: float = 0.6
     """Distance (m) along the path of the near guidance point; the far point lies three times as far."""
+    laser_odometry: bool = False
+    """Correct each odometry delta by matching the scan to a map of earlier scans (robonav.sensors.scanmatch)
+    before it is integrated: memories, goal and guidance then live in the corrected frame. The layout is the same
+    either way."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

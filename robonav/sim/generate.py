@@ -11,6 +11,18 @@ of wall. Families (`FAMILIES`):
 - ``halls``     open hall(s) divided by walls with doorways, scattered with pillar cells.
 - ``deadends``  Prim-like growing tree whose new cells often stay one-cell stubs: many short dead ends.
 
+and, off the lattice (`ALL_FAMILIES`; the generated suites' default families stay `FAMILIES`):
+
+- ``office``    rooms of different sizes (a binary partition of the floor) separated by one-cell walls and by
+                corridors one to three cells wide, joined by one-cell doors (a spanning tree over rooms and
+                corridors, plus a few more), with furniture blocks and pillars inside the rooms.
+
+Every generated maze is solvable for the robot's footprint, checked before it is returned: cells are wider than
+the widest robot (``cell > 2 * FOOTPRINT_RADIUS``, the wide-robot condition and the top of randomization's range)
+and all free cells are 4-connected, which lets a disc of that radius pass centre to centre between any two of
+them with at least ``cell / 2`` to spare; the office family's free-form floor is also checked geometrically
+(`footprint_connected`: a disc of that radius on a sub-cell grid), as the tests check every family.
+
 Each family draws from its own stream, ``default_rng(SeedSequence([crc32(family), W, H, seed]))``, so the same
 arguments give the same maze and families never share random numbers. Start and goal are drawn from the same
 stream among free cells at least half the geodesic diameter apart (`sample_start_goal`), or put in opposite
@@ -37,7 +49,13 @@ from robonav.sim.geodesic import sample_start_goal
 from robonav.sim.maze import Maze
 
 FAMILIES: tuple[str, ...] = ("perfect", "wilson", "braided", "rooms", "halls", "deadends")
+"""The lattice families: the families of a generated suite unless it names one."""
+ALL_FAMILIES: tuple[str, ...] = (*FAMILIES, "office")
+"""Every family `generate_maze` builds."""
 MIN_SIZE, MAX_SIZE = 3, 25
+FOOTPRINT_RADIUS = 0.21
+"""Radius (m) of the widest robot (the wide-robot condition, the top of randomization's range): every generated
+maze must let it through."""
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
@@ -257,6 +275,133 @@ def _deadends(rng: np.random.Generator, height: int, width: int, stub: float = 0
     return walls
 
 
+def _partition(rng: np.random.Generator, box: tuple[int, int, int, int], room_min: int, room_max: int,
+               corridors: list[int], rooms: list[tuple[int, int, int, int]],
+               halls: list[tuple[int, int, int, int]]) -> None:
+    """Split the free box (rows r0..r1, cols c0..c1, inclusive) into rooms (appended to ``rooms``): across its
+    longer side by a one-cell wall, or by a corridor (width ``corridors.pop()``, walls on both sides, appended to
+    ``halls``) while corridor widths remain; a side of at most ``room_max`` cells may stay whole."""
+    r0, r1, c0, c1 = box
+    h, w = r1 - r0 + 1, c1 - c0 + 1
+    across_rows = h > w or (h == w and rng.random() < 0.5)
+    side = h if across_rows else w
+    width = corridors[-1] if corridors else 0
+    gap = width + 2 if width else 1  # cells the separator takes
+    if side < 2 * room_min + gap:  # no room for a corridor here: try a wall
+        width, gap = 0, 1
+    small = h <= room_max and w <= room_max
+    if side < 2 * room_min + gap or (small and rng.random() < 0.7):
+        rooms.append(box)
+        return
+    if width:
+        corridors.pop()
+    cut = int(rng.integers(room_min, side - room_min - gap + 1))  # cells before the separator
+    lo = (r0 if across_rows else c0)
+    a_hi, b_lo = lo + cut - 1, lo + cut + gap
+    if across_rows:
+        first, second = (r0, a_hi, c0, c1), (b_lo, r1, c0, c1)
+        if width:
+            halls.append((lo + cut + 1, lo + cut + width, c0, c1))
+    else:
+        first, second = (r0, r1, c0, a_hi), (r0, r1, b_lo, c1)
+        if width:
+            halls.append((r0, r1, lo + cut + 1, lo + cut + width))
+    for part in (first, second):
+        _partition(rng, part, room_min, room_max, corridors, rooms, halls)
+
+
+def _office(rng: np.random.Generator, height: int, width: int, room_min: int = 2, room_max: int = 6,
+            corridors: int = 2, furniture: float = 0.12, loops: float = 0.15) -> np.ndarray:
+    """Rooms of room_min..room_max cells a side and up to ``corridors`` corridors of one to three cells width
+    (different widths where there are several), doors between neighbours (spanning tree, then each further
+    neighbouring pair with probability ``loops``), then furniture: about ``furniture`` of each room's inner cells
+    (its border ring stays free) as pillars and blocks, each kept only if the floor stays connected."""
+    rows, cols = 2 * height + 1, 2 * width + 1
+    walls = np.ones((rows, cols), dtype=bool)
+    widths = rng.permutation(3)[:corridors] + 1  # distinct widths, in a random order
+    rooms: list[tuple[int, int, int, int]] = []
+    halls: list[tuple[int, int, int, int]] = []
+    _partition(rng, (1, rows - 2, 1, cols - 2), room_min, room_max, [int(x) for x in widths], rooms, halls)
+    label = np.full((rows, cols), -1, dtype=np.int64)
+    for k, (r0, r1, c0, c1) in enumerate(rooms + halls):
+        walls[r0:r1 + 1, c0:c1 + 1] = False
+        label[r0:r1 + 1, c0:c1 + 1] = k
+    # Doors: a wall cell between two different areas, across it vertically or horizontally.
+    pairs: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for r in range(1, rows - 1):
+        for c in range(1, cols - 1):
+            if not walls[r, c]:
+                continue
+            for (ar, ac), (br, bc) in (((r - 1, c), (r + 1, c)), ((r, c - 1), (r, c + 1))):
+                a, b = label[ar, ac], label[br, bc]
+                if a >= 0 and b >= 0 and a != b:
+                    pairs.setdefault((int(min(a, b)), int(max(a, b))), []).append((r, c))
+    uf = _UnionFind(len(rooms) + len(halls))
+    keys = sorted(pairs)
+    for k in rng.permutation(len(keys)).tolist():
+        a, b = keys[k]
+        if uf.union(a, b) or rng.random() < loops:
+            cells = pairs[a, b]
+            walls[cells[int(rng.integers(len(cells)))]] = False
+    # Furniture: pillars (1x1) and blocks (up to 2x3) inside each room's border ring.
+    for r0, r1, c0, c1 in rooms:
+        inner = (r1 - r0 - 1) * (c1 - c0 - 1)
+        for _ in range(int(round(furniture * max(inner, 0)))):
+            bh, bw = (1, 1) if rng.random() < 0.4 else (int(rng.integers(1, 3)), int(rng.integers(1, 4)))
+            if rng.random() < 0.5:
+                bh, bw = bw, bh
+            if r1 - r0 - 1 < bh or c1 - c0 - 1 < bw:
+                continue
+            i = int(rng.integers(r0 + 1, r1 - bh + 1))
+            j = int(rng.integers(c0 + 1, c1 - bw + 1))
+            block = walls[i:i + bh, j:j + bw]
+            if block.any():
+                continue
+            block[:] = True
+            if not _connected(walls):
+                block[:] = False
+    return walls
+
+
+def footprint_connected(walls: np.ndarray, cell: float, radius: float = FOOTPRINT_RADIUS, refine: int = 3) -> bool:
+    """True if a disc of ``radius`` can reach every free cell's centre from every other: on a grid of ``refine``
+    x ``refine`` points per cell, the points at least ``radius`` from every wall cell (outside the grid is wall)
+    must hold every free cell's centre point and be 4-connected among them. Needs radius < cell (only the
+    eight neighbouring cells can then come nearer than ``radius``) and an odd ``refine`` (a point at each centre)."""
+    if not (0 < radius < cell and refine % 2 == 1):
+        raise ValueError(f"footprint_connected needs 0 < radius < cell and an odd refine, got radius={radius}, "
+                         f"cell={cell}, refine={refine}")
+    rows, cols = walls.shape
+    padded = np.ones((rows + 2, cols + 2), dtype=bool)
+    padded[1:-1, 1:-1] = walls
+    local = (np.arange(refine) + 0.5) / refine * cell  # sub-point offsets from a cell's low edge
+    gap = {-1: local, 0: np.zeros(refine), 1: cell - local}  # distance to the neighbour's box, per axis
+    blocked = np.repeat(np.repeat(walls, refine, axis=0), refine, axis=1)  # [rows*refine, cols*refine]
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            near = np.hypot(gap[dr][:, None], gap[dc][None, :]) < radius  # [refine, refine]: inside the reach
+            wall = padded[1 + dr:rows + 1 + dr, 1 + dc:cols + 1 + dc]  # the neighbour (dr, dc) of every cell
+            blocked |= np.kron(wall, near).astype(bool)
+    free = ~blocked
+    mid = refine // 2
+    centres = ~walls
+    if not free[mid::refine, mid::refine][centres].all():
+        return False
+    seen = np.zeros_like(free)
+    first = np.argwhere(free[mid::refine, mid::refine] & centres)[0] * refine + mid
+    seen[tuple(first)] = True
+    queue = deque([(int(first[0]), int(first[1]))])
+    height, width = free.shape
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in _STEPS:
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < height and 0 <= nc < width and free[nr, nc] and not seen[nr, nc]:
+                seen[nr, nc] = True
+                queue.append((nr, nc))
+    return bool(seen[mid::refine, mid::refine][centres].all())
+
+
 _BUILDERS: dict[str, tuple[Callable[..., np.ndarray], dict[str, Any]]] = {
     "perfect": (_perfect, {}),
     "wilson": (_wilson, {}),
@@ -264,13 +409,14 @@ _BUILDERS: dict[str, tuple[Callable[..., np.ndarray], dict[str, Any]]] = {
     "rooms": (_rooms, {"room_min": 2, "room_max": 4, "room_fraction": 0.45, "loops": 0.05}),
     "halls": (_halls, {"pillars": 0.35, "halls": 0}),
     "deadends": (_deadends, {"stub": 0.5}),
+    "office": (_office, {"room_min": 2, "room_max": 6, "corridors": 2, "furniture": 0.12, "loops": 0.15}),
 }
 
 
 def family_params(family: str) -> dict[str, Any]:
     """The parameters a family accepts, with their defaults."""
     if family not in _BUILDERS:
-        raise GeneratorError(f"unknown maze family {family!r}; expected one of {', '.join(FAMILIES)}")
+        raise GeneratorError(f"unknown maze family {family!r}; expected one of {', '.join(ALL_FAMILIES)}")
     return dict(_BUILDERS[family][1])
 
 
@@ -283,16 +429,19 @@ def _check_params(family: str, params: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise GeneratorError(f"family {family!r} parameter {key!r} must be a number, got {value!r}")
     merged = {**accepted, **params}
-    for key in ("braid", "room_fraction", "loops", "pillars", "stub"):
+    for key in ("braid", "room_fraction", "loops", "pillars", "stub", "furniture"):
         if key in merged and not 0.0 <= merged[key] <= 1.0:
             raise GeneratorError(f"family {family!r} parameter {key!r} must lie in [0, 1], "
                                  f"got {merged[key]!r}")
-    for key in ("room_min", "room_max", "halls"):
+    for key in ("room_min", "room_max", "halls", "corridors"):
         if key in merged and not float(merged[key]).is_integer():
             raise GeneratorError(f"family {family!r} parameter {key!r} must be a whole number, "
                                  f"got {merged[key]!r}")
-    if family == "rooms" and not 1 <= merged["room_min"] <= merged["room_max"]:
-        raise GeneratorError(f"family 'rooms' needs 1 <= room_min <= room_max, got room_min="
+    if family == "office" and not 0 <= merged["corridors"] <= 3:
+        raise GeneratorError(f"family 'office' parameter 'corridors' must lie in 0..3 (one of each width 1, 2, 3 "
+                             f"cells at most), got {merged['corridors']}")
+    if family in ("rooms", "office") and not 1 <= merged["room_min"] <= merged["room_max"]:
+        raise GeneratorError(f"family {family!r} needs 1 <= room_min <= room_max, got room_min="
                              f"{merged['room_min']}, room_max={merged['room_max']}")
     if family == "halls" and merged["halls"] < 0:
         raise GeneratorError(f"family 'halls' parameter 'halls' must be >= 0 (0 = random), "
@@ -307,7 +456,10 @@ def generate_maze(family: str = "perfect", width: int = 7, height: int | None = 
     """
     height = width if height is None else height
     if family not in _BUILDERS:
-        raise GeneratorError(f"unknown maze family {family!r}; expected one of {', '.join(FAMILIES)}")
+        raise GeneratorError(f"unknown maze family {family!r}; expected one of {', '.join(ALL_FAMILIES)}")
+    if not cell > 2 * FOOTPRINT_RADIUS:
+        raise GeneratorError(f"cell {cell!r} m is too narrow: a one-cell corridor must let the widest robot "
+                             f"(radius {FOOTPRINT_RADIUS} m) through; give cell > {2 * FOOTPRINT_RADIUS:g} m")
     for what, n in (("width", width), ("height", height)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not MIN_SIZE <= n <= MAX_SIZE:
             raise GeneratorError(f"maze {what} must be an integer number of passage cells in "
@@ -320,8 +472,9 @@ def generate_maze(family: str = "perfect", width: int = 7, height: int | None = 
     rng = np.random.default_rng(np.random.SeedSequence([zlib.crc32(family.encode()), width, height, seed]))
     typed = {k: int(v) if isinstance(defaults[k], int) else float(v) for k, v in params.items()}
     walls = builder(rng, height, width, **typed)
-    if not _connected(walls):
-        raise AssertionError(f"generator bug: {family} {width}x{height} seed {seed} is not connected")
+    if not _connected(walls) or (family == "office" and not footprint_connected(walls, cell)):
+        raise AssertionError(f"generator bug: {family} {width}x{height} seed {seed} is not connected for a robot "
+                             f"of radius {FOOTPRINT_RADIUS} m on {cell} m cells")
     name = f"{family}-{width}x{height}-s{seed}"
     name += "".join(f"-{k}{v}" for k, v in sorted(params.items()))
     corners = (1, 1), (2 * height - 1, 2 * width - 1)

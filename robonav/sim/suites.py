@@ -6,6 +6,9 @@ Seeds of the three splits never overlap: split ``s`` uses seeds ``SPLITS[s] + in
 - ``test``                 7x7, the test split, every family (`FAMILIES`), ``count`` mazes per family
 - ``test-9x9``, ``val``    other sizes and splits; ``train-5x5-braided`` one family only
 - ``test-c0.8``            the same mazes on 0.8 m grid cells instead of 1 m (narrower corridors, thinner walls)
+- ``test-15x15``           sizes up to 25x25 (15x15 is the largest the judged suites use)
+- ``office``               the test split's 9x9 office floors (`generate.ALL_FAMILIES`): rooms, doors, corridors of
+                           different widths, furniture; ``val-11x11-office`` and the like name others
 - ``hand``                 the hand-drawn files shipped in robonav/data/mazes
 - a path                   a maze file, or a folder of ``*.txt`` maze files (sorted by name); a suite name
                            wins over a folder of the same name (write ``./test`` for the folder)
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from robonav.data import maze_dir
 from robonav.errors import UserError
-from robonav.sim.generate import FAMILIES, MAX_SIZE, MIN_SIZE, generate_maze
+from robonav.sim.generate import ALL_FAMILIES, FAMILIES, MAX_SIZE, MIN_SIZE, generate_maze
 from robonav.sim.maze import Maze, load_maze
 
 SPLITS: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000}
@@ -40,8 +43,13 @@ CELL_RANGE = (0.5, 2.0)
 _NAME_RE = re.compile(r"^(?P<split>[a-z]+)(?:-(?P<w>\d+)x(?P<h>\d+))?(?:-(?P<family>[a-z]+))?"
                       r"(?:-c(?P<cell>\d+(?:\.\d+)?))?$")
 PATTERNS = ("<split>[-<W>x<H>][-<family>][-c<cell>]  e.g. test, test-9x9, val-11x11-rooms, train-5x5, test-c0.8",
+            "office  (test-9x9-office)",
             "hand  (the hand-drawn mazes in robonav/data/mazes)",
             "a path to a maze file or to a folder of *.txt maze files")
+
+
+NAMED: dict[str, str] = {"office": "test-9x9-office"}
+"""Suites known by a short name, and the generated suite each one is."""
 
 
 class SuiteError(UserError, ValueError):
@@ -76,12 +84,14 @@ def split_seed(split: str, index: int) -> int:
 
 def _unknown(name: str, why: str) -> SuiteError:
     return SuiteError(f"unknown maze suite {name!r}: {why}. Valid suites: " + "; ".join(PATTERNS)
-                      + f". Splits: {', '.join(SPLITS)}; families: {', '.join(FAMILIES)}; "
+                      + f". Splits: {', '.join(SPLITS)}; families: {', '.join(ALL_FAMILIES)}; "
                       f"sizes {MIN_SIZE}..{MAX_SIZE}")
 
 
 def parse_suite(name: str) -> SuiteSpec:
-    """Parse a generated suite's name ``<split>[-<W>x<H>][-<family>][-c<cell>]``."""
+    """Parse a generated suite's name ``<split>[-<W>x<H>][-<family>][-c<cell>]`` (or a `NAMED` one)."""
+    if name in NAMED:
+        return parse_suite(NAMED[name])
     match = _NAME_RE.match(name)
     if match is None:
         raise _unknown(name, "it is not an existing path and does not match the name pattern")
@@ -93,7 +103,7 @@ def parse_suite(name: str) -> SuiteSpec:
     if not (MIN_SIZE <= width <= MAX_SIZE and MIN_SIZE <= height <= MAX_SIZE):
         raise _unknown(name, f"size {width}x{height} is out of range")
     family = match["family"]
-    if family is not None and family not in FAMILIES:
+    if family is not None and family not in ALL_FAMILIES:
         raise _unknown(name, f"family {family!r} does not exist")
     cell = float(match["cell"]) if match["cell"] else 1.0
     if not CELL_RANGE[0] <= cell <= CELL_RANGE[1]:

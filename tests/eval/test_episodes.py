@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robonav.eval.episodes import EpisodeListError, episode_seed, load_episodes, make_episodes, save_episodes
+from robonav.eval.episodes import (
+    EpisodeListError,
+    episode_seed,
+    list_conditions,
+    load_episodes,
+    make_episodes,
+    save_episodes,
+)
 from robonav.sim.generate import FAMILIES
 from robonav.sim.geodesic import cell_distances, geodesic_diameter
 from robonav.sim.suites import suite_mazes
@@ -81,7 +88,7 @@ def test_round_trip(saved) -> None:
     back = load_episodes(path)
     assert [(e.maze, e.seed) for e in back] == [(e.maze, e.seed) for e in eps]
     lines = path.read_text().splitlines()
-    assert json.loads(lines[0]) == {"format": "robonav.episodes/1", "episodes": 5}
+    assert json.loads(lines[0]) == {"format": "robonav.episodes/1", "episodes": 5, "conditions": ["nominal"]}
     row = json.loads(lines[1])
     assert row["maze_hash"] == eps[0].maze.hash() and row["start"] == list(eps[0].maze.start)
 
@@ -138,3 +145,21 @@ def test_a_cut_or_foreign_file_is_refused(saved, tmp_path: Path) -> None:
         load_episodes(other)
     with pytest.raises(EpisodeListError, match="cannot read the episode-list file"):
         load_episodes(tmp_path / "missing.jsonl")
+
+
+def test_a_list_carries_its_conditions(tmp_path: Path) -> None:
+    eps = make_episodes("val-3x3", 2)
+    path = tmp_path / "fov.jsonl"
+    save_episodes(path, eps, ("fov90", "noisy"))
+    assert list_conditions(path) == ("fov90", "noisy")
+    assert [e.seed for e in load_episodes(path)] == [e.seed for e in eps]
+    # A file written before lists carried conditions is a nominal list.
+    lines = path.read_text().splitlines()
+    lines[0] = json.dumps({"format": "robonav.episodes/1", "episodes": 2})
+    path.write_text("\n".join(lines) + "\n")
+    assert list_conditions(path) == ("nominal",)
+    lines[0] = json.dumps({"format": "robonav.episodes/1", "episodes": 2, "conditions": "fov90"})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(EpisodeListError, match=r"line 1: the header's conditions must be a non-empty list of "
+                                               r"condition names, found 'fov90'"):
+        list_conditions(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -177,3 +178,38 @@ def test_paired_comparison_refuses_different_episodes() -> None:
 def test_summary_of_nothing_is_nan_not_an_error() -> None:
     s = summarize([])
     assert s["episodes"] == 0 and math.isnan(s["success_rate"]) and s["per_maze"] == {}
+
+
+# ---------------------------------------------------------------------------- contacts, time, clearance
+def test_from_info_reads_mover_contacts_with_a_default_and_the_new_fields() -> None:
+    info = {"is_success": True, "collisions": 0, "path_length": 12.5, "shortest_path_length": 10.0,
+            "episode_steps": 250, "maze": "rooms", "maze_hash": "abc", "episode_seed": 7}
+    r = EpisodeResult.from_info(info, "file", period=0.1, min_clearance=0.12, conditions=("fov90",))
+    assert (r.mover_contacts, r.duration, r.min_clearance, r.conditions, r.contact) == (0, 25.0, 0.12, ("fov90",),
+                                                                                       False)
+    moved = EpisodeResult.from_info({**info, "mover_contacts": 2})
+    assert moved.mover_contacts == 2 and moved.contact and moved.conditions == ("nominal",)
+
+
+def test_contact_time_and_clearance_summaries_by_hand() -> None:
+    base = result(True, 1.0)
+    rs = [dataclasses.replace(base, collisions=1, duration=20.0, min_clearance=0.0),
+          dataclasses.replace(base, mover_contacts=3, duration=30.0, min_clearance=0.1, seed=1),
+          dataclasses.replace(base, success=False, spl=0.0, duration=99.0, min_clearance=0.2, seed=2),
+          dataclasses.replace(base, duration=40.0, min_clearance=0.3, seed=3)]
+    s = summarize(rs)
+    assert s["collision_episodes"] == 0.5  # two of four episodes touched something
+    assert s["mover_contacts"] == 0.75  # 3 contacts over 4 episodes
+    assert s["time_to_goal"] == 30.0  # (20 + 30 + 40) / 3 successes; the failure's 99 s does not count
+    assert s["min_clearance"] == pytest.approx(0.15)  # (0 + 0.1 + 0.2 + 0.3) / 4
+    assert s["conditions"] == ["nominal"]
+
+
+def test_pairing_refuses_different_conditions_and_summaries_refuse_mixed_ones() -> None:
+    a = [result(True, 1.0, seed=k) for k in range(3)]
+    b = [dataclasses.replace(r, conditions=("fov90",)) for r in a]
+    with pytest.raises(PairingError, match=r"needs the same conditions: A ran under nominal, B under fov90"):
+        paired_comparison(a, b)
+    assert paired_comparison(b, b)["episodes"] == 3
+    with pytest.raises(PairingError, match=r"summary: the results mix conditions \['fov90', 'nominal'\]"):
+        summarize(a + b)

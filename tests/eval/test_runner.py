@@ -140,3 +140,28 @@ def test_eval_config_turns_randomization_off_sets_one_tick_latency_and_keeps_the
     params = sim.params[0]
     assert params is not None and params.latency == 1 and params.scan.num_beams == cfg.scanner.num_beams
     sim.close()
+
+
+def test_wall_clearance_by_hand() -> None:
+    from robonav.eval.runner import CLEARANCE_REACH, wall_clearance
+
+    occ = np.zeros((5, 5), dtype=bool)
+    occ[0, 0] = True  # a wall cell at x, y in [0, 1]
+    # From (1.5, 1.5) the wall's corner (1, 1) is sqrt(0.5) = 0.7071 away; minus a 0.2 m radius.
+    assert wall_clearance(occ, 1.0, 1.5, 1.5, 0.2) == pytest.approx(0.5071068, abs=1e-6)
+    # Beside a face: 0.3 m to the wall's east face x = 1 (the grid's south edge y = 0 is 1.2 away: outside is wall).
+    assert wall_clearance(occ, 1.0, 1.3, 0.5 + 0.7, 0.1) == pytest.approx(0.3 * np.sqrt(1 + (0.2 / 0.3) ** 2) - 0.1)
+    # Overlapping a wall: 0, never negative. Far from everything: the reach, minus the radius.
+    assert wall_clearance(occ, 1.0, 1.05, 0.5, 0.2) == 0.0
+    big = np.zeros((40, 40), dtype=bool)
+    assert wall_clearance(big, 1.0, 20.5, 20.5, 0.2) == pytest.approx(CLEARANCE_REACH - 0.2)
+
+
+def test_results_carry_duration_and_clearance_from_the_run() -> None:
+    episodes = make_episodes("val-3x3", 2, seed=0)
+    results = run_episodes(ExpertPolicy, episodes, num_envs=2)
+    for r in results:
+        assert r.duration == pytest.approx(r.steps * 0.1)
+        # A 1 m corridor leaves at most 0.5 - 0.18 m to the nominal robot; the expert keeps off the walls.
+        assert 0.0 < r.min_clearance <= 0.5 - 0.18 + 1e-9
+        assert r.conditions == ("nominal",) and r.mover_contacts == 0

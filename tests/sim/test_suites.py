@@ -123,3 +123,23 @@ def test_path_suites(tmp_path: Path) -> None:
         suite_mazes(str(empty))
     with pytest.raises(SuiteError, match=r"count must be an integer >= 0 or None, got -1"):
         suite_mazes("test", -1)
+
+
+def test_the_office_suite_is_the_test_splits_9x9_office_floors() -> None:
+    assert parse_suite("office") == SuiteSpec("test", 9, 9, ("office",))
+    mazes = suite_mazes("office", 2)
+    assert [m.name for m in mazes] == ["office-9x9-s2000000", "office-9x9-s2000001"]
+    assert mazes[0] == generate_maze("office", 9, seed=2_000_000)
+    assert parse_suite("val-11x11-office-c0.8") == SuiteSpec("val", 11, 11, ("office",), 0.8)
+
+
+def test_suites_reach_15x15_and_corridors_from_0_7_to_1_3_m() -> None:
+    big = suite_mazes("test-15x15-perfect", 1)[0]
+    assert (big.rows, big.cols) == (31, 31)
+    assert suite_mazes("test-perfect-c0.7", 1)[0].cell == 0.7
+    assert suite_mazes("test-perfect-c1.3", 1)[0].cell == 1.3
+
+
+def test_an_unknown_suite_lists_the_office_family_and_name() -> None:
+    with pytest.raises(SuiteError, match=r"office  \(test-9x9-office\).*families: .*deadends, office"):
+        parse_suite("test-offices")

@@ -1,5 +1,6 @@
-"""Scan-to-map matching: scan points and normals, map updates and Gauss-Newton vs their NumPy twins, recovery of
-known poses in synthetic rooms, and the odometry drift it removes on a real simulated episode."""
+"""Laser odometry (scan-to-map matching): scan points and normals, map updates and Gauss-Newton vs their NumPy
+twins, recovery of known poses in synthetic rooms, the Preprocessor option, and the odometry drift it removes on a
+real simulated episode."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robonav.eval.scanmatch import (
+from robonav.sensors.scanmatch import (
     C_COUNT,
     ScanMatchConfig,
     ScanMatcher,
@@ -20,6 +21,7 @@ from robonav.eval.scanmatch import (
     insert_reference,
     match_reference,
     scan_points,
+    scan_points_kernel,
     walls_reference,
 )
 
@@ -72,6 +74,48 @@ def test_scan_points_skip_rep117_codes_and_close_the_circle() -> None:
     np.testing.assert_allclose(py, [0.0, 0.2], atol=1e-7)
     # Beam 3 neighbours beam 0 in a full circle: the last point links to the first.
     assert link.tolist() == [False, True]
+
+
+def kernel_points(ranges: np.ndarray, angles: np.ndarray, range_min: float, range_max: float,
+                  max_gap: float) -> tuple[np.ndarray, ...]:
+    """`scan_points_kernel` on fresh buffers, cut to its count, in `scan_points`' order."""
+    n = len(ranges)
+    full = bool(n > 2 and abs(abs(angles[1] - angles[0]) * n - 2 * math.pi) < 1e-6)
+    beams, link = np.zeros(n, np.int64), np.zeros(n, np.bool_)
+    px, py, nx, ny = (np.full(n, 9.0) for _ in range(4))  # junk: the kernel must overwrite what it returns
+    count = scan_points_kernel(np.asarray(ranges, np.float32), np.cos(angles), np.sin(angles), range_min,
+                               range_max, max_gap, full, beams, px, py, nx, ny, link)
+    return px[:count], py[:count], nx[:count], ny[:count], link[:count]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 2**32 - 1), st.booleans())
+def test_scan_points_kernel_matches_the_reference(n: int, seed: int, full: bool) -> None:
+    rng = np.random.default_rng(seed)
+    angles = (np.linspace(-np.pi, np.pi, n, endpoint=False) if full
+              else np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1))
+    ranges = rng.uniform(0.0, 4.0, n).astype(np.float32)  # some below range_min, some beyond range_max
+    codes = rng.random(n)
+    ranges[codes < 0.1] = np.nan
+    ranges[(codes >= 0.1) & (codes < 0.2)] = np.inf
+    ranges[(codes >= 0.2) & (codes < 0.25)] = -np.inf
+    want = scan_points(ranges, angles, 0.1, 3.5, 0.8)
+    got = kernel_points(ranges, angles, 0.1, 3.5, 0.8)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+
+
+def test_scan_points_kernel_on_a_room_by_hand() -> None:
+    # Three beams at -0.1, 0, 0.1 rad hitting the wall x = 2: points (2, 2 tan a), linked along the wall; the middle
+    # one has the wall's normal (-1, 0) (left of the direction of travel +y), the ends none.
+    angles = np.array([-0.1, 0.0, 0.1])
+    ranges = (2.0 / np.cos(angles)).astype(np.float32)
+    px, py, nx, ny, link = kernel_points(ranges, angles, 0.1, 3.5, 0.35)
+    np.testing.assert_allclose(px, [2.0, 2.0, 2.0], atol=1e-6)
+    np.testing.assert_allclose(py, 2.0 * np.tan(angles), atol=1e-6)
+    assert link.tolist() == [True, True, False]
+    np.testing.assert_allclose([nx[1], ny[1]], [-1.0, 0.0], atol=1e-6)
+    assert nx[0] == ny[0] == nx[2] == ny[2] == 0.0
 
 
 # ------------------------------------------------------------------------------------------- map update
@@ -135,8 +179,8 @@ def test_gauss_newton_matches_the_reference() -> None:
     prior = np.array([0.49, 0.07, 0.07])
     pose = prior.copy()
     _match(m.grid, m.res, *m.origin, px, py, nx, ny, pose, m.point_w, m.huber, m.max_distance, m.prior_xy,
-           m.prior_theta, 8)
-    ref = match_reference(m.grid, m.res, m.origin, px, py, nx, ny, prior, m.point_w, m.huber, m.max_distance,
+           m.prior_theta, 8, np.zeros((3, 3)), np.zeros(3))
+    ref, _ = match_reference(m.grid, m.res, m.origin, px, py, nx, ny, prior, m.point_w, m.huber, m.max_distance,
                           m.prior_xy, m.prior_theta, 8)
     np.testing.assert_allclose(pose, ref, atol=1e-9)
 
@@ -174,6 +218,78 @@ def test_an_empty_map_keeps_the_prediction_and_walls_are_reported() -> None:
     assert np.asarray(walls[7:9].any(axis=0))[1:15].all() and not walls[:7].any() and not walls[9:].any()
     m.reset()
     assert not m.grid.any()
+
+
+def test_correct_returns_the_delta_to_the_matched_pose() -> None:
+    from robonav.sensors.frame import ScanSpec
+
+    box = (-2.0, 2.0, -1.5, 1.5)
+    scan = ScanSpec.evenly_spaced(360, 2 * math.pi, 0.05, 3.5)
+    angles = scan.beam_angles()
+    m = ScanMatcher(ScanMatchConfig(extent=12.0))
+    start = np.array([0.3, 0.2, 0.1])
+    m.correct(start, (0.0, 0.0, 0.0), box_scan(tuple(start), box, angles), scan)  # the first scan makes the map
+    truth = np.array([0.45, 0.1, 0.05])
+    # Wheel odometry over-reports 4 cm forward and 0.02 rad of turn; the scan says where the robot is.
+    c, s = math.cos(start[2]), math.sin(start[2])
+    ex, ey = truth[:2] - start[:2]
+    true_delta = np.array([c * ex + s * ey, c * ey - s * ex, truth[2] - start[2]])
+    got = m.correct(start, tuple(true_delta + np.array([0.04, 0.0, 0.02])), box_scan(tuple(truth), box, angles), scan)
+    np.testing.assert_allclose(got, true_delta, atol=0.005)
+
+
+def test_the_preprocessor_option_integrates_the_corrected_delta() -> None:
+    from robonav.sensors.frame import ScanSpec, SensorFrame
+    from robonav.sensors.preprocessor import Preprocessor
+    from robonav.sensors.spec import PreprocessorConfig
+
+    box = (-2.0, 2.0, -1.5, 1.5)
+    scan = ScanSpec.evenly_spaced(360, 2 * math.pi, 0.05, 3.5)
+    angles = scan.beam_angles()
+    plain = Preprocessor(PreprocessorConfig())
+    laser = Preprocessor(PreprocessorConfig(laser_odometry=True))
+    assert laser.dim == plain.dim  # the same layout
+    # The robot drives 0.1 m forward per tick along +x from the origin; odometry says 0.11 m and 0.01 rad.
+    for k in range(6):
+        frame = SensorFrame(box_scan((0.1 * k, 0.0, 0.0), box, angles), scan,
+                            np.array([0.11, 0.0, 0.01]) if k else np.zeros(3), np.array([1.0, 0.0]), episode_id=1)
+        obs_plain = plain(frame, (0.0, 0.0)).copy()
+        obs_laser = laser(frame, (0.0, 0.0)).copy()
+    # Wheel odometry alone: x = 0.11 * (cos 0 + cos 0.01 + ... + cos 0.04) = 0.5498, y = 0.11 * (0 + 0.01 + ...
+    # + 0.04) = 0.011 (small angles), heading 5 * 0.01.
+    np.testing.assert_allclose(plain.pose, [0.5498, 0.011, 0.05], atol=1e-3)
+    np.testing.assert_allclose(laser.pose, [0.5, 0.0, 0.0], atol=0.01)  # the scan's truth
+    goal = laser.spec.block("goal").slice  # the goal (1, 0) seen from the corrected pose: 0.5 m straight ahead
+    np.testing.assert_allclose(obs_laser[goal], [0.05, 0.0, 1.0], atol=0.01)
+    assert not np.allclose(obs_plain[goal], obs_laser[goal], atol=0.01)
+    laser.reset()
+    assert not laser._matcher.grid.any()
+
+
+def test_the_reference_preprocessor_matches_with_laser_odometry() -> None:
+    from robonav.sensors.frame import ScanSpec, SensorFrame
+    from robonav.sensors.preprocessor import Preprocessor
+    from robonav.sensors.reference import ReferencePreprocessor
+    from robonav.sensors.spec import PreprocessorConfig
+
+    box = (-2.0, 2.5, -1.5, 1.7)
+    scan = ScanSpec.evenly_spaced(180, 2 * math.pi, 0.05, 3.5)
+    angles = scan.beam_angles()
+    config = PreprocessorConfig(laser_odometry=True, grid_cells=192)
+    pre, ref = Preprocessor(config), ReferencePreprocessor(config)
+    rng = np.random.default_rng(3)
+    truth = np.zeros(3)
+    for k in range(12):  # an arc through the room, odometry off by a few percent and a drifting heading
+        step = np.array([0.08, 0.0, 0.05]) if k else np.zeros(3)
+        c, s = math.cos(truth[2]), math.sin(truth[2])
+        truth = truth + np.array([c * step[0], s * step[0], step[2]])
+        odom = step * np.array([1.04, 1.0, 1.1]) + np.array([0.0, 0.0, 0.004 * (k > 0)])
+        ranges = box_scan(tuple(truth), box, angles) + rng.normal(0, 0.005, 180).astype(np.float32)
+        frame = SensorFrame(ranges.astype(np.float32), scan, odom, np.array([1.0, 0.5]), episode_id=1)
+        got, want = pre(frame, (0.1, 0.0)), ref(frame, (0.1, 0.0))
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(pre.pose, ref.pose_tuple, atol=1e-9)
+    assert abs(pre.pose[2] - truth[2]) < 0.01  # the match keeps the heading the odometry lets drift
 
 
 @pytest.mark.slow

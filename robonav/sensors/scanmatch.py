@@ -1,4 +1,6 @@
-"""Scan-to-map matching: corrects wheel odometry with the range scan, as a robot's lidar-odometry front end does.
+"""Laser odometry: scan-to-map matching corrects wheel odometry with the range scan, as a robot's lidar-odometry
+front end does. The Preprocessor runs it when ``PreprocessorConfig.laser_odometry`` is on (its memories and goal
+then live in the corrected frame); the classical baseline runs the same `ScanMatcher`.
 
 Why: the nominal wheel odometry drifts (a per-episode heading drift of about 0.01 rad per metre driven). When the
 privileged expert reaches the goal of a `test` episode, its wheel odometry still puts the goal a median 0.9 m
@@ -18,6 +20,10 @@ robot back along the wall. Gauss-Newton minimises ``sum_k huber(r_k) / point_sig
 (pose - prior)`` with ``W = diag(1/prior_sigma_xy^2, 1/prior_sigma_xy^2, 1/prior_sigma_theta^2)``; the prior is the
 odometry prediction, which keeps the pose where the scan does not constrain it (a long corridor). Correspondences
 are found again at every iteration. Uses only the frame a robot driver gives: ranges, beam angles, odometry.
+
+One frame is one Numba call (`_update`: points, match, map update) on buffers the matcher owns: no allocation
+per frame once a scan description has been seen. `scan_points`, `insert_reference`, `match_reference` and
+`walls_reference` are the NumPy twins the parity tests compare the kernels with.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
-__all__ = ["ScanMatchConfig", "ScanMatcher", "insert_reference", "match_reference", "scan_points",
-           "walls_reference"]
+from robonav.sensors.frame import ScanSpec
+from robonav.sensors.jit import kernel
+
+__all__ = ["ScanMatchConfig", "ScanMatcher", "ScanMatcherReference", "insert_reference", "match_reference",
+           "scan_points", "scan_points_kernel", "walls_reference"]
 
 MEAN_CAP = 20
 """A cell's running means weigh a new point at least 1/MEAN_CAP (they follow a slowly corrected map)."""
@@ -41,7 +49,8 @@ C_X, C_Y, C_NX, C_NY, C_COUNT = 0, 1, 2, 3, 4
 
 def scan_points(ranges: np.ndarray, angles: np.ndarray, range_min: float, range_max: float,
                 max_gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Endpoints of a REP 117 scan in the robot frame and what the matcher needs to know about them.
+    """Endpoints of a REP 117 scan in the robot frame and what the matcher needs to know about them (the NumPy
+    twin of `scan_points_kernel`).
 
     Returns (px, py, nx, ny, link) over the beams with a range, in beam order: ``link[k]`` when point k and the
     next one come from neighbouring beams (the last and first too for a full circle) and lie within ``max_gap``
@@ -74,7 +83,43 @@ def scan_points(ranges: np.ndarray, angles: np.ndarray, range_min: float, range_
 
 
 # ------------------------------------------------------------------------------------------------ kernels
-@njit(cache=True, nogil=True)
+@kernel
+def scan_points_kernel(ranges: np.ndarray, cos_a: np.ndarray, sin_a: np.ndarray, range_min: float,
+                       range_max: float, max_gap: float, full_circle: bool, beams: np.ndarray, px: np.ndarray,
+                       py: np.ndarray, nx: np.ndarray, ny: np.ndarray, link: np.ndarray) -> int:
+    """`scan_points` into preallocated buffers (each at least as long as ``ranges``); returns the point count.
+    ``cos_a``, ``sin_a``: of the beam angles; ``full_circle``: beam n-1 neighbours beam 0."""
+    total = ranges.shape[0]
+    count = 0
+    for k in range(total):
+        r = float(ranges[k])
+        if math.isfinite(r) and r >= range_min and r <= range_max:
+            px[count] = r * cos_a[k]
+            py[count] = r * sin_a[k]
+            beams[count] = k
+            count += 1
+    for k in range(count):
+        q = k + 1 if k + 1 < count else 0
+        adjacent = beams[q] == beams[k] + 1 or (full_circle and beams[k] == total - 1 and beams[q] == 0)
+        link[k] = adjacent and count > 1 and math.hypot(px[q] - px[k], py[q] - py[k]) < max_gap
+    for k in range(count):
+        p = k - 1 if k > 0 else count - 1
+        q = k + 1 if k + 1 < count else 0
+        ax = px[k] - px[p]
+        ay = py[k] - py[p]
+        tx = px[q] - px[k]
+        ty = py[q] - py[k]
+        nx[k] = 0.0
+        ny[k] = 0.0
+        if link[k] and link[p] and ax * tx + ay * ty > _COS30 * math.hypot(ax, ay) * math.hypot(tx, ty):
+            norm = math.hypot(ax + tx, ay + ty)
+            if norm != 0.0:
+                nx[k] = -(ay + ty) / norm
+                ny[k] = (ax + tx) / norm
+    return count
+
+
+@kernel
 def _add(grid: np.ndarray, res: float, ox: float, oy: float, x: float, y: float, nx: float, ny: float) -> None:
     """Fold one wall point with unit normal (nx, ny) into its cell's running means."""
     i = int(math.floor((x - ox) / res))
@@ -93,7 +138,7 @@ def _add(grid: np.ndarray, res: float, ox: float, oy: float, x: float, y: float,
     grid[i, j, C_NY] += f * (ny - grid[i, j, C_NY])
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _insert(grid: np.ndarray, res: float, ox: float, oy: float, xs: np.ndarray, ys: np.ndarray, nxs: np.ndarray,
             nys: np.ndarray, link: np.ndarray) -> None:
     """Add a scan's world points (in beam order) with their normals, and points every res/2 along each linked
@@ -115,7 +160,7 @@ def _insert(grid: np.ndarray, res: float, ox: float, oy: float, xs: np.ndarray, 
                 _add(grid, res, ox, oy, xs[p] + f * ex, ys[p] + f * ey, -ey / length, ex / length)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _correspond(grid: np.ndarray, res: float, ox: float, oy: float, wx: float, wy: float, mx: float, my: float,
                 max_distance: float) -> tuple[bool, float, float, float, float]:
     """Nearest cell mean to (wx, wy) within max_distance (3x3 cells) whose normal agrees with (mx, my) within
@@ -150,7 +195,7 @@ def _correspond(grid: np.ndarray, res: float, ox: float, oy: float, wx: float, w
     return found, qx, qy, qnx, qny
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _solve3(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     """Solve the symmetric positive definite 3x3 system ``a x = b`` (Cramer's rule; no LAPACK in the kernel)."""
     c00 = a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1]
@@ -163,18 +208,17 @@ def _solve3(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return x0, x1, x2
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _match(grid: np.ndarray, res: float, ox: float, oy: float, px: np.ndarray, py: np.ndarray, nx: np.ndarray,
            ny: np.ndarray, pose: np.ndarray, point_w: float, huber: float, max_distance: float, prior_xy: float,
-           prior_theta: float, iterations: int) -> int:
+           prior_theta: float, iterations: int, h: np.ndarray, b: np.ndarray) -> int:
     """Refine ``pose`` (float64 [3], in place, starting at the prior) for robot-frame points (px, py) with unit
-    normals (nx, ny) (zero: unused). Returns the number of correspondences of the last iteration."""
+    normals (nx, ny) (zero: unused); ``h`` [3, 3] and ``b`` [3] are work buffers. Returns the number of
+    correspondences of the last iteration."""
     x0 = pose[0]
     y0 = pose[1]
     t0 = pose[2]
     used = 0
-    h = np.zeros((3, 3))
-    b = np.zeros(3)
     for _ in range(iterations):
         c = math.cos(pose[2])
         s = math.sin(pose[2])
@@ -223,7 +267,55 @@ def _match(grid: np.ndarray, res: float, ox: float, oy: float, px: np.ndarray, p
     return used
 
 
-@njit(cache=True, nogil=True)
+@kernel
+def _update(grid: np.ndarray, res: float, ox: float, oy: float, ranges: np.ndarray, cos_a: np.ndarray,
+            sin_a: np.ndarray, range_min: float, range_max: float, max_gap: float, full_circle: bool,
+            pose: np.ndarray, point_w: float, huber: float, max_distance: float, prior_xy: float, prior_theta: float,
+            iterations: int, min_points: int, beams: np.ndarray, pts: np.ndarray, link: np.ndarray, h: np.ndarray,
+            b: np.ndarray) -> int:
+    """One frame: scan points, match near the prediction ``pose`` (float64 [3], replaced by the matched pose; kept
+    with fewer than ``min_points`` correspondences), add the scan at that pose to the map. ``pts`` [8, beams] holds
+    robot-frame points and normals (rows 0-3) and their world twins (rows 4-7). Returns the correspondences."""
+    px, py, nx, ny = pts[0], pts[1], pts[2], pts[3]
+    count = scan_points_kernel(ranges, cos_a, sin_a, range_min, range_max, max_gap, full_circle, beams, px, py, nx,
+                               ny, link)
+    if count == 0:
+        return 0
+    x0 = pose[0]
+    y0 = pose[1]
+    t0 = pose[2]
+    used = _match(grid, res, ox, oy, px[:count], py[:count], nx[:count], ny[:count], pose, point_w, huber,
+                  max_distance, prior_xy, prior_theta, iterations, h, b)
+    if used < min_points:
+        pose[0] = x0
+        pose[1] = y0
+        pose[2] = t0
+    c = math.cos(pose[2])
+    s = math.sin(pose[2])
+    wx, wy, wnx, wny = pts[4], pts[5], pts[6], pts[7]
+    for k in range(count):
+        wx[k] = pose[0] + c * px[k] - s * py[k]
+        wy[k] = pose[1] + s * px[k] + c * py[k]
+        wnx[k] = c * nx[k] - s * ny[k]
+        wny[k] = s * nx[k] + c * ny[k]
+    _insert(grid, res, ox, oy, wx[:count], wy[:count], wnx[:count], wny[:count], link[:count])
+    return used
+
+
+@kernel
+def _correct(prev: np.ndarray, delta: np.ndarray, pose: np.ndarray) -> None:
+    """``pose`` = ``prev`` moved by ``delta`` (as `integrate_pose` does) on entry to a match; after it, ``delta``
+    becomes the delta from ``prev`` to the matched ``pose`` (see `ScanMatcher.correct`)."""
+    c = math.cos(prev[2])
+    s = math.sin(prev[2])
+    ex = pose[0] - prev[0]
+    ey = pose[1] - prev[1]
+    delta[0] = c * ex + s * ey
+    delta[1] = c * ey - s * ex
+    delta[2] = math.atan2(math.sin(pose[2] - prev[2]), math.cos(pose[2] - prev[2]))
+
+
+@kernel
 def _walls(grid: np.ndarray, res: float, ox: float, oy: float, wox: float, woy: float, wres: float,
            out: np.ndarray) -> None:
     """Mark ``out`` [W, H] (cells ``wres`` from corner (wox, woy)) where a map cell's mean point lies."""
@@ -289,11 +381,14 @@ def walls_reference(grid: np.ndarray, res: float, origin: tuple[float, float], w
 
 def match_reference(grid: np.ndarray, res: float, origin: tuple[float, float], px: np.ndarray, py: np.ndarray,
                     nx: np.ndarray, ny: np.ndarray, prior: np.ndarray, point_w: float, huber: float,
-                    max_distance: float, prior_xy: float, prior_theta: float, iterations: int) -> np.ndarray:
-    """NumPy twin of the ICP refinement (correspondences by brute force over the 3x3 cells); returns the pose."""
+                    max_distance: float, prior_xy: float, prior_theta: float,
+                    iterations: int) -> tuple[np.ndarray, int]:
+    """NumPy twin of the ICP refinement (correspondences by brute force over the 3x3 cells); returns the pose and
+    the correspondences of the last iteration."""
     ox, oy = origin
     pose = np.array(prior, dtype=np.float64)
     w_prior = np.diag([prior_xy, prior_xy, prior_theta])
+    res_k: list[float] = []
     for _ in range(iterations):
         c, s = math.cos(pose[2]), math.sin(pose[2])
         rows, res_k, weights = [], [], []
@@ -327,7 +422,7 @@ def match_reference(grid: np.ndarray, res: float, origin: tuple[float, float], p
         pose += step
         if abs(step[0]) + abs(step[1]) < 1e-6 and abs(step[2]) < 1e-6:
             break
-    return pose
+    return pose, len(res_k)
 
 
 @dataclass(frozen=True)
@@ -358,7 +453,8 @@ class ScanMatchConfig:
 
 
 class ScanMatcher:
-    """One robot's scan-to-map matcher: ``pose = matcher.update(predicted_pose, ranges, angles, rmin, rmax)``."""
+    """One robot's scan-to-map matcher: ``pose = matcher.update(predicted_pose, ranges, angles, rmin, rmax)``, or
+    ``delta = matcher.correct(pose, odom_delta, ranges, scan)`` for an integrator of deltas (the Preprocessor)."""
 
     def __init__(self, config: ScanMatchConfig | None = None) -> None:
         c = self.config = config or ScanMatchConfig()
@@ -371,31 +467,63 @@ class ScanMatcher:
         self.iterations, self.min_points, self.max_gap = c.iterations, c.min_points, c.max_gap
         self.matched_points = 0
         """Correspondences in the last match (0 before the map has anything)."""
+        self._pose = np.zeros(3)  # prediction in, matched pose out
+        self._delta = np.zeros(3)
+        self._h, self._b = np.zeros((3, 3)), np.zeros(3)
+        self._angles = np.zeros(0)
+        self._use_angles(np.zeros(0))
+
+    def _use_angles(self, angles: np.ndarray) -> None:
+        """Beam tables and point buffers for a scan of ``angles`` (a new scan description: allocates)."""
+        a = np.array(angles, dtype=np.float64)
+        n = a.shape[0]
+        self._angles, self._cos, self._sin = a, np.cos(a), np.sin(a)
+        self._full = bool(n > 2 and abs(abs(a[1] - a[0]) * n - 2 * math.pi) < 1e-6)
+        self._beams = np.zeros(n, dtype=np.int64)
+        self._pts = np.zeros((8, n))  # [px, py, nx, ny, wx, wy, wnx, wny] x beams
+        self._link = np.zeros(n, dtype=np.bool_)
 
     def reset(self) -> None:
         """Forget the map (a new episode: a new odometry frame)."""
         self.grid.fill(0.0)
         self.matched_points = 0
 
+    def _run(self, ranges: np.ndarray, range_min: float, range_max: float) -> None:
+        ox, oy = self.origin
+        self.matched_points = _update(
+            self.grid, self.res, ox, oy, ranges, self._cos, self._sin, float(range_min), float(range_max),
+            self.max_gap, self._full, self._pose, self.point_w, self.huber, self.max_distance, self.prior_xy,
+            self.prior_theta, self.iterations, self.min_points, self._beams, self._pts, self._link, self._h, self._b)
+
     def update(self, predicted: np.ndarray, ranges: np.ndarray, angles: np.ndarray, range_min: float,
                range_max: float) -> np.ndarray:
         """Match the scan (REP 117 ranges at robot-frame ``angles``) near ``predicted`` (x, y, theta), add it to
-        the map at the matched pose, and return that pose. With fewer than ``min_points`` correspondences the
-        prediction is kept."""
-        px, py, nx, ny, link = scan_points(ranges, angles, range_min, range_max, self.max_gap)
-        pose = np.array(predicted, dtype=np.float64)
-        if px.size == 0:
-            return pose
-        ox, oy = self.origin
-        used = _match(self.grid, self.res, ox, oy, px, py, nx, ny, pose, self.point_w, self.huber,
-                      self.max_distance, self.prior_xy, self.prior_theta, self.iterations)
-        if used < self.min_points:
-            pose[:] = predicted
-        self.matched_points = used
+        the map at the matched pose, and return that pose (the matcher's buffer: copy it to keep it past the next
+        call). With fewer than ``min_points`` correspondences the prediction is kept."""
+        if angles.shape != self._angles.shape or not np.array_equal(angles, self._angles):
+            self._use_angles(angles)
+        self._pose[:] = predicted
+        self._run(ranges, range_min, range_max)
+        return self._pose
+
+    def correct(self, pose: np.ndarray, delta: tuple[float, float, float], ranges: np.ndarray,
+                scan: ScanSpec) -> np.ndarray:
+        """The odometry ``delta`` (dx, dy, dtheta in ``pose``'s robot frame) corrected by matching the scan at
+        ``pose`` moved by it: the delta from ``pose`` to the matched pose (the matcher's buffer, float64 [3]).
+        Allocates nothing once ``scan`` has been seen."""
+        if scan is not self._scan_spec:
+            self._use_angles(scan.beam_angles())
+            self._scan_spec = scan
+        self._delta[0], self._delta[1], self._delta[2] = delta
         c, s = math.cos(pose[2]), math.sin(pose[2])
-        _insert(self.grid, self.res, ox, oy, pose[0] + c * px - s * py, pose[1] + s * px + c * py, c * nx - s * ny,
-                s * nx + c * ny, link)
-        return pose
+        self._pose[0] = pose[0] + c * delta[0] - s * delta[1]
+        self._pose[1] = pose[1] + s * delta[0] + c * delta[1]
+        self._pose[2] = pose[2] + delta[2]
+        self._run(ranges, scan.range_min, scan.range_max)
+        _correct(pose, self._delta, self._pose)
+        return self._delta
+
+    _scan_spec: ScanSpec | None = None
 
     def walls(self, origin: tuple[float, float], resolution: float, shape: tuple[int, int]) -> np.ndarray:
         """bool [W, H]: the cells of another grid (corner ``origin``, cell ``resolution``) that hold the mean point
@@ -404,3 +532,35 @@ class ScanMatcher:
         out = np.zeros(shape, dtype=np.bool_)
         _walls(self.grid, self.res, *self.origin, float(origin[0]), float(origin[1]), float(resolution), out)
         return out
+
+
+class ScanMatcherReference:
+    """`ScanMatcher.correct` over the NumPy twins (for the ReferencePreprocessor and the parity tests)."""
+
+    def __init__(self, config: ScanMatchConfig | None = None) -> None:
+        self.m = ScanMatcher(config)  # its settings and its map's shape; the kernels are not used
+
+    def reset(self) -> None:
+        """Forget the map."""
+        self.m.reset()
+
+    def correct(self, pose: tuple[float, float, float], delta: tuple[float, float, float], ranges: np.ndarray,
+                scan: ScanSpec) -> tuple[float, float, float]:
+        """The corrected delta, as `ScanMatcher.correct` computes it."""
+        m = self.m
+        x, y, th = pose
+        c, s = math.cos(th), math.sin(th)
+        predicted = np.array([x + c * delta[0] - s * delta[1], y + s * delta[0] + c * delta[1], th + delta[2]])
+        px, py, nx, ny, link = scan_points(ranges, scan.beam_angles(), scan.range_min, scan.range_max, m.max_gap)
+        matched = predicted
+        if px.size:
+            matched, used = match_reference(m.grid, m.res, m.origin, px, py, nx, ny, predicted, m.point_w, m.huber,
+                                            m.max_distance, m.prior_xy, m.prior_theta, m.iterations)
+            if used < m.min_points:
+                matched = predicted
+            cm, sm = math.cos(matched[2]), math.sin(matched[2])
+            insert_reference(m.grid, m.res, m.origin, matched[0] + cm * px - sm * py, matched[1] + sm * px + cm * py,
+                             cm * nx - sm * ny, sm * nx + cm * ny, link)
+        ex, ey = matched[0] - x, matched[1] - y
+        dth = matched[2] - th
+        return c * ex + s * ey, c * ey - s * ex, math.atan2(math.sin(dth), math.cos(dth))
