@@ -1,4 +1,5 @@
-"""Atomic file writes (floor 0: imports nothing of robonav): nothing is half-written when power or a kill comes.
+"""Atomic file writes (floor 1, beside settings; imports nothing of robonav): nothing is half-written when power
+or a kill comes.
 
 A file is written to a temporary name in its own folder, flushed and fsynced, renamed over the target (atomic on
 POSIX within one file system), and the folder is fsynced so the rename itself survives a power cut. A reader sees

@@ -1,4 +1,4 @@
-"""Import directions of DESIGN.md: `import robonav` is light; the on-robot floors pull nothing heavy."""
+"""Import directions of docs/design.md: `import robonav` is light; the on-robot floors pull nothing heavy."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_light_imports(module, allowed):
 ])
 def test_ray_is_imported_only_by_the_ray_modules(module):
     """ray is the optional [dist] extra: only robonav.train.distributed imports it at import time, and
-    robonav.eval.distributed only inside the function that runs on Ray (DESIGN.md "Dependencies per use")."""
+    robonav.eval.distributed only inside the function that runs on Ray (docs/design.md "Dependencies per use")."""
     code = f"import sys, {module}; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -1,4 +1,4 @@
-"""Every packaged launch file loads as is into the settings of the verbs that read it (DESIGN.md: each file
+"""Every packaged launch file loads as is into the settings of the verbs that read it (docs/design.md: each file
 complete and runnable as is), and names no key the dataclasses do not have."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``robonav`` command: one verb per stage, each importing only what it needs (DESIGN.md "CLI").
+"""The ``robonav`` command: one verb per stage, each importing only what it needs (docs/design.md "CLI").
 
 Verbs that measure something take ``--json`` and print one JSON object on one line, the last line of stdout;
 progress and logs go to stderr. What a user can cause (a ``robonav.errors.UserError``: a bad flag, launch file,

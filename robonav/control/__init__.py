@@ -1,6 +1,6 @@
 """Numpy-only pieces every control loop shares: the safety layer, clocks and command latency.
 
-Floor 1 (DESIGN.md): imports nothing of robonav and nothing but numpy and the standard library, so the
+Floor 1 (docs/design.md): imports nothing of robonav and nothing but numpy and the standard library, so the
 simulator, evaluation, HIL and the on-robot runtime all run the very same code.
 """
 

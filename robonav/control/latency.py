@@ -2,7 +2,7 @@
 
 A real robot applies a command some time after the scan it answers was taken (transport, inference, the
 motor controller's own period). The simulator reproduces that with this ring buffer, so a policy trained with
-latency randomisation meets the same lag on the robot. Evaluation and HIL use one tick (DESIGN.md).
+latency randomisation meets the same lag on the robot. Evaluation and HIL use one tick (docs/design.md).
 
 >>> delay = CommandDelay(num_envs=2, max_delay=2, delays=np.array([0, 1]))
 >>> delay.push(np.array([[1.0, 0.1], [1.0, 0.1]]))  # env 1 still applies the zero it was reset to

@@ -1,6 +1,6 @@
 """robonav.deploy: the way to the robot. ONNX export, parity, FP16/INT8 quantization, the TensorRT op list.
 
-Floor 4 (DESIGN.md): uses policy (torch, inside the functions that need it), eval, runtime and sim. Modules, one
+Floor 4 (docs/design.md): uses policy (torch, inside the functions that need it), eval, runtime and sim. Modules, one
 role each:
 
 - ``export``    `export_onnx(checkpoint, out)`: the step model, its sidecar ``<out>.json`` and weights ``<out>.npz``

@@ -2,7 +2,7 @@
 
 ``export_onnx(checkpoint, "policy.onnx")`` writes three files side by side:
 
-    policy.onnx   the step model of DESIGN.md: obs [1, D], h_in, c_in [L, 1, H] -> action [1, 2], h_out, c_out;
+    policy.onnx   the step model of docs/design.md: obs [1, D], h_in, c_in [L, 1, H] -> action [1, 2], h_out, c_out;
                   static shapes, normalisation, clamp and SI scaling inside, the LSTM as MatMul/Gemm plus element-wise
                   gates; opset 20, IR 10; robonav.* metadata_props; checked with onnx.checker (full_check) and
                   against what TensorRT 10.3's parser supports (robonav.deploy.trt_ops)

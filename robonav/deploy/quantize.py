@@ -4,7 +4,7 @@
   runtime's interface does not change) and the input normalisation kept float32 (a feature with a small spread
   is divided by a small std: half precision would amplify its rounding by that much).
 - INT8 (`quantize_int8`): explicit quantization, QuantizeLinear/DequantizeLinear pairs around every MatMul/Gemm
-  (DESIGN.md "INT8": signed int8, symmetric, zero point 0, per-channel weight scales on the output axis, float
+  (docs/design.md "INT8": signed int8, symmetric, zero point 0, per-channel weight scales on the output axis, float
   biases); element-wise gates, the cell state, h_out/c_out and the normaliser stay float, as TensorRT runs
   whatever has no Q/DQ. Activation ranges come from observations recorded in simulator rollouts of the FP32
   model itself on validation-split mazes only (`check_calibration_suite` refuses anything else: test mazes judge
@@ -55,7 +55,7 @@ class CalibrationSplitError(UserError, ValueError):
 
 
 class QuantizeError(RobonavError, RuntimeError):
-    """A quantized model that breaks what DESIGN.md's INT8 contract or the step-model contract require."""
+    """A quantized model that breaks what docs/design.md's INT8 contract or the step-model contract require."""
 
 
 @dataclass(frozen=True)
@@ -433,6 +433,6 @@ def quantize_int8_from_feeds(model: str | os.PathLike[str], out: str | os.PathLi
     _float_readers(proto)
     issues = qdq_issues(proto, tuple(float_nodes))
     if issues:
-        raise QuantizeError("the quantizer left the INT8 contract of DESIGN.md broken:\n  " + "\n  ".join(issues))
+        raise QuantizeError("the quantizer left the INT8 contract of docs/design.md broken:\n  " + "\n  ".join(issues))
     return _finish(proto, source, out, "int8", {"calibration": calibration, "recurrent": config.recurrent,
                                                 "matmul_outputs": config.outputs, "float_matmuls": float_nodes})

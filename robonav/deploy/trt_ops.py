@@ -16,7 +16,7 @@ both the 8.5 and the 10.15 matrices mark supported (an operator supported before
 in it), each with the 10.x data types of its main input/output. That errs toward refusing: a model this check
 passes uses nothing newer than 10.3. Opset range and IR version follow 10.0 to 10.5 (opset <= 20, IR <= 10).
 
-`qdq_issues` checks the explicit-quantization form TensorRT builds INT8 engines from (DESIGN.md "INT8").
+`qdq_issues` checks the explicit-quantization form TensorRT builds INT8 engines from (docs/design.md "INT8").
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def check_trt_compatible(model: Any) -> None:
 
 
 def qdq_issues(model: Any, float_nodes: tuple[str, ...] = ()) -> list[str]:
-    """What breaks DESIGN.md's INT8 contract: a MatMul/Gemm (not in ``float_nodes``) whose activation or weight
+    """What breaks docs/design.md's INT8 contract: a MatMul/Gemm (not in ``float_nodes``) whose activation or weight
     input does not come from a DequantizeLinear, a weight that is not an int8 initializer, a non-zero zero point,
     or a per-channel scale whose length is not the weight's output channels."""
     from onnx import TensorProto, numpy_helper

@@ -1,4 +1,4 @@
-"""robonav.hil: the hardware-in-the-loop bench (DESIGN.md floor 4: imports sim, runtime, eval).
+"""robonav.hil: the hardware-in-the-loop bench (docs/design.md floor 5: imports sim, runtime, eval).
 
 - ``simrobot``  `SimRobot`: the simulator as a robot behind the robot wire (`robonav sim-robot`)
 - ``faults``    `FaultConfig` and the byte-level faults; ``proxy``: `FaultProxy`, the UDP process between the sides

@@ -70,7 +70,7 @@ def _limits(value: Any) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class PolicyMeta:
-    """The typed contract of one trained policy (DESIGN.md "Model sidecar")."""
+    """The typed contract of one trained policy (docs/design.md "Model sidecar")."""
 
     observation_spec: ObservationSpec | None
     """Layout of the Preprocessor's observation the policy reads; None: the simulator's 'plain' observer."""

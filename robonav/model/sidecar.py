@@ -1,7 +1,7 @@
 """The model sidecar ``<model>.json``: a policy's PolicyMeta and the facts of its model file, and the checks a
 runtime runs on them.
 
-Export, quantize and engine build write one beside every ``.onnx`` / ``.engine`` (DESIGN.md "Model sidecar"). The
+Export, quantize and engine build write one beside every ``.onnx`` / ``.engine`` (docs/design.md "Model sidecar"). The
 on-robot path reads only the model file, this sidecar and, for the Numba and PyTorch backends, ``<model>.npz``. A
 runtime refuses a model whose file hash, weights hash, inputs, outputs or embedded metadata disagree with its
 sidecar, with a message that says what, where, expected, found, and what to do.
@@ -66,7 +66,7 @@ class TensorSpec:
     """One input or output of the step model."""
 
     name: str
-    """Tensor name (DESIGN.md: obs, h_in, c_in -> action, h_out, c_out)."""
+    """Tensor name (docs/design.md: obs, h_in, c_in -> action, h_out, c_out)."""
     dtype: str
     """NumPy dtype name; every step-model tensor is 'float32' whatever the precision inside."""
     shape: tuple[int, ...]
@@ -290,7 +290,7 @@ def check_io(model: str | os.PathLike[str], expected: tuple[TensorSpec, ...], fo
         if got is None:
             raise ModelIOError(f"{model}: {kind} {want.name!r} is missing; expected {want.describe()}, the model has "
                                f"{[t.describe() for t in found]}: it does not follow the robonav step-model contract "
-                               "(DESIGN.md); export it with `robonav export`")
+                               "(docs/design.md); export it with `robonav export`")
         if got.dtype != want.dtype or got.shape != want.shape:
             raise ModelIOError(f"{model}: {kind} {want.name!r} expected {want.dtype} {list(want.shape)}, actual "
                                f"{got.dtype} {list(got.shape)}: the model was exported for another observation or "

@@ -5,7 +5,7 @@ Recurrent state is passed in and returned (``LstmState``), never kept in the mod
     act(obs [B,D], state, episode_starts [B])           one step for rollouts (sampling)
     step(obs [1,D], h, c) -> (action, h, c)              the deterministic deployment form that export traces:
                                                          normalisation and SI scaling inside, the LSTM written as
-                                                         matmuls plus element-wise gates (DESIGN.md)
+                                                         matmuls plus element-wise gates (docs/design.md)
 Actions inside the model are normalised to [-1, 1] per axis; ``step`` returns (v, omega) in SI units.
 """
 

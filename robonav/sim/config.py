@@ -229,11 +229,11 @@ class SimConfig:
     goal_radius: float = 0.3
     """Success when the robot centre is this close to the goal (m)."""
     time_limit_factor: float = 3.0
-    """Time limit = factor * shortest path / v_max + time_limit_extra (DESIGN.md)."""
+    """Time limit = factor * shortest path / v_max + time_limit_extra (docs/design.md)."""
     time_limit_extra: float = 10.0
     """Seconds added to the time limit."""
     latency_ticks: int = 1
-    """Nominal command latency in control ticks (DESIGN.md: eval and HIL run one); randomization draws from its
+    """Nominal command latency in control ticks (docs/design.md: eval and HIL run one); randomization draws from its
     own range instead."""
     raycaster: str = "grid"
     """Range queries: 'grid' (exact Numba DDA on grid mazes) or 'pybullet' (rayTestBatch, any geometry)."""

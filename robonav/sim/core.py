@@ -1,6 +1,6 @@
 """The batched simulation core: N robots in N mazes, stepped together. No Gymnasium here.
 
-One control tick, for every env at once (DESIGN.md "Data flow"):
+One control tick, for every env at once (docs/design.md "Data flow"):
     policy command -> safety layer (robonav.control, on the scan the policy saw) -> command latency
     -> motor limits -> movers (robonav.sim.dynamic, one Numba call) -> PyBullet (velocity motors, ``substeps``
     physics steps, contacts with walls and with movers apart)

@@ -3,7 +3,7 @@
 Actions are normalised, (v / v_max, omega / omega_max) in [-1, 1] as Gymnasium recommends (a deployed model
 scales to SI units inside its graph); they pass through the safety layer of robonav.control before the motors,
 as on the robot. Reward: geodesic progress, a success bonus, a collision penalty and a time penalty. The episode
-terminates at the goal radius and truncates at the time limit of DESIGN.md. Info holds the episode metrics.
+terminates at the goal radius and truncates at the time limit of docs/design.md. Info holds the episode metrics.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Grid mazes: the `Maze` value, its text file format, and its world coordinates.
 
-File format (DESIGN.md, "Maze file"): one text line per grid row, row 0 first (north);
+File format (docs/design.md, "Maze file"): one text line per grid row, row 0 first (north);
 ``#`` wall, ``.`` free, ``S`` start, ``G`` goal (exactly one each, both on free cells). Lines whose first
 non-blank character is ``;`` are comments; header comments (before the first grid row) may set
 ``; cell=0.8`` (metres per cell), ``; name=...`` and ``; family=...``. Trailing whitespace and blank lines at

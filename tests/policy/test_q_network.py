@@ -101,7 +101,7 @@ def test_config_errors_say_what_to_do():
 
 
 def test_step_exports_to_onnx_and_matches_onnx_runtime(tmp_path):
-    """The step traces to the DESIGN.md step graph (ArgMax + Gather, no LSTM op) and ORT agrees over a sequence."""
+    """The step traces to the docs/design.md step graph (ArgMax + Gather, no LSTM op) and ORT agrees over a sequence."""
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     import contextlib

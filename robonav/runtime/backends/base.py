@@ -2,7 +2,7 @@
 
 Only the observation goes in and only the action comes out; the recurrent state (h, c) lives inside the backend,
 where it computes (host arrays for ONNX Runtime, device memory for TensorRT), and is zeroed by ``reset()``. The
-loop that drives a backend owns the reset: on every episode or goal change (DESIGN.md "Runtime backend").
+loop that drives a backend owns the reset: on every episode or goal change (docs/design.md "Runtime backend").
 
     with OnnxBackend("policy.onnx") as policy:     # open() checks the model against its sidecar and resets
         action = policy.step(obs)                   # obs float32 [D] or [1, D] -> action float32 [A] (SI units)
