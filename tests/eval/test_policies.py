@@ -25,8 +25,8 @@ def test_unknown_names_get_one_line_listing_what_is_accepted(tmp_path):
         resolve_policy("defualt")
     text = str(e.value)
     assert "\n" not in text and isinstance(e.value, UserError)
-    assert text == ("--policy 'defualt': neither a policy name (default, default-q, classical, expert, random) nor "
-                    "an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a "
+    assert text == ("--policy 'defualt': neither a policy name (default, default-q, classical, guided, expert, "
+                    "random) nor an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a "
                     "TensorRT engine (.engine)")
     with pytest.raises(PolicyNotFoundError, match=r"--policy '.*missing.onnx': neither a policy name"):
         resolve_policy(str(tmp_path / "missing.onnx"))
@@ -69,11 +69,12 @@ def test_an_onnx_model_resolves_through_its_sidecar(tmp_path, toys):
 
 
 def test_the_registry_is_the_place_for_more_named_policies(monkeypatch):
-    made = ResolvedPolicy("guided", RandomPolicy, None, sim_config(None))
-    monkeypatch.setitem(NAMED_POLICIES, "guided", lambda name: made)
-    assert resolve_policy("guided") is made
-    with pytest.raises(PolicyNotFoundError, match=r"\(default, default-q, classical, expert, random, guided\)"):
-        resolve_policy("guide")
+    made = ResolvedPolicy("wall-follower", RandomPolicy, None, sim_config(None))
+    monkeypatch.setitem(NAMED_POLICIES, "wall-follower", lambda name: made)
+    assert resolve_policy("wall-follower") is made
+    with pytest.raises(PolicyNotFoundError,
+                       match=r"\(default, default-q, classical, guided, expert, random, wall-follower\)"):
+        resolve_policy("wall-folower")
 
 
 def test_robonav_eval_says_an_unknown_policy_in_one_line():
@@ -85,6 +86,6 @@ def test_robonav_eval_says_an_unknown_policy_in_one_line():
     assert out.returncode == 2 and "Traceback" not in out.stderr
     lines = [s for s in out.stderr.splitlines() if s.strip() and not s.startswith("pybullet build time")]
     assert lines == [
-        "robonav eval: --policy 'defualt': neither a policy name (default, default-q, classical, expert, random) nor "
-        "an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a TensorRT engine "
+        "robonav eval: --policy 'defualt': neither a policy name (default, default-q, classical, guided, expert, "
+        "random) nor an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a TensorRT engine "
         "(.engine)"]
