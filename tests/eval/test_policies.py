@@ -26,8 +26,8 @@ def test_unknown_names_get_one_line_listing_what_is_accepted(tmp_path):
     text = str(e.value)
     assert "\n" not in text and isinstance(e.value, UserError)
     assert text == ("--policy 'defualt': neither a policy name (default, default-q, classical, guided, expert, "
-                    "random) nor an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a "
-                    "TensorRT engine (.engine)")
+                    "random) nor an existing file; give one of those names, a checkpoint (.pt), an ONNX model "
+                    "(.onnx) or a TensorRT engine (.engine)")
     with pytest.raises(PolicyNotFoundError, match=r"--policy '.*missing.onnx': neither a policy name"):
         resolve_policy(str(tmp_path / "missing.onnx"))
 
@@ -87,5 +87,5 @@ def test_robonav_eval_says_an_unknown_policy_in_one_line():
     lines = [s for s in out.stderr.splitlines() if s.strip() and not s.startswith("pybullet build time")]
     assert lines == [
         "robonav eval: --policy 'defualt': neither a policy name (default, default-q, classical, guided, expert, "
-        "random) nor an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a TensorRT engine "
-        "(.engine)"]
+        "random) nor an existing file; give one of those names, a checkpoint (.pt), an ONNX model (.onnx) or a "
+        "TensorRT engine (.engine)"]
