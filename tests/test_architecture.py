@@ -127,3 +127,18 @@ def test_the_reader_agrees_with_python_on_what_an_import_loads(module):
     assert out.returncode == 0, out.stderr
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert loaded == _closure(graph.read_imports(), module)
+
+
+def test_hil_uses_the_wire_only_by_its_package_names():
+    """robonav.hil reaches the robot wire through ``robonav.runtime.wire`` (its public names), never its modules."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "robonav" / "hil"
+    inside = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("robonav.runtime.wire."):
+                inside.append(f"{path.name}:{node.lineno} {node.module}")
+            if isinstance(node, ast.ImportFrom) and node.module == "robonav.runtime.wire":
+                inside += [f"{path.name}:{node.lineno} {a.name}" for a in node.names if a.name.startswith("_")]
+    assert inside == []

@@ -41,7 +41,7 @@ from typing import Any
 from robonav.control.clock import CLOCK_KINDS, Clock, RealClock, make_clock
 from robonav.errors import UserError
 from robonav.hil.faults import FaultConfig, SensorFaults, corrupt_bytes
-from robonav.runtime.wire.udp_driver import is_loopback
+from robonav.runtime.wire import is_loopback
 
 __all__ = ["COUNTERS", "DIRECTIONS", "REORDER_HOLD_S", "FaultProxy", "ProxyConfigError", "main"]
 
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = FaultConfig.from_dict(args.faults)
         clock = make_clock(args.clock, args.clock_factor)
-        from robonav.runtime.wire.keys import load_key
+        from robonav.runtime.wire import load_key
 
         proxy = FaultProxy(config, args.runtime, args.robot, clock, args.robot_side, args.runtime_side,
                            args.allow_remote, load_key(None))

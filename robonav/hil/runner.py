@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from robonav.errors import UserError
 from robonav.hil.faults import FaultConfig
-from robonav.runtime.wire.keys import ENV_KEY, ENV_KEY_FILE, write_key_file
+from robonav.runtime.wire import ENV_KEY, ENV_KEY_FILE, write_key_file
 from robonav.settings import SettingsError, write_settings
 
 __all__ = ["HilError", "HilSettings", "junit_xml", "run_hil", "scenario_name", "verdict"]

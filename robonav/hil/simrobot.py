@@ -39,9 +39,7 @@ import numpy as np
 from robonav.control.clock import Clock, make_clock
 from robonav.errors import UserError
 from robonav.runtime import wire
-from robonav.runtime.wire.keys import load_key
-from robonav.runtime.wire.receiver import RateLimiter, Receiver
-from robonav.runtime.wire.udp_driver import is_loopback, parse_address
+from robonav.runtime.wire import RateLimiter, Receiver, is_loopback, load_key, parse_address
 from robonav.sensors.odometry import integrate_pose
 from robonav.settings import SettingsError
 

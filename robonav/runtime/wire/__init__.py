@@ -6,7 +6,14 @@ the loop (``replay``). It may import numpy, robonav.sensors, robonav.control and
 tools use it only by the names exported here.
 """
 
-from robonav.runtime.wire.keys import WireKeyError, load_key, read_key_file, write_key_file
+from robonav.runtime.wire.keys import (
+    ENV_KEY,
+    ENV_KEY_FILE,
+    WireKeyError,
+    load_key,
+    read_key_file,
+    write_key_file,
+)
 from robonav.runtime.wire.protocol import *  # noqa: F403  (the protocol's names are the wire's names)
 from robonav.runtime.wire.protocol import __all__ as _protocol_names
 from robonav.runtime.wire.receiver import DescriptionCache, RateLimiter, Reassembler, Receiver
@@ -15,7 +22,7 @@ from robonav.runtime.wire.replay import format_replay, frames_and_commands, repl
 from robonav.runtime.wire.udp_driver import UdpDriver, UdpDriverConfigError, is_loopback, parse_address
 
 __all__ = [
-    *_protocol_names, "DescriptionCache", "LogRecord", "RateLimiter", "Reassembler", "Receiver", "UdpDriver",
-    "UdpDriverConfigError", "WireKeyError", "WireLogError", "WireRecorder", "format_replay", "frames_and_commands",
+    *_protocol_names, "ENV_KEY", "ENV_KEY_FILE", "DescriptionCache", "LogRecord", "RateLimiter", "Reassembler",
+    "Receiver", "UdpDriver", "UdpDriverConfigError", "WireKeyError", "WireLogError", "WireRecorder", "format_replay", "frames_and_commands",
     "is_loopback", "load_key", "parse_address", "read_key_file", "read_log", "replay", "write_key_file",
 ]
