@@ -23,6 +23,7 @@ from robonav.runtime.wire.udp_driver import UdpDriver, UdpDriverConfigError, is_
 
 __all__ = [
     *_protocol_names, "ENV_KEY", "ENV_KEY_FILE", "DescriptionCache", "LogRecord", "RateLimiter", "Reassembler",
-    "Receiver", "UdpDriver", "UdpDriverConfigError", "WireKeyError", "WireLogError", "WireRecorder", "format_replay", "frames_and_commands",
-    "is_loopback", "load_key", "parse_address", "read_key_file", "read_log", "replay", "write_key_file",
+    "Receiver", "UdpDriver", "UdpDriverConfigError", "WireKeyError", "WireLogError", "WireRecorder", "format_replay",
+    "frames_and_commands", "is_loopback", "load_key", "parse_address", "read_key_file", "read_log", "replay",
+    "write_key_file",
 ]
