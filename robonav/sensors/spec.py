@@ -176,8 +176,13 @@ class PreprocessorConfig:
         return round(getattr(self, name) / self.log_odds_quantum)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types, every field."""
-        return asdict(self)
+        """Plain JSON types, every field but those added after policies shipped while they are off
+        (`ADDED_OFF`), so a model exported without them keeps the metadata and hashes it had."""
+        data = asdict(self)
+        for name in ADDED_OFF:
+            if not data[name]:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessorConfig:
@@ -357,3 +362,6 @@ class ObservationSpec:
                 "re-export the model with this robonav version"
             )
         return spec
+ADDED_OFF = ("laser_odometry",)
+"""PreprocessorConfig fields added after the shipped policies were exported: written only when on."""
+

@@ -115,3 +115,16 @@ def test_derived_factors():
     assert c.recentre_margin_cells == 84
     assert [c.log_odds_units(n) for n in ("hit_log_odds", "miss_log_odds", "log_odds_min", "log_odds_max")] == [
         17, -8, -40, 70]
+
+
+def test_fields_added_later_are_written_only_when_on():
+    """A config without laser odometry writes the dict the shipped policies were exported with (their ONNX metadata
+    and hashes stay as they are); with it on, the field is written and read back."""
+    from robonav.sensors.spec import PreprocessorConfig
+
+    off = PreprocessorConfig(guidance=True)
+    assert "laser_odometry" not in off.to_dict()
+    assert PreprocessorConfig.from_dict(off.to_dict()) == off
+    on = PreprocessorConfig(guidance=True, laser_odometry=True)
+    assert on.to_dict()["laser_odometry"] is True
+    assert PreprocessorConfig.from_dict(on.to_dict()) == on
