@@ -55,15 +55,16 @@ def cell_key(suite: str, condition: str, policy: str) -> str:
 
 def run_cell(policy: str, suite: str, condition: str, episodes: int, envs: int) -> dict[str, Any]:
     """One cell: the summary (no per-maze rows) plus per-episode success, SPL and contact, for pairing."""
-    from robonav.cli import _policy_and_config
     from robonav.eval.conditions import apply_conditions, parse_conditions
     from robonav.eval.episodes import make_episodes
     from robonav.eval.metrics import summarize
+    from robonav.eval.policies import resolve_policy
     from robonav.eval.runner import run_episodes
 
     names = parse_conditions(condition)
-    factory, config = _policy_and_config(policy)
-    config = apply_conditions(config, names)
+    resolved = resolve_policy(policy)
+    config = apply_conditions(resolved.sim_config, names)
+    factory = resolved.factory
     eps = make_episodes(suite, episodes, seed=0)
     start = time.perf_counter()
     results = [dataclasses.replace(r, conditions=names) for r in run_episodes(factory, eps, config, num_envs=envs)]

@@ -134,14 +134,15 @@ def _job(policy: str, condition: str, rule: str, count: int, envs: int, out: str
 
     torch.set_num_threads(1)
     from robonav.atomic import write_text_atomic
-    from robonav.cli import _policy_and_config
+    from robonav.eval.policies import resolve_policy
     from robonav.eval.runner import run_episodes
 
     folder = Path(out)
     cache = folder / f"results-{policy}-{condition}-{rule}-{count}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    factory, config = _policy_and_config(policy)
+    resolved = resolve_policy(policy)
+    factory, config = resolved.factory, resolved.sim_config
     fraction = RULES[rule]
     if fraction is not None:
         config = dataclasses.replace(config, safety=dataclasses.replace(config.safety, min_valid_fraction=fraction))

@@ -54,11 +54,11 @@ def test_bad_maze_file_is_refused_naming_file_and_line(tmp_path):
 def test_average_writes_a_checkpoint_eval_takes_and_refuses_mixed_runs(tmp_path):
     import torch
 
-    from robonav.cli import _shipped_or_path
+    from robonav.eval.policies import checkpoint_path
     from robonav.policy.checkpoint import load_checkpoint
     from robonav.policy.q_network import QNetwork
 
-    shipped = load_checkpoint(_shipped_or_path("default-q"))
+    shipped = load_checkpoint(checkpoint_path("default-q"))
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     torch.save({"format": "robonav.checkpoint/1", "model": shipped["model"], "optimizer": None,
                 "meta": json.dumps(shipped["meta"])}, a)
@@ -73,7 +73,7 @@ def test_average_writes_a_checkpoint_eval_takes_and_refuses_mixed_runs(tmp_path)
     torch.testing.assert_close(avg[name], shipped["model"][name] + 0.5)
     net = QNetwork(shipped["meta"]["obs_dim"])  # the averaged weights load into the network they came from
     assert net.load_state_dict(avg, strict=False).unexpected_keys == []
-    other = load_checkpoint(_shipped_or_path("default"))  # PPO's: another run, another network
+    other = load_checkpoint(checkpoint_path("default"))  # PPO's: another run, another network
     torch.save({"format": "robonav.checkpoint/1", "model": other["model"], "optimizer": None,
                 "meta": json.dumps(other["meta"])}, tmp_path / "ppo.pt")
     bad = _robonav("average", str(a), str(tmp_path / "ppo.pt"), "--out", str(tmp_path / "x.pt"))

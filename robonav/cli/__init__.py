@@ -18,11 +18,9 @@ import argparse
 import sys
 
 from robonav.cli import deploy, hil, sim_train
-from robonav.cli._common import SHIPPED_POLICIES, _policy_and_config, _shipped_or_path
 from robonav.errors import UserError
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "SHIPPED_POLICIES", "_policy_and_config", "_shipped_or_path",
-           "build_parser", "main", "one_line"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "build_parser", "main", "one_line"]
 
 EXIT_USER_ERROR = 2
 """Exit status of a user error (argparse uses the same for a bad command line)."""

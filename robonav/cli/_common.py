@@ -66,26 +66,6 @@ def _maze_arg(spec: str | None):
     return {"families": [fam], "width": [width, width], "height": [height, height]}
 
 
-SHIPPED_POLICIES = ("default", "default-q")
-"""Policies in the package (robonav/data/policies): PPO's and R2D2's (robonav.eval.policies.SHIPPED_POLICIES)."""
-
-
-def _shipped_or_path(spec: str) -> Path:
-    """The shipped checkpoint a name like 'default' or 'default-q' means, else the path given."""
-    from robonav.eval.policies import checkpoint_path
-
-    return checkpoint_path(spec)
-
-
-def _policy_and_config(spec: str):
-    """(policy factory, eval SimConfig) for --policy, resolved by robonav.eval.policies.resolve_policy: a name
-    (default, default-q, classical, guided, expert, random), a checkpoint, an .onnx or an .engine."""
-    from robonav.eval.policies import resolve_policy
-
-    resolved = resolve_policy(spec)
-    return resolved.factory, resolved.sim_config
-
-
 def _nav2_start_goal(args: argparse.Namespace, episodes: list) -> list:
     """--start/--goal X,Y on a Nav2 map (--mazes MAP.yaml): the episodes with those cells."""
     from robonav.settings import SettingsError

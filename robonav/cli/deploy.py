@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch, _emit, _shipped_or_path, _stage_bars
+from robonav.cli._common import BACKEND_CHOICES, _add_episode_list, _add_launch, _emit, _stage_bars
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -18,7 +18,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from robonav.deploy.parity import export_parity
 
     torch.set_num_threads(1)  # a small batch-1 policy: more threads only contend with the simulator
-    checkpoint = _shipped_or_path(args.policy)
+    from robonav.eval.policies import checkpoint_path
+
+    checkpoint = checkpoint_path(args.policy)
     done = export_onnx(checkpoint, args.out)
     progress, close = _stage_bars(args.json)
     try:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robonav.cli._common import _add_launch, _emit, _maze_arg, _policy_and_config
+from robonav.cli._common import _add_launch, _emit, _maze_arg
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -28,7 +28,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
     drivers = {"expert", "random", "stop"}
     factory = None
     if args.policy not in drivers:  # a checkpoint, default, or classical: built like eval builds it
-        factory, policy_cfg = _policy_and_config(args.policy)
+        from robonav.eval.policies import resolve_policy
+
+        resolved = resolve_policy(args.policy)
+        factory, policy_cfg = resolved.factory, resolved.sim_config
         cfg = dataclasses.replace(cfg, observation=policy_cfg.observation, preprocessor=policy_cfg.preprocessor,
                                   period=policy_cfg.period)
     env = MazeEnv(maze=maze, config=cfg, seed=args.seed)
@@ -165,7 +168,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ConditionError(f"--condition {','.join(asked)}: the episode list {args.episode_list} was made for "
                                  f"{','.join(listed)}; leave --condition out, or give another --episode-list")
     names = asked or listed or parse_conditions(None)
-    factory, config = _policy_and_config(args.policy)
+    from robonav.eval.policies import resolve_policy
+
+    resolved = resolve_policy(args.policy)
+    factory, config = resolved.factory, resolved.sim_config
     config = apply_sim_settings(apply_conditions(config, names), args.overrides)
     if listed is not None:
         episodes = load_episodes(args.episode_list)

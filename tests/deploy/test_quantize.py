@@ -193,7 +193,10 @@ def test_quantized_model_is_judged_in_closed_loop_through_the_eval_path(exported
     assert 0 <= result["success_quantized"] <= 1 and 0 <= result["action_deviation_rate"] <= 1
     assert result["size_ratio"] < 1 and result["flips"] == result["flips"]
     # robonav eval --policy X.int8.onnx runs the same runner with the same factory
-    factory, config = cli._policy_and_config(str(int8[0]))
+    from robonav.eval.policies import resolve_policy
+
+    resolved = resolve_policy(str(int8[0]))
+    factory, config = resolved.factory, resolved.sim_config
     assert type(factory(1)).__name__ == "OnnxPolicy" and config.latency_ticks == 1
     assert cli.main(["eval", "--policy", str(int8[0]), "--mazes", "val-3x3", "--episodes", "2", "--seed", "5",
                      "--envs", "2", "--json"]) == 0

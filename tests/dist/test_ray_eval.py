@@ -6,9 +6,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install robonav[dist]")
 
-from robonav.cli import _policy_and_config  # noqa: E402
 from robonav.eval.distributed import ShardError, run_episodes_ray, run_sharded, shard_episodes  # noqa: E402
 from robonav.eval.episodes import make_episodes  # noqa: E402
+from robonav.eval.policies import resolve_policy  # noqa: E402
 from robonav.eval.runner import run_episodes  # noqa: E402
 
 
@@ -23,7 +23,8 @@ def test_shards_are_consecutive_and_cover_the_list():
 def test_ray_eval_equals_the_local_sharded_run(ray_cluster):
     """The shipped LSTM policy (whose per-episode numbers do depend on batch company) on 5 episodes in shards
     of 2 with 2 envs: Ray (2 tasks at a time, out-of-order completion possible) == here, every field."""
-    factory, config = _policy_and_config("default")
+    resolved = resolve_policy("default")
+    factory, config = resolved.factory, resolved.sim_config
     episodes = make_episodes("val-3x3", 5, seed=7)
     seen: list[tuple[int, int]] = []
     remote = run_episodes_ray(factory, episodes, config, num_envs=2, shard_size=2, workers=2,
