@@ -89,6 +89,9 @@ class RandomizationConfig:
     """NaN dropout probability."""
     odom_scale: tuple[float, float] = (0.5, 2.0)
     """Multiplier on every odometry error of OdometryConfig."""
+    drift_scale: tuple[float, float] = (1.0, 1.0)
+    """Further multiplier on the per-episode wheel-scale error and heading drift only (uncalibrated bases; e.g.
+    [1, 20] reaches the ``odom-harsh`` condition's 2 % and 0.01 rad/m); [1, 1] draws nothing."""
     radius: tuple[float, float] = (0.15, 0.21)
     """Robot radius (m)."""
     wheel_friction: tuple[float, float] = (0.5, 1.2)
@@ -170,6 +173,9 @@ class DynamicConfig:
     density: float = 0.0
     """Movers per square metre of free area (0: none). The ``dynamic`` condition sets DYNAMIC_DENSITY (4/97,
     4 movers per 7x7 maze at 1 m cells); a fractional count is rounded up or down at random per episode."""
+    density_max: float | None = None
+    """With a value above ``density``, each episode's density is drawn uniformly from [density, density_max]
+    (training across crowd levels, from empty mazes up); null: always ``density``."""
     radius: tuple[float, float] = (0.2, 0.3)
     """Radius range (m), drawn per mover (rounded to 1 cm)."""
     speed: tuple[float, float] = (0.3, 1.0)
@@ -196,6 +202,11 @@ class DynamicConfig:
     height: float = 1.7
     """Cylinder height (m)."""
 
+    @property
+    def peak_density(self) -> float:
+        """The highest density an episode can have (0: no movers ever)."""
+        return max(self.density, self.density_max or 0.0)
+
     def __post_init__(self) -> None:
         for name in ("radius", "speed", "pause", "block"):
             r = getattr(self, name)
@@ -204,6 +215,8 @@ class DynamicConfig:
         if self.radius[0] <= 0:
             raise ValueError(f"sim.dynamic.radius must be above 0 m, got {list(self.radius)!r}: give e.g. [0.2, 0.3]")
         checks = (("density", self.density >= 0, "a number >= 0 (0: no movers)"),
+                  ("density_max", self.density_max is None or self.density_max >= self.density,
+                   "null or a number >= sim.dynamic.density"),
                   ("oblivious_fraction", 0 <= self.oblivious_fraction <= 1, "a number in [0, 1]"),
                   ("pause_prob", 0 <= self.pause_prob <= 1, "a number in [0, 1]"),
                   ("block_prob", 0 <= self.block_prob <= 1, "a number in [0, 1]"),

@@ -122,7 +122,7 @@ class MazeSim:
     def _draw_params(self, rng: np.random.Generator) -> EpisodeParams:
         cfg, rnd, sc, od = self.cfg, self.cfg.randomization, self.cfg.scanner, self.cfg.odometry
         beams, fov, noise, drop, skew = sc.num_beams, sc.fov_deg, sc.noise_std, sc.dropout, sc.skew
-        radius, mu, lat, k = cfg.robot.radius, cfg.robot.wheel_friction, cfg.latency_ticks, 1.0
+        radius, mu, lat, k, drift = cfg.robot.radius, cfg.robot.wheel_friction, cfg.latency_ticks, 1.0, 1.0
         if rnd.enabled:
             beams = int(rng.integers(rnd.beams[0], rnd.beams[1] + 1))
             fov = float(rng.uniform(*rnd.fov_deg))
@@ -132,11 +132,13 @@ class MazeSim:
             radius, mu = float(rng.uniform(*rnd.radius)), float(rng.uniform(*rnd.wheel_friction))
             lat = int(rng.integers(rnd.latency_ticks[0], rnd.latency_ticks[1] + 1))
             k = float(rng.uniform(*rnd.odom_scale))
+            if rnd.drift_scale != (1.0, 1.0):  # drawn only when asked, so older recipes keep their streams
+                drift = float(rng.uniform(*rnd.drift_scale))
         scan = ScanSpec.evenly_spaced(beams, math.radians(fov), sc.range_min, sc.range_max)
         return EpisodeParams(
             scan=scan, noise_std=noise, dropout=drop, skew=skew, radius=radius, wheel_friction=mu, latency=lat,
-            odom_scale=float(rng.normal(0.0, od.scale_std * k)),
-            heading_drift=float(rng.normal(0.0, od.heading_drift_std * k)),
+            odom_scale=float(rng.normal(0.0, od.scale_std * k * drift)),
+            heading_drift=float(rng.normal(0.0, od.heading_drift_std * k * drift)),
             trans_noise=od.trans_noise * k, rot_noise=od.rot_noise * k)
 
     def _set_grid(self, i: int, maze: Maze) -> None:
@@ -164,7 +166,7 @@ class MazeSim:
         gx, gy = maze.cell_center(maze.goal)
         th = float(rng.uniform(-math.pi, math.pi))
         self.world.place_robot(i, sx, sy, th, prm.radius, prm.wheel_friction)
-        if self.cfg.dynamic.density > 0 or self.crowd.count[i]:
+        if self.cfg.dynamic.peak_density > 0 or self.crowd.count[i]:
             self._spawn_movers(i, maze, ep.seed)
         self.pose[i] = self.prev_pose[i] = (sx, sy, th)
         self.velocity[i] = self.last_command[i] = 0.0

@@ -42,18 +42,23 @@ class DynamicError(UserError, ValueError):
 
 
 def mover_count(cfg: DynamicConfig, maze: Maze, rng: np.random.Generator) -> int:
-    """Movers for one episode: density x free area, rounded up or down at random so the mean is exact."""
-    if cfg.density <= 0:
+    """Movers for one episode: density x free area, rounded up or down at random so the mean is exact.
+
+    The density is ``cfg.density``, or drawn uniformly up to ``cfg.density_max`` when that is set; the refusal
+    of a crowd the maze cannot hold is judged on the highest density, so it never depends on the draw."""
+    peak = cfg.peak_density
+    if peak <= 0:
         return 0
     area = float((~maze.occupancy).sum()) * maze.cell * maze.cell
-    want = cfg.density * area
-    n = int(math.floor(want)) + int(rng.random() < want - math.floor(want))
-    if math.ceil(want) > cfg.max_movers:
+    if math.ceil(peak * area) > cfg.max_movers:
+        key = "density" if cfg.density_max is None else "density_max"
         raise DynamicError(
-            f"sim.dynamic.density {cfg.density:g} asks for {want:.1f} movers in maze {maze.name or maze.hash()} "
+            f"sim.dynamic.{key} {peak:g} asks for {peak * area:.1f} movers in maze {maze.name or maze.hash()} "
             f"({area:.0f} m^2 free), more than sim.dynamic.max_movers {cfg.max_movers}: give a density of at most "
             f"{cfg.max_movers / area:.4g} for this maze, or raise max_movers")
-    return n
+    density = cfg.density if cfg.density_max is None else float(rng.uniform(cfg.density, cfg.density_max))
+    want = density * area
+    return int(math.floor(want)) + int(rng.random() < want - math.floor(want))
 
 
 def spawn_cells(maze: Maze, clearance: float) -> np.ndarray:

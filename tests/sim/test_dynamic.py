@@ -52,6 +52,20 @@ def test_the_reference_density_is_four_movers_in_a_7x7_maze():
     assert mover_count(DYN.dynamic, maze, np.random.default_rng(0)) == 4  # 97 m^2 * 4/97 = 4.0: no rounding
 
 
+def test_a_density_range_draws_each_episode_s_crowd_and_is_refused_on_its_top():
+    # 97 m^2 free: densities drawn in [0, 8/97] give 0 to 8 movers, mean 4; the top decides the refusal.
+    maze = generate_maze("perfect", 7, 7, seed=3)
+    cfg = DynamicConfig(density=0.0, density_max=8 / 97)
+    counts = [mover_count(cfg, maze, np.random.default_rng([s, 1])) for s in range(400)]
+    assert min(counts) == 0 and max(counts) == 8
+    assert np.mean(counts) == pytest.approx(4.0, abs=0.35)
+    assert cfg.peak_density == pytest.approx(8 / 97) and DynamicConfig().peak_density == 0.0
+    with pytest.raises(DynamicError, match=r"sim.dynamic.density_max 0.5 asks for 48.5 movers"):
+        mover_count(DynamicConfig(density=0.0, density_max=0.5), maze, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"sim.dynamic.density_max must be null or a number >= sim.dynamic.density"):
+        DynamicConfig(density=0.1, density_max=0.05)
+
+
 def test_a_mover_walks_the_corridor_and_turns_back_in_the_dead_ends():
     # Speed 1 m/s, 0.1 s ticks: 0.1 m a tick. From x = 4.5 walking east, the east dead end (cell x=7, centre 7.5)
     # is 3 m away: 30 ticks; then back to the west dead end (centre 1.5), 6 m: 60 ticks; then east again.

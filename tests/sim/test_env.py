@@ -156,6 +156,25 @@ def test_randomization_varies_the_sensor_and_keeps_the_observation_size():
     assert len(beams) > 5 and len(fovs) > 5 and lat == {0, 1, 2} and len(radii) > 5
 
 
+def test_drift_scale_widens_only_the_per_episode_drift_and_scale_error():
+    # odom_scale fixed at 1: the drift draws' spread grows by the drift_scale draw; per-tick noise stays nominal.
+    base = RandomizationConfig(enabled=True, odom_scale=(1.0, 1.0))
+    spread = {}
+    for name, rnd in (("nominal", base), ("harsh", dataclasses.replace(base, drift_scale=(20.0, 20.0)))):
+        env = MazeEnv(maze=HALL, config=SimConfig(randomization=rnd), seed=0)
+        drift, trans = [], set()
+        for s in range(40):
+            env.reset(seed=s)
+            prm = env.sim.params[0]
+            drift.append(prm.heading_drift)
+            trans.add(prm.trans_noise)
+        env.close()
+        spread[name] = float(np.std(drift))
+        assert trans == {SimConfig().odometry.trans_noise}
+    assert spread["nominal"] == pytest.approx(0.0005, rel=0.35)
+    assert spread["harsh"] == pytest.approx(0.01, rel=0.35)
+
+
 def test_file_maze_keeps_its_start_and_goal():
     env = MazeEnv(maze=HALL, seed=0)
     for s in range(3):
