@@ -23,10 +23,15 @@ def _sections():
             "hil": HilSettings}
 
 
-@pytest.mark.parametrize("name, sections", [
-    ("sim", ["sim"]), ("train", ["train"]), ("train_q", ["train"]), ("robot", ["run"]),
-    ("hil", ["hil", "run", "robot"]),
-])
+FILES = [("sim", ["sim"]), ("train", ["train"]), ("train_broad", ["train"]), ("train_q", ["train"]), ("robot", ["run"]),
+         ("hil", ["hil", "run", "robot"])]
+
+
+def test_every_launch_file_is_checked():
+    assert sorted(p.stem for p in LAUNCH.glob("*.yaml")) == sorted(name for name, _ in FILES)
+
+
+@pytest.mark.parametrize("name, sections", FILES)
 def test_launch_file_loads_as_is(name, sections):
     import yaml
 
