@@ -103,6 +103,9 @@ class RunConfig:
     """Suite of the validation list: a validation-split suite only (val, val-5x5, ...), never a judged one."""
     eval_episodes: int = 16
     """Episodes of the validation list (the same list every time: seed 0)."""
+    eval_conditions: tuple[str, ...] = ("nominal",)
+    """Named conditions (robonav.eval.conditions) the validation list runs under, each on the same episodes;
+    val_success is their mean, so the best checkpoint is the best across them."""
     sim: SimConfig = field(default_factory=_train_sim)
     """The simulator the envs run (observation, robot, mazes, randomization)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -169,6 +172,15 @@ def _check_eval(cfg: RunConfig) -> None:
         split = parse_suite(cfg.eval_suite).split
     except SuiteError:
         split = None
+    from robonav.eval.conditions import ConditionError, parse_conditions
+
+    if not cfg.eval_conditions:
+        raise TrainConfigError("train.eval_conditions is empty: give at least one condition, e.g. [nominal]")
+    try:
+        for name in cfg.eval_conditions:  # each its own run, so "nominal" sits beside the others
+            parse_conditions(name)
+    except ConditionError as e:
+        raise TrainConfigError(str(e).replace("--condition", "train.eval_conditions", 1)) from None
     if split != "val":
         raise TrainConfigError(f"train.eval_suite {cfg.eval_suite!r} is not a validation suite: picking the best "
                                "checkpoint on a judged suite (test, hand, a file) would leak it into the judgement; "

@@ -165,9 +165,10 @@ class RunBook:
         return float(load_checkpoint(self.best)["meta"]["val_success"])
 
     def validate(self, done: int, global_step: int) -> dict[str, float]:
-        """Evaluate last.pt greedily on the validation list (train.eval_suite, eval_episodes, seed 0) as
-        ``robonav eval`` would; copy it to best.pt (atomically, with the round and val_success in its meta)
-        when it beats best.pt. Returns the progress row."""
+        """Evaluate last.pt greedily on the validation list (train.eval_suite, eval_episodes, seed 0) under each
+        of train.eval_conditions as ``robonav eval`` would; copy it to best.pt (atomically, with the round and
+        val_success, the mean over the conditions, in its meta) when it beats best.pt. Returns the progress row."""
+        from robonav.eval.conditions import apply_conditions
         from robonav.eval.episodes import make_episodes
         from robonav.eval.metrics import summarize
         from robonav.eval.policies import resolve_policy
@@ -177,16 +178,23 @@ class RunBook:
         cfg = self.cfg
         resolved = resolve_policy(str(self.last))
         episodes = make_episodes(cfg.eval_suite, cfg.eval_episodes, 0)
-        results = run_episodes(resolved.factory, episodes, resolved.sim_config, num_envs=min(8, len(episodes)))
-        success = float(summarize(results)["success_rate"])
+        each = {}
+        for name in cfg.eval_conditions:
+            sim = apply_conditions(resolved.sim_config, [name])
+            results = run_episodes(resolved.factory, episodes, sim, num_envs=min(8, len(episodes)))
+            each[name] = float(summarize(results)["success_rate"])
+        success = float(np.mean(list(each.values())))
         best = self.best_success()
         if best is None or success > best:
             ck = load_checkpoint(self.last)
             meta = {**ck["meta"], "best_round": done, "val_success": success, "val_suite": cfg.eval_suite,
-                    "val_episodes": cfg.eval_episodes}
+                    "val_episodes": cfg.eval_episodes, "val_conditions": list(cfg.eval_conditions)}
             save_checkpoint(self.best, ck["model"], meta, ck["optimizer"])
             best = success
-        return {"global_step": global_step, self.round_name: done, "val_success": success, "val_best": best}
+        row = {"global_step": global_step, self.round_name: done, "val_success": success, "val_best": best}
+        if len(each) > 1:
+            row.update({f"val_success_{name}": value for name, value in each.items()})
+        return row
 
     def write_row(self, row: dict[str, float]) -> None:
         """Append one row to progress.jsonl."""

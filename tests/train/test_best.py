@@ -79,6 +79,24 @@ def test_settings_yaml_loads_back_into_the_same_config(tmp_path):
     assert load_settings(TrainConfig, path, section="train") == cfg
 
 
+@pytest.mark.slow
+def test_validation_under_several_conditions_keeps_their_mean(tmp_path, one_torch_thread):
+    pytest.importorskip("pybullet")
+    cfg = _cfg(tmp_path, 2, eval_every=2, eval_suite="val-3x3", eval_episodes=2, eval_conditions=("nominal", "noisy"))
+    trainer = Trainer(cfg, progress=False)
+    trainer.train()
+    trainer.close()
+    (row,) = _val_rows(tmp_path / "r")
+    assert row["val_success"] == pytest.approx((row["val_success_nominal"] + row["val_success_noisy"]) / 2)
+    meta = load_checkpoint(tmp_path / "r" / "best.pt")["meta"]
+    assert meta["val_conditions"] == ["nominal", "noisy"] and meta["val_success"] == row["val_success"]
+
+
+def test_an_unknown_validation_condition_is_refused(tmp_path):
+    with pytest.raises(TrainConfigError, match=r"train.eval_conditions: unknown condition 'foggy'; accepted: nominal"):
+        _cfg(tmp_path, 1, eval_conditions=("foggy",))
+
+
 @pytest.mark.parametrize("suite", ["test", "hand", "test-9x9", "train"])
 def test_a_judged_or_training_suite_is_refused(tmp_path, suite):
     with pytest.raises(TrainConfigError, match=f"train.eval_suite '{suite}' is not a validation suite"):
