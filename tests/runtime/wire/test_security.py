@@ -27,6 +27,9 @@ from robonav.runtime.wire.keys import ENV_KEY, ENV_KEY_FILE, WireKeyError, load_
 from robonav.runtime.wire.udp_driver import UdpDriver
 from robonav.sensors.frame import ScanSpec
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from udp_helpers import drain
+
 KEY = bytes.fromhex("5e" * 32)  # a test key
 WRONG = bytes.fromhex("a7" * 32)  # what an attacker without the key signs with
 R2T, T2R = wire.link_key(KEY, wire.ROBOT_TO_RUNTIME), wire.link_key(KEY, wire.RUNTIME_TO_ROBOT)
@@ -44,15 +47,6 @@ def udp() -> socket.socket:
     s.bind(("127.0.0.1", 0))
     s.settimeout(2.0)
     return s
-
-
-def drain(driver: UdpDriver, until, timeout: float = 3.0):
-    end = time.monotonic() + timeout
-    got = driver.latest_frame()
-    while not until(driver) and time.monotonic() < end:
-        time.sleep(0.001)
-        got = driver.latest_frame()
-    return got
 
 
 # ---------------------------------------------------------------- keys
@@ -186,6 +180,7 @@ import os, random, socket, sys, time
 import numpy as np
 from robonav.runtime import wire
 from robonav.sensors.frame import ScanSpec
+
 port, seconds, captured = int(sys.argv[1]), float(sys.argv[2]), open(sys.argv[3], "rb").read().split(b"\n--\n")
 wrong = wire.Signer(bytes.fromhex("a7" * 32), wire.ROBOT_TO_RUNTIME)
 spec = ScanSpec.evenly_spaced(360, range_max=12.0, spec_id=4)

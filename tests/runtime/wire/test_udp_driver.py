@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,9 @@ from robonav.runtime import wire
 from robonav.runtime.driver import Driver
 from robonav.runtime.wire.udp_driver import UdpDriver, UdpDriverConfigError
 from robonav.sensors.frame import ScanSpec, SensorFrame
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from udp_helpers import drain
 
 SPEC = ScanSpec.evenly_spaced(1000, range_max=30.0, spec_id=3)  # two chunks per frame
 
@@ -42,16 +47,6 @@ def rig():
 def send(robot: socket.socket, driver: UdpDriver, datagrams) -> None:
     for d in datagrams:
         robot.sendto(d, driver.address)
-
-
-def drain(driver: UdpDriver, until, timeout: float = 2.0):
-    """Poll latest_frame() until ``until(driver)`` holds (datagrams on loopback arrive within microseconds)."""
-    end = time.monotonic() + timeout
-    got = driver.latest_frame()
-    while not until(driver) and time.monotonic() < end:
-        time.sleep(0.001)
-        got = driver.latest_frame()
-    return got
 
 
 def recv_msg(robot: socket.socket):
