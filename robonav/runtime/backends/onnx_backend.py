@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from robonav.errors import UserError
 from robonav.model.sidecar import (
     OUTPUT_NAMES,
     ModelRefusedError,
@@ -36,7 +37,6 @@ from robonav.model.sidecar import (
     read_sidecar,
     sidecar_path,
 )
-from robonav.errors import UserError
 from robonav.runtime.backends.base import Backend, BackendError, BackendStateError
 
 __all__ = ["PROVIDERS", "OnnxBackend", "OnnxLoadError", "OnnxPolicy", "OrtProviderError", "load_session",

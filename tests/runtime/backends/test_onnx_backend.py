@@ -109,7 +109,8 @@ def test_the_default_is_the_cpu_provider(tmp_path, toys):
         assert backend._session.get_providers() == ["CPUExecutionProvider"]
 
 
-@pytest.mark.parametrize("name, provider", [("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")])
+@pytest.mark.parametrize("name, provider", [("cuda", "CUDAExecutionProvider"),
+                                            ("tensorrt", "TensorrtExecutionProvider")])
 def test_a_provider_this_onnx_runtime_lacks_is_refused_not_replaced_by_the_cpu(tmp_path, toys, name, provider):
     import onnxruntime
 
