@@ -9,6 +9,13 @@ On the GPU machine (Python 3.12, torch CUDA, ONNX Runtime CPU, numba; no simulat
 
     PYTHONPATH=. python benchmarks/gpu_check.py run --data out/gpu_check [--json $OUT/gpu_check.json]
 
+The CUDA half calls CUDA through cuda-bindings (robonav.runtime.backends.cuda). Without pip there, bring the wheels
+from here and unpack them beside the data (a wheel is a zip):
+
+    pip download 'cuda-bindings>=12.6,<13' --only-binary=:all: --python-version 3.12 \
+        --platform manylinux_2_28_x86_64 -d out/wheels
+    for w in out/wheels/*.whl; do python -m zipfile -e "$w" out/site; done   # then PYTHONPATH=.:out/site
+
 ``run`` checks, on the recorded episodes (resets included) against ONNX Runtime CPU FP32 (recomputed there when
 onnxruntime imports, else the recorded actions):
 
@@ -258,12 +265,17 @@ def _cuda_half_checks(sidecar: Any, arrays: dict[str, np.ndarray], obs: np.ndarr
                       args: argparse.Namespace, check: Any, report: dict[str, Any]) -> None:
     import torch
 
-    from robonav.runtime.backends.cuda import cudart
+    from robonav.runtime.backends.cuda import CudaUnavailableError, cudart
     from robonav.runtime.backends.trt_backend import CudaGraphStep, ShiftRegisterEngine, shift_register_reference
 
-    torch.cuda.init()  # load torch's libcudart first, so the ctypes binding shares it
-    cuda = cudart()
-    report["libcudart"] = cuda.path
+    torch.cuda.init()  # torch's context first: cuda-bindings' runtime then shares the device's primary context
+    try:
+        cuda = cudart()
+    except CudaUnavailableError as e:  # a check that cannot run fails: it is not skipped
+        report["checks"]["cuda half"] = {"passed": False, "error": str(e)}
+        print(f"  cuda half: FAILED ({e})")
+        return
+    report["cuda_binding"] = cuda.path
     report["cuda_versions"] = cuda.versions()
     engines = {"shift register": ShiftRegisterEngine(cuda, sidecar), "torch stand-in": TorchStandIn(arrays)}
     for name, engine in engines.items():

@@ -81,17 +81,30 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """A TensorRT engine and its sidecar from a step model, built on this device; exit 2 where it cannot be (a
-    BuildError is a UserError: one line)."""
-    from robonav.deploy.build import BuildConfig, build_engine
+    """A TensorRT engine and its sidecar from a step model, built on this device, or (--engine) an engine built
+    elsewhere checked against the model's contract and given its sidecar; exit 2 where it cannot be (a BuildError is
+    a UserError: one line)."""
+    from robonav.deploy.build import BuildConfig, BuildError, build_engine, import_engine
 
-    config = BuildConfig(precision=args.precision, workspace_mb=args.workspace_mb, timing_cache=args.timing_cache,
-                         dla_core=args.dla_core)
-    done = build_engine(args.onnx, args.out, config)
+    if args.engine is not None:
+        unused = [flag for flag, value in (("--workspace-mb", args.workspace_mb), ("--timing-cache", args.timing_cache),
+                                           ("--dla-core", args.dla_core)) if value is not None]
+        if unused:
+            raise BuildError(f"--engine takes an engine already built: {', '.join(unused)} apply only to building "
+                             "from --onnx; pass them to trtexec instead")
+        done = import_engine(args.engine, args.onnx, args.out, args.precision)
+    else:
+        if args.out is None:
+            raise BuildError("robonav build --onnx needs --out FILE.engine (or --engine FILE.engine to take an engine "
+                             "built by trtexec)")
+        config = BuildConfig(precision=args.precision, workspace_mb=args.workspace_mb or 256,
+                             timing_cache=args.timing_cache, dla_core=args.dla_core)
+        done = build_engine(args.onnx, args.out, config)
     facts = done.meta.extra["engine"]
     _emit({"engine": str(done.engine), "sidecar": str(done.sidecar), "precision": done.meta.precision,
-           "strongly_typed": facts["strongly_typed"], "tensorrt": facts["tensorrt"], "gpu": facts["gpu"],
-           "compute_capability": facts["compute_capability"], "timing_cache": str(done.timing_cache),
+           "built_by": facts["built_by"], "strongly_typed": facts["strongly_typed"], "tensorrt": facts["tensorrt"],
+           "gpu": facts["gpu"], "compute_capability": facts["compute_capability"],
+           "timing_cache": None if done.timing_cache is None else str(done.timing_cache),
            "bytes": done.engine.stat().st_size}, args.json)
     return 0
 
@@ -211,12 +224,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_quantize)
 
-    p = sub.add_parser("build", help="on the target: a TensorRT engine (+ sidecar) from a step model")
+    p = sub.add_parser("build", help="on the target: a TensorRT engine (+ sidecar) from a step model, or a sidecar "
+                                     "for an engine trtexec built (--engine)")
     p.add_argument("--onnx", required=True, help="the step model (.onnx with its .json): FP32, FP16 or INT8 (QDQ)")
-    p.add_argument("--out", required=True, help="the .engine to write (<out>.json beside it); a stem of its own")
+    p.add_argument("--engine", help="an engine built from --onnx by trtexec on this device: check its I/O against "
+                                    "the model's contract and write its sidecar (no build)")
+    p.add_argument("--out", help="the .engine to write (<out>.json beside it), a stem of its own; with --engine: a "
+                                 "folder or .engine path to copy the engine to (default: the sidecar goes beside it)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
-                   help="engine precision (default: the model's; an FP32 model may also build as fp16)")
-    p.add_argument("--workspace-mb", type=int, default=256, help="builder workspace limit, MiB (default: %(default)s)")
+                   help="engine precision (default: the model's; an FP32 model may also build as fp16); with "
+                        "--engine: what trtexec built it as")
+    p.add_argument("--workspace-mb", type=int, help="builder workspace limit, MiB (default: 256)")
     p.add_argument("--timing-cache", help="timing cache file, read and updated (default: <out folder>/robonav.timing-"
                                           "cache)")
     p.add_argument("--dla-core", type=int, help="build for this DLA core with GPU fallback (fp16/int8 only)")

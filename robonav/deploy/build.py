@@ -17,6 +17,11 @@ Engines are not portable (TensorRT version, GPU model), so this runs on the robo
   not share its stem with a model beside it (policy.onnx and policy.engine both map to policy.json): the build
   refuses an ``out`` whose sidecar would overwrite another model's.
 
+``import_engine(engine, onnx)`` (``robonav build --engine FILE.engine --onnx FILE.onnx``) takes an engine built
+elsewhere (``trtexec --onnx=FILE.onnx --saveEngine=FILE.engine``, on this device): it deserialises it here, checks
+its I/O tensors against the step-model contract of the ONNX model's sidecar (`compare_engine_io`: names, modes,
+dtypes, shapes) and writes the same sidecar a built engine gets, its facts marked ``built_by: external``.
+
 Only TensorRT 10.3 API is used: `TRT_API_USED` lists every TensorRT name this module and
 robonav.runtime.backends.trt_backend touch, each with the release that introduced it; tests/deploy/test_build.py checks
 the list against the code and against tensorrt-stubs, and mypy checks the calls against the stubs.
@@ -25,15 +30,23 @@ the list against the code and against tensorrt-stubs, and mypy checks the calls 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from robonav.atomic import write_bytes_atomic
 from robonav.errors import UserError
 from robonav.model.sidecar import ModelSidecar, file_sha256, read_sidecar, sidecar_path, write_sidecar
 
-__all__ = ["TRT_API_USED", "BuildConfig", "BuildError", "BuildResult", "build_engine", "check_out_path",
-           "resolve_precision"]
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+__all__ = ["TRT_API_USED", "BuildConfig", "BuildError", "BuildResult", "IoTensor", "build_engine", "check_out_path",
+           "compare_engine_io", "contract_io", "import_engine", "resolve_precision"]
+
+IoTensor = tuple[str, str, str, tuple[int, ...]]
+"""One I/O tensor as (name, mode 'input'/'output', NumPy dtype name, shape)."""
 
 TRT_API_USED: dict[str, str] = {
     "__version__": "1.0", "Logger": "5.0", "Logger.WARNING": "5.0", "Builder": "5.0",
@@ -85,8 +98,8 @@ class BuildResult:
     """Its ``<engine>.json``."""
     meta: ModelSidecar
     """The sidecar's content."""
-    timing_cache: Path
-    """The timing cache written."""
+    timing_cache: Path | None
+    """The timing cache written (None: an imported engine)."""
 
 
 def resolve_precision(model_precision: str, asked: str | None, model: str = "model") -> tuple[str, bool]:
@@ -123,17 +136,46 @@ def check_out_path(onnx: Path, out: Path) -> None:
             raise BuildError(f"--out {out}: {side.name} exists and describes another model; choose another --out")
 
 
+def contract_io(sidecar: ModelSidecar) -> list[IoTensor]:
+    """The step-model contract of a model's sidecar as IoTensor tuples, inputs then outputs."""
+    return ([(t.name, "input", t.dtype, tuple(t.shape)) for t in sidecar.inputs]
+            + [(t.name, "output", t.dtype, tuple(t.shape)) for t in sidecar.outputs])
+
+
+def _describe(t: IoTensor) -> str:
+    return f"{t[1]} {t[2]} {list(t[3])}"
+
+
+def compare_engine_io(engine: str | os.PathLike[str], expected: Sequence[IoTensor], found: Sequence[IoTensor],
+                      source: str) -> None:
+    """Refuse (BuildError) an engine whose I/O tensors ``found`` differ from ``expected``, the contract of the
+    ONNX model ``source``, by name, mode, dtype or shape: one line naming the tensor and both sides."""
+    want = {t[0]: t for t in expected}
+    got = {t[0]: t for t in found}
+    fix = (f"build the engine from {source} as it is (trtexec --onnx={source} --saveEngine=...: no "
+           "--inputIOFormats/--outputIOFormats, no shape options), or with `robonav build`")
+    for name, w in want.items():
+        g = got.get(name)
+        if g is None:
+            raise BuildError(f"{engine}: tensor {name!r}: the ONNX contract of {source} has {_describe(w)}, the "
+                             f"engine has no such tensor (it has {sorted(got)}); {fix}")
+        if (g[1], g[2], tuple(g[3])) != (w[1], w[2], tuple(w[3])):
+            raise BuildError(f"{engine}: tensor {name!r}: the ONNX contract of {source} has {_describe(w)}, the "
+                             f"engine has {_describe(g)}; {fix}")
+    for name in sorted(set(got) - set(want)):
+        raise BuildError(f"{engine}: tensor {name!r}: the engine has {_describe(got[name])}, the ONNX contract of "
+                         f"{source} has no such tensor (it has {sorted(want)}); {fix}")
+
+
 def _host_facts(tensorrt_version: str, device: int = 0) -> dict[str, str]:
     """This machine's TensorRT version, GPU name and compute capability; BuildError without a GPU."""
     from robonav.runtime.backends.cuda import CudaUnavailableError, cudart
 
     try:
         cuda = cudart()
+        cuda.require_device(device)
     except CudaUnavailableError as e:
         raise BuildError(f"an engine is built on the GPU it will run on, and {e}") from e
-    if cuda.device_count() <= device:
-        raise BuildError(f"an engine is built on the GPU it will run on, and no CUDA GPU is visible here "
-                         f"({cuda.path}); run robonav build on the robot")
     return {"tensorrt": tensorrt_version, "gpu": cuda.device_name(device),
             "compute_capability": cuda.compute_capability(device)}
 
@@ -189,12 +231,68 @@ def build_engine(onnx: str | os.PathLike[str], out: str | os.PathLike[str], conf
     out.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(cache_path, bytes(memoryview(cfg.get_timing_cache().serialize())))
     write_bytes_atomic(out, bytes(memoryview(plan)))
-    runtime = trt.Runtime(logger)  # outlives the engine it deserialises
-    engine = runtime.deserialize_cuda_engine(out.read_bytes())
-    facts = {**host, "io": engine_io(engine), "strongly_typed": strongly_typed, "source": onnx.name,
-             "source_sha256": source.model_sha256, "source_precision": source.precision,
+    _runtime, engine = _deserialize(logger, out)
+    facts = {**host, "io": engine_io(engine), "built_by": "robonav build", "strongly_typed": strongly_typed,
+             "source": onnx.name, "source_sha256": source.model_sha256, "source_precision": source.precision,
              "settings": {**asdict(config), "timing_cache": str(cache_path)}}
     meta = replace(source, model_file=out.name, model_sha256=file_sha256(out), weights_sha256="",
                    precision=precision).with_extra(
         engine=facts)
     return BuildResult(out, write_sidecar(out, meta), meta, cache_path)
+
+
+def _engine_target(engine: Path, out: str | os.PathLike[str] | None) -> Path:
+    """Where an imported engine goes: in place, ``out`` if it names an .engine, else ``out``/<engine name>."""
+    if out is None:
+        return engine
+    out = Path(out)
+    return out if out.suffix == ".engine" else out / engine.name
+
+
+def _deserialize(logger: trt.Logger, path: Path) -> tuple[trt.Runtime, trt.ICudaEngine]:
+    """(runtime, engine) of an engine file, the runtime to be kept while the engine is; BuildError where this
+    TensorRT cannot read it."""
+    import tensorrt as trt
+
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        raise BuildError(f"{path}: TensorRT {trt.__version__} could not deserialise it (see its log above): an "
+                         "engine runs only on the TensorRT version and GPU that built it; build it on this device")
+    return runtime, engine
+
+
+def import_engine(engine: str | os.PathLike[str], onnx: str | os.PathLike[str],
+                  out: str | os.PathLike[str] | None = None, precision: str | None = None) -> BuildResult:
+    """Check an engine built elsewhere (trtexec) from ``onnx`` against the ONNX model's step contract on this
+    device and write its sidecar (copying the engine to ``out`` first if given: a folder or an .engine path).
+    ``precision``: what the engine was built as (default: the model's), by the rules of `resolve_precision`."""
+    from robonav.runtime.backends.trt_backend import TrtUnavailableError, engine_io, require_tensorrt
+
+    engine, onnx = Path(engine), Path(onnx)
+    source = read_sidecar(onnx)
+    built_as, _ = resolve_precision(source.precision, precision, onnx.name)
+    if engine.suffix != ".engine" or not engine.is_file():
+        raise BuildError(f"--engine {engine}: expected an existing .engine file (trtexec --saveEngine=FILE.engine)")
+    target = _engine_target(engine, out)
+    check_out_path(onnx, target)
+    try:
+        require_tensorrt("robonav build --engine")
+    except TrtUnavailableError as e:
+        raise BuildError(str(e)) from e
+    import tensorrt as trt  # present (checked above); typed by tensorrt-stubs under mypy
+
+    host = _host_facts(trt.__version__)
+    logger = trt.Logger(trt.Logger.WARNING)
+    _runtime, deserialized = _deserialize(logger, engine)
+    io = engine_io(deserialized)
+    compare_engine_io(engine, contract_io(source), [(t["name"], t["mode"], t["dtype"], tuple(t["shape"])) for t in io],
+                      onnx.name)
+    if target.resolve() != engine.resolve():
+        write_bytes_atomic(target, engine.read_bytes())
+    facts = {**host, "io": io, "built_by": "external", "strongly_typed": None, "source": onnx.name,
+             "source_sha256": source.model_sha256, "source_precision": source.precision,
+             "settings": {"imported_from": str(engine)}}
+    meta = replace(source, model_file=target.name, model_sha256=file_sha256(target), weights_sha256="",
+                   precision=built_as).with_extra(engine=facts)
+    return BuildResult(target, write_sidecar(target, meta), meta, None)

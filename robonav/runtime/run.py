@@ -99,6 +99,9 @@ class RunSettings:
     """Inference backend: numba (CPU, core install only), ort (ONNX Runtime, CPU), torch, trt (Jetson)."""
     threads: int = 1
     """CPU threads of the ort backend."""
+    ort_providers: tuple[str, ...] = ("cpu",)
+    """Execution providers of the ort backend, in priority order: cpu, cuda, tensorrt (the GPU ones need
+    onnxruntime-gpu); one this ONNX Runtime lacks is refused, never replaced by the CPU."""
     device: str = "cpu"
     """Device of the torch backend ('cpu' or 'cuda')."""
     driver: str = "sim"
@@ -155,7 +158,7 @@ def model_path(model: str) -> Path:
 def backend_kwargs(settings: RunSettings) -> dict[str, Any]:
     """The constructor arguments `settings` implies for its backend kind."""
     if settings.backend == "ort":
-        return {"threads": settings.threads}
+        return {"threads": settings.threads, "providers": settings.ort_providers}
     if settings.backend == "torch":
         return {"device": settings.device}
     return {}

@@ -1,10 +1,13 @@
-"""robonav build: precision rules, output-path refusals, the clear exit without TensorRT, and the checked list of
-TensorRT API (TRT_API_USED) against the code and tensorrt-stubs; a real build where TensorRT and a GPU exist."""
+"""robonav build: precision rules, output-path refusals, the clear exit without TensorRT, the checked list of
+TensorRT API (TRT_API_USED) against the code and tensorrt-stubs, the I/O check of an engine built elsewhere
+(`compare_engine_io`, on a real export's graph) and the --engine refusals; a real build, and a trtexec engine
+imported, where TensorRT and a GPU exist."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,9 @@ from robonav.model.sidecar import write_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 TRT_MODULES = [ROOT / "robonav" / "deploy" / "build.py", ROOT / "robonav" / "runtime" / "backends" / "trt_backend.py"]
-NOT_TRT = {"__init__", "append", "data", "engine", "enqueue", "nbytes", "pop", "precision", "reset", "shape", "write"}
-"""Attribute names the TRT modules use on their own or NumPy/ctypes/pathlib objects that happen to be TensorRT
+NOT_TRT = {"__init__", "append", "data", "dtype", "engine", "enqueue", "nbytes", "pop", "precision", "reset", "shape",
+           "write"}
+"""Attribute names the TRT modules use on their own or NumPy/TensorSpec/pathlib objects that happen to be TensorRT
 member names too."""
 
 
@@ -163,6 +167,116 @@ def test_build_and_run_an_engine_against_onnx_runtime(exported, recording, fp32_
 
     done = build_engine(exported.onnx, tmp_path / "tiny.trt.engine", BuildConfig(timing_cache=str(tmp_path / "tc")))
     assert done.meta.extra["engine"]["strongly_typed"] and (tmp_path / "tc").stat().st_size > 0
+    with TrtBackend(done.engine) as backend:
+        report = compare_actions(backend_actions(backend, recording), fp32_actions, len(recording.segments), 1e-4)
+    assert report.passed, report
+
+
+def _onnx_io(path: Path) -> list[tuple[str, str, str, tuple[int, ...]]]:
+    """The graph inputs and outputs of an ONNX file as (name, mode, dtype, shape): what an engine built from it
+    unchanged (trtexec --onnx=...) exposes."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    out = []
+    for mode, values in (("input", graph.input), ("output", graph.output)):
+        for v in values:
+            t = v.type.tensor_type
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).name
+            out.append((v.name, mode, dtype, tuple(d.dim_value if d.HasField("dim_value") else -1
+                                                   for d in t.shape.dim)))
+    return out
+
+
+def test_an_engine_with_the_onnx_models_io_passes_and_any_change_is_named(exported):
+    from robonav.deploy.build import compare_engine_io, contract_io
+
+    contract = contract_io(exported.meta)
+    found = _onnx_io(exported.onnx)
+    assert sorted(found) == sorted(contract)  # the real export's graph is the contract
+    hidden, obs_dim = exported.meta.hidden, exported.meta.obs_dim
+    assert ("h_in", "input", "float32", (exported.meta.state_layers, 1, hidden)) in found
+    compare_engine_io("x.engine", contract, found[::-1], "tiny.onnx")  # order does not matter
+
+    def changed(tensor, **kw):
+        keys = ("name", "mode", "dtype", "shape")
+        return [tuple(kw.get(k, t[i]) for i, k in enumerate(keys)) if t[0] == tensor else t for t in found]
+
+    cases = [
+        (changed("obs", dtype="float16"),
+         rf"x.engine: tensor 'obs': the ONNX contract of tiny.onnx has input float32 \[1, {obs_dim}\], the engine has "
+         rf"input float16 \[1, {obs_dim}\]; build the engine from tiny.onnx as it is \(trtexec --onnx=tiny.onnx"),
+        (changed("h_in", shape=(1, 4, hidden)),
+         rf"tensor 'h_in': the ONNX contract of tiny.onnx has input float32 \[1, 1, {hidden}\], the engine has input "
+         rf"float32 \[1, 4, {hidden}\]"),
+        (changed("c_out", mode="input"), r"tensor 'c_out': .* has output float32 .*, the engine has input float32"),
+        ([t for t in found if t[0] != "action"], r"tensor 'action': the ONNX contract of tiny.onnx has output float32 "
+                                                 r"\[1, 2\], the engine has no such tensor \(it has \['c_in'"),
+        (changed("obs", name="observation"), r"tensor 'obs': .* the engine has no such tensor"),
+        ([*found, ("debug", "output", "float32", (1,))], r"tensor 'debug': the engine has output float32 \[1\], the "
+                                                         r"ONNX contract of tiny.onnx has no such tensor"),
+    ]
+    for engine_io, message in cases:
+        with pytest.raises(BuildError, match=message) as info:
+            compare_engine_io("x.engine", contract, engine_io, "tiny.onnx")
+        assert "\n" not in str(info.value)
+
+
+def test_engine_targets_in_place_in_a_folder_or_at_a_path(tmp_path):
+    from robonav.deploy.build import _engine_target
+
+    engine = tmp_path / "a" / "p.trt.engine"
+    assert _engine_target(engine, None) == engine
+    assert _engine_target(engine, tmp_path / "robot") == tmp_path / "robot" / "p.trt.engine"
+    assert _engine_target(engine, tmp_path / "q.engine") == tmp_path / "q.engine"
+
+
+@pytest.mark.skipif(_has_tensorrt(), reason="checks the exit on a machine without TensorRT")
+def test_cli_engine_without_tensorrt_exits_2_with_one_sentence(exported, tmp_path, capsys):
+    engine = tmp_path / "tiny.trt.engine"
+    engine.write_bytes(b"not read: TensorRT is looked for first")
+    rc = main(["build", "--engine", str(engine), "--onnx", str(exported.onnx)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith("robonav build: robonav build --engine needs TensorRT, which is not installed here")
+    assert not (tmp_path / "tiny.trt.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--engine", "{dir}/t.engine", "--dla-core", "0"], r"--engine takes an engine already built: --dla-core apply"),
+    (["--engine", "{dir}/missing.engine"], r"--engine .*missing.engine: expected an existing .engine file"),
+    (["--engine", "{dir}/t.engine", "--precision", "int8"], r"cannot build as int8: quantize it first"),
+    (["--engine", "{dir}/t.engine", "--out", "{onnx_dir}/tiny.engine"], r"would overwrite the sidecar of tiny.onnx"),
+    ([], r"robonav build --onnx needs --out FILE.engine \(or --engine FILE.engine"),
+])
+def test_cli_engine_refusals_before_tensorrt(exported, tmp_path, capsys, argv, message):
+    import re
+
+    (tmp_path / "t.engine").write_bytes(b"x")
+    argv = [a.format(dir=tmp_path, onnx_dir=exported.onnx.parent) for a in argv]
+    rc = main(["build", "--onnx", str(exported.onnx), *argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and re.search(message, err), err
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_tensorrt() or shutil.which("trtexec") is None,
+                    reason="needs TensorRT with trtexec and a GPU (TensorRT is not installable here)")
+def test_an_engine_trtexec_built_gets_its_sidecar_and_runs(exported, recording, fp32_actions, tmp_path):
+    import subprocess
+
+    from robonav.deploy.build import import_engine
+    from robonav.deploy.parity import backend_actions, compare_actions
+    from robonav.runtime.backends.trt_backend import TrtBackend
+
+    engine = tmp_path / "tiny.trt.engine"
+    subprocess.run(["trtexec", f"--onnx={exported.onnx}", f"--saveEngine={engine}", "--noTF32"], check=True,
+                   capture_output=True)
+    done = import_engine(engine, exported.onnx)
+    assert done.sidecar == tmp_path / "tiny.trt.json" and done.meta.extra["engine"]["built_by"] == "external"
     with TrtBackend(done.engine) as backend:
         report = compare_actions(backend_actions(backend, recording), fp32_actions, len(recording.segments), 1e-4)
     assert report.passed, report

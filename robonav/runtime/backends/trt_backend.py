@@ -21,13 +21,13 @@ Two halves:
 runs the CUDA half (buffers, graphs, ping-pong, reset) on a GPU without TensorRT (benchmarks/gpu_check.py, the
 gpu tests).
 
-tensorrt and libcudart are loaded when a backend opens, never at import time. Code and tests detect TensorRT by
-``hasattr(tensorrt, "Builder")``: tensorrt-stubs makes ``import tensorrt`` succeed without it.
+tensorrt and cuda-bindings (robonav.runtime.backends.cuda) are imported when a backend opens, never at import
+time. Code and tests detect TensorRT by ``hasattr(tensorrt, "Builder")``: tensorrt-stubs makes ``import tensorrt``
+succeed without it.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -203,9 +203,7 @@ class CudaGraphStep:
 
     def open(self) -> CudaGraphStep:
         """Allocate, capture both graphs, zero the state; on failure release what was taken and re-raise."""
-        if self.cuda.device_count() < 1:
-            raise BackendError(f"no CUDA GPU is visible to {self.cuda.path}; run on the robot's GPU, or use the ONNX "
-                               "Runtime or Numba backend")
+        self.cuda.require_device()
         try:
             return self._open()
         except BaseException:
@@ -285,16 +283,23 @@ class CudaGraphStep:
         out = []
         for name in (f"h{self.parity}", f"c{self.parity}"):
             buf = np.zeros(self.sidecar.state_shape, np.float32)
-            self.cuda.memcpy_async(buf.ctypes.data, self.device[name], self.state_bytes, D2H, self.stream)
+            address = buf.__array_interface__["data"][0]
+            self.cuda.memcpy_async(address, self.device[name], self.state_bytes, D2H, self.stream)
             self.cuda.stream_synchronize(self.stream)
             out.append(buf)
         return out[0], out[1]
 
 
+class _HostMemory:
+    """Pinned host memory as NumPy sees it (the array interface; the array keeps this object as its base)."""
+
+    def __init__(self, ptr: int, shape: tuple[int, ...]) -> None:
+        self.__array_interface__ = {"data": (ptr, False), "shape": shape, "typestr": "<f4", "version": 3}
+
+
 def _host_view(ptr: int, shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 NumPy array over pinned host memory at ``ptr``."""
-    count = int(np.prod(shape))
-    return np.ctypeslib.as_array((ctypes.c_float * count).from_address(ptr)).reshape(shape)
+    """A float32 NumPy array over pinned host memory at ``ptr`` (no copy)."""
+    return np.asarray(_HostMemory(ptr, shape))
 
 
 class TrtBackend(Backend):
@@ -317,8 +322,7 @@ class TrtBackend(Backend):
         import tensorrt as trt  # present (checked above); typed by tensorrt-stubs under mypy
 
         cuda = cudart()
-        if cuda.device_count() <= self.device:
-            raise BackendError(f"{self.name}: no CUDA GPU {self.device} is visible; run on the robot's GPU")
+        cuda.require_device(self.device)
         cuda.set_device(self.device)
         host = {"tensorrt": trt.__version__, "gpu": cuda.device_name(self.device),
                 "compute_capability": cuda.compute_capability(self.device)}

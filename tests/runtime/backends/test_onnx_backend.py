@@ -82,3 +82,67 @@ def test_runtime_imports_no_torch_onnx_or_simulator_even_when_running(tmp_path, 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[] [] True"  # onnxruntime only once a backend opens; never onnx or torch
+
+
+def test_provider_names_map_to_onnx_runtime_in_priority_order():
+    from robonav.runtime.backends.onnx_backend import resolve_providers
+
+    every = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert resolve_providers(("cpu",), ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert resolve_providers(["tensorrt", "cuda", "cpu"], every) == every
+    assert resolve_providers(["cuda", "cuda"], every) == ["CUDAExecutionProvider"]
+
+
+@pytest.mark.parametrize("names, message", [
+    ((), r"ort_providers is empty; expected one or more of \['cpu', 'cuda', 'tensorrt'\]"),
+    (("gpu",), r"ort_providers \['gpu'\]: unknown \['gpu'\]; expected names from \['cpu', 'cuda', 'tensorrt'\]"),
+])
+def test_unknown_providers_are_refused(names, message):
+    from robonav.runtime.backends.onnx_backend import OrtProviderError, resolve_providers
+
+    with pytest.raises(OrtProviderError, match=message):
+        resolve_providers(names, ["CPUExecutionProvider"])
+
+
+def test_the_default_is_the_cpu_provider(tmp_path, toys):
+    with OnnxBackend(toys.write(tmp_path)) as backend:
+        assert backend._session.get_providers() == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("name, provider", [("cuda", "CUDAExecutionProvider"),
+                                            ("tensorrt", "TensorrtExecutionProvider")])
+def test_a_provider_this_onnx_runtime_lacks_is_refused_not_replaced_by_the_cpu(tmp_path, toys, name, provider):
+    import onnxruntime
+
+    from robonav.errors import UserError
+    from robonav.runtime.backends.onnx_backend import OrtProviderError
+
+    available = onnxruntime.get_available_providers()
+    if provider in available:
+        pytest.skip(f"this onnxruntime has {provider}: checks the refusal where it is absent")
+    backend = OnnxBackend(toys.write(tmp_path), providers=(name, "cpu"))
+    with pytest.raises(OrtProviderError) as info:
+        backend.open()
+    message = str(info.value)
+    assert isinstance(info.value, UserError) and "\n" not in message
+    assert message.startswith(f"ort_providers ['{name}', 'cpu'] asks for ['{provider}'], which this ONNX Runtime "
+                              f"lacks (available: {available}): pip install onnxruntime-gpu")
+    assert not backend.is_open
+
+
+def test_run_settings_carry_the_providers_to_the_backend(tmp_path, toys):
+    from robonav.runtime.backends.onnx_backend import OrtProviderError
+    from robonav.runtime.run import RunSettings, backend_kwargs, open_run_backend
+    from robonav.settings import load_settings
+
+    model = toys.write(tmp_path)
+    settings = load_settings(RunSettings, "robot", [f"model={model}", "backend=ort", "ort_providers=[cuda]"],
+                             section="run")
+    assert settings.ort_providers == ("cuda",)
+    assert backend_kwargs(settings) == {"threads": 1, "providers": ("cuda",)}
+    assert load_settings(RunSettings, "robot", [], section="run").ort_providers == ("cpu",)
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(OrtProviderError, match=r"asks for \['CUDAExecutionProvider'\]"):
+            open_run_backend(settings)

@@ -1,16 +1,19 @@
 """The TensorRT backend: engine sidecar checks (no TensorRT needed), its refusal without TensorRT, the lazy CUDA
-binding, and (marked gpu) the CUDA half (pinned buffers, two graphs, ping-pong, reset) with a stand-in engine."""
+calls through cuda-bindings (their refusal without a GPU: the real runtime's error code), and (marked gpu) the
+CUDA half (pinned buffers, two graphs, ping-pong, reset) with a stand-in engine."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from robonav.errors import UserError
 from robonav.model.sidecar import SidecarError
-from robonav.runtime.backends.base import BackendError
+from robonav.runtime.backends.cuda import CudaError, CudaUnavailableError, cudart
 from robonav.runtime.backends.trt_backend import (
     ENGINE_KEY,
     CudaGraphStep,
@@ -19,9 +22,12 @@ from robonav.runtime.backends.trt_backend import (
     TrtBackend,
     TrtUnavailableError,
     _check_io,
+    _host_view,
     check_engine,
     shift_register_reference,
 )
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _has_tensorrt() -> bool:
@@ -33,8 +39,6 @@ def _has_tensorrt() -> bool:
 
 
 def _gpu() -> object | None:
-    from robonav.runtime.backends.cuda import CudaUnavailableError, cudart
-
     try:
         cuda = cudart()
     except CudaUnavailableError:
@@ -93,51 +97,73 @@ def test_without_tensorrt_the_backend_says_so(tmp_path, toys):
         TrtBackend(tmp_path / "toy.engine", sidecar=engine_sidecar(toys)).open()
 
 
-def test_importing_loads_neither_libcudart_nor_tensorrt():
+def test_importing_loads_neither_cuda_bindings_nor_tensorrt():
     code = ("import sys; import robonav.runtime.backends.trt_backend, robonav.runtime.backends.cuda; "
             "maps = open('/proc/self/maps').read(); "
-            "print('libcudart' in maps, 'libnvinfer' in maps, 'tensorrt' in sys.modules, 'torch' in sys.modules)")
+            "print('cuda.bindings' in sys.modules, 'cuda.bindings.runtime' in sys.modules, 'libnvinfer' in maps, "
+            "'tensorrt' in sys.modules, 'torch' in sys.modules)")
+    # (cuda-bindings' .pth file imports the empty namespace package `cuda` at start-up; the bindings stay out)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False", "False", "False"]
+    assert out.split() == ["False", "False", "False", "False", "False"]
 
 
-def test_a_missing_libcudart_is_named():
-    code = ("from robonav.runtime.backends.cuda import cudart, CudaUnavailableError\n"
+def test_no_ctypes_binding_to_cuda_remains():
+    """CUDA is reached only through cuda-bindings: no module of robonav loads a CUDA library by hand."""
+    offenders = []
+    for path in sorted((ROOT / "robonav").rglob("*.py")):
+        text = path.read_text()
+        if "libcudart" in text or "import ctypes" in text or "CDLL(" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_a_missing_cuda_bindings_is_named():
+    code = ("import sys; sys.modules['cuda'] = None  # as if cuda-bindings were not installed\n"
+            "from robonav.runtime.backends.cuda import cudart, CudaUnavailableError\n"
             "try:\n    cudart()\nexcept CudaUnavailableError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"ROBONAV_CUDART": "/nonexistent/libcudart.so", "PATH": "/usr/bin"}).stdout
-    assert "the CUDA runtime library libcudart could not be loaded (tried /nonexistent/libcudart.so" in out
-    assert "set ROBONAV_CUDART to the path of libcudart.so" in out
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("the CUDA runtime binding cuda-bindings is not installed here (")
+    assert "pip install 'robonav[trt]' (cuda-bindings>=12.6,<13" in out and len(out.strip().splitlines()) == 1
 
 
-def test_ctypes_structs_hold_what_cuda_13_writes():
-    """cudaPointerAttributes in CUDA 13's driver_types.h: enum type, int device, void *devicePointer, void
-    *hostPointer, long reserved[8] = 4 + 4 + 8 + 8 + 64 = 88 bytes; the runtime writes all of them, so a smaller
-    struct lets it overwrite Python's memory (it crashed the GPU check on a CUDA 13 H100).
-    cudaMemcpy3DParms: array 8, pos 24, pitched ptr 32, array 8, pos 24, pitched ptr 32, extent 24, kind 4 (+4)."""
-    import ctypes
+def test_the_cuda_bindings_structs_have_the_fields_read():
+    """cudaPointerAttributes, cudaMemcpy3DParms and cudaDeviceProp come from cuda-bindings, sized by its CUDA
+    headers (a hand-written struct once let CUDA 13 write past its end); the fields read must exist."""
+    rt = cudart().rt
+    attrs, params = rt.cudaPointerAttributes(), rt.cudaMemcpy3DParms()
+    assert int(attrs.type) == 0 and int(params.srcPtr.ptr) == 0 and int(params.dstPtr.ptr) == 0
+    assert (params.extent.width, params.extent.height, params.extent.depth) == (0, 0, 0)
+    assert rt.cudaDeviceProp().name is not None
+    assert [int(rt.cudaMemoryType(k)) for k in range(4)] == [0, 1, 2, 3]  # pageable, pinned (host), device, managed
+    assert int(rt.cudaGraphNodeType.cudaGraphNodeTypeMemcpy) == 1
+    assert [int(rt.cudaMemcpyKind(k)) for k in (1, 2, 3)] == [1, 2, 3]  # H2D, D2H, D2D as this module numbers them
 
-    from robonav.runtime.backends.cuda import _Memcpy3DParms, _PointerAttributes
 
-    assert ctypes.sizeof(_PointerAttributes) == 88
-    assert ctypes.sizeof(_Memcpy3DParms) == 160
+def test_the_host_view_is_the_memory_at_the_address():
+    backing = np.zeros(6, np.float32)
+    view = _host_view(backing.__array_interface__["data"][0], (2, 3))
+    view[1, 2] = 7.5
+    backing[0] = -1.0
+    assert backing[5] == 7.5 and view[0, 0] == -1.0 and view.shape == (2, 3) and view.dtype == np.float32
 
 
-def test_cuda_half_without_a_gpu_says_so(toys):
-    from robonav.runtime.backends.cuda import CudaUnavailableError, cudart
-
-    try:
-        cuda = cudart()
-    except CudaUnavailableError:
-        pytest.skip("no libcudart here")
-    if cuda.device_count() > 0:
-        pytest.skip("a GPU is visible")
+@pytest.mark.skipif(_gpu() is not None, reason="checks the refusal on a machine without a CUDA device")
+def test_without_a_gpu_the_runtime_error_becomes_one_line(toys):
+    cuda = cudart()
+    with pytest.raises(CudaUnavailableError) as info:
+        cuda.require_device()
+    message = str(info.value)
+    assert isinstance(info.value, UserError) and "\n" not in message
+    assert message.startswith("no CUDA GPU is usable here (cudaGetDeviceCount returned cudaError")
+    assert message.endswith("run on the robot's GPU (JetPack 6), or use the ONNX Runtime or Numba backend")
+    with pytest.raises(CudaError, match=r"^cudaMalloc failed with cudaError\w+ \(.+\) \[cuda-bindings 12\."):
+        cuda.malloc(16)
     sidecar = toys.sidecar("toy.engine")
-    with pytest.raises(BackendError, match=r"no CUDA GPU is visible to .*libcudart.* Numba backend"):
+    with pytest.raises(CudaUnavailableError, match=r"no CUDA GPU is usable here"):
         CudaGraphStep(ShiftRegisterEngine(cuda, sidecar), sidecar, cuda).open()
 
 
-needs_gpu = pytest.mark.skipif(_gpu() is None, reason="needs a CUDA GPU and libcudart")
+needs_gpu = pytest.mark.skipif(_gpu() is None, reason="no CUDA device (cuda-bindings' cudaGetDeviceCount finds none)")
 
 
 def _episodes(rng, steps, d):
