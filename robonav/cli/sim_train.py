@@ -159,8 +159,9 @@ def _render_episodes(factory, config, episodes, png_dir: Path | None, mcap_dir: 
         if on_step is not None and mcap_dir is not None:
             on_step.write(mcap_dir / f"episode-{k:03d}.mcap")
         env.close()
-    for folder in {png_dir, mcap_dir} - {None}:
-        write_settings(folder / "settings.yaml", {"sim": config})
+    for folder in (png_dir, mcap_dir):
+        if folder is not None:
+            write_settings(folder / "settings.yaml", {"sim": config})
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

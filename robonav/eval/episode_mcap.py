@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from robonav.runtime.ros2.mcap import RunMcap
-
 __all__ = ["EpisodeMcap"]
 
 
@@ -22,6 +20,8 @@ class EpisodeMcap:
     """One episode of env 0 of a MazeSim, collected through ``record_episode(..., on_step=EpisodeMcap())``."""
 
     def __init__(self, memory_every: float = 1.0) -> None:
+        from robonav.runtime.ros2.mcap import RunMcap  # eval imports the runtime lazily (docs/design.md's table)
+
         self.run = RunMcap(memory_every=memory_every)
 
     def __call__(self, sim: Any, step: int, done: bool) -> None:
