@@ -39,6 +39,8 @@ def test_eval_writes_bounded_episodes_as_mcap_and_the_same_json(tmp_path, capsys
     assert sorted(p.name for p in folder.iterdir()) == ["episode-000.mcap", "settings.yaml"]  # --render-count 1
     got: dict[str, list] = {}
     with AnyReader([folder / "episode-000.mcap"], default_typestore=TS) as r:
+        durability = {c.topic: [q.durability.name for q in c.ext.offered_qos_profiles] for c in r.connections}
+        assert durability["/tf_static"] == durability["/map"] == ["TRANSIENT_LOCAL"] and durability["/scan"] == []
         for conn, t, raw in r.messages():
             got.setdefault(conn.topic, []).append((t, r.deserialize(raw, conn.msgtype)))
     ep = make_episodes("val-3x3", 2, 0)[0]

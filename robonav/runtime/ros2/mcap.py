@@ -41,6 +41,9 @@ __all__ = ["McapError", "RunMcap", "occupancy_grid", "seconds_to_time", "write_b
 
 STORAGES = ("sqlite3", "mcap")
 """rosbag2 storage plugins robonav writes."""
+LATCHED = ("/tf_static", "/map")
+"""Topics recorded as offered transient-local (latched), so `ros2 bag play` serves them to late subscribers
+(tf2's /tf_static listener, RViz's map display) as their publishers would."""
 
 
 class McapError(UserError):
@@ -48,8 +51,13 @@ class McapError(UserError):
 
 
 def typestore() -> Any:
-    """rosbags' ROS 2 Humble typestore (its message definitions are those of Jazzy for every type used here)."""
-    from rosbags.typesys import Stores, get_typestore
+    """rosbags' ROS 2 Humble typestore (its message definitions are those of Jazzy for every type used here);
+    McapError, one line, where rosbags is not installed."""
+    try:
+        from rosbags.typesys import Stores, get_typestore
+    except ImportError as e:
+        raise McapError(f"writing MCAP needs rosbags, which this Python cannot import ({e}): pip install "
+                        "'robonav[ros]'") from e
 
     return get_typestore(Stores.ROS2_HUMBLE)
 
@@ -113,6 +121,7 @@ def write_bag(out: str | Path, rows: Iterable[tuple[int, str, str, bytes]], stor
     """Write ``rows`` (log time ns, topic, message type, CDR bytes), sorted by time (stable), as a rosbag2 at
     ``out``: a staging folder beside it renamed into place when complete (see the module docstring).
     ``single_file``: one MCAP file rather than a folder (None: where ``out`` ends in .mcap)."""
+    ts = typestore()  # first: one line where rosbags is missing
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     out = Path(out)
@@ -127,14 +136,15 @@ def write_bag(out: str | Path, rows: Iterable[tuple[int, str, str, bytes]], stor
     staging.mkdir(parents=True)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     bag = staging / (out.stem if single else out.name)  # rosbags names the files after the folder
-    ts = typestore()
+    latched = [_latched_qos()]
     try:
         with Writer(bag, version=9, storage_plugin=plugin) as writer:
             connections: dict[str, Any] = {}
             for t, topic, msgtype, raw in sorted(rows, key=lambda r: r[0]):
                 conn = connections.get(topic)
                 if conn is None:
-                    conn = connections[topic] = writer.add_connection(topic, msgtype, typestore=ts)
+                    conn = connections[topic] = writer.add_connection(
+                        topic, msgtype, typestore=ts, offered_qos_profiles=latched if topic in LATCHED else ())
                 writer.write(conn, t, raw)
         if single:
             (files,) = [p for p in bag.iterdir() if p.suffix == ".mcap"]
@@ -151,6 +161,14 @@ def write_bag(out: str | Path, rows: Iterable[tuple[int, str, str, bytes]], stor
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _latched_qos() -> Any:
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    never = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, never, never,
+               QosLiveliness.AUTOMATIC, never, False)
 
 
 class RunMcap:
