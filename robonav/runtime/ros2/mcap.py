@@ -146,11 +146,12 @@ def write_bag(out: str | Path, rows: Iterable[tuple[int, str, str, bytes]], stor
                     conn = connections[topic] = writer.add_connection(
                         topic, msgtype, typestore=ts, offered_qos_profiles=latched if topic in LATCHED else ())
                 writer.write(conn, t, raw)
-        if single:
-            (files,) = [p for p in bag.iterdir() if p.suffix == ".mcap"]
-            with open(files, "rb") as f:  # rosbags closed it; make it durable before the rename
+        for written in bag.iterdir():  # rosbags closed them; durable before the rename
+            with open(written, "rb") as f:
                 os.fsync(f.fileno())
-            os.replace(files, out)
+        if single:
+            (file,) = [p for p in bag.iterdir() if p.suffix == ".mcap"]
+            os.replace(file, out)
         else:
             os.replace(bag, out)
         fd = os.open(out.parent, os.O_RDONLY)
