@@ -191,7 +191,7 @@ class RunMcap:
         """Messages per topic."""
         self._episode: int | None = None
         self._pose = np.zeros(3)  # odometry pose in the episode's odometry frame
-        self._last: tuple[float, np.ndarray] | None = None  # (time, pose) of the previous frame
+        self._last_t: float | None = None  # time of the episode's previous frame
         self._grid_at = -math.inf
 
     def _add(self, t: float, topic: str, msgtype: str, msg: Any) -> None:
@@ -204,7 +204,7 @@ class RunMcap:
         if frame.episode_id != self._episode:
             self._episode = frame.episode_id
             self._pose[:] = 0.0
-            self._last = None
+            self._last_t = None
             self._grid_at = -math.inf
             goal = T["geometry_msgs/msg/PoseStamped"](header=_header(T, t, self.odom_frame),
                                                       pose=_pose(T, frame.goal[0], frame.goal[1], 0.0))
@@ -213,11 +213,11 @@ class RunMcap:
             integrate_pose(self._pose, *(float(d) for d in frame.odom_delta))
         self._add(t, "/scan", "sensor_msgs/msg/LaserScan", self._laserscan(t, frame))
         v = w = 0.0
-        if self._last is not None and t > self._last[0]:
-            dt = t - self._last[0]
+        if self._last_t is not None and t > self._last_t:
+            dt = t - self._last_t
             v, w = float(np.hypot(*frame.odom_delta[:2])) / dt, float(frame.odom_delta[2]) / dt
             v = math.copysign(v, float(frame.odom_delta[0]))
-        self._last = (t, self._pose.copy())
+        self._last_t = t
         x, y, yaw = (float(p) for p in self._pose)
         vec, cov = T["geometry_msgs/msg/Vector3"], np.zeros(36)
         odom = T["nav_msgs/msg/Odometry"](
