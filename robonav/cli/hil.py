@@ -47,7 +47,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Rerun a wire recording offline; exit 0 when every command comes out bit for bit."""
     from robonav.runtime.wire.replay import format_replay, replay
 
-    result = replay(args.log, backend=args.backend, model=args.model, key_file=args.key_file)
+    result = replay(args.log, backend=args.backend, model=args.model, key_file=args.key_file, mcap=args.mcap)
     print(json.dumps(result, sort_keys=True) if args.json else format_replay(result))
     return 0 if result["identical"] else 1
 
@@ -91,5 +91,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--model", help="step model (default: the recorded one)")
     p.add_argument("--key-file", help="the robot's wire key file, to verify a signed recording (default: "
                                       "$ROBONAV_WIRE_KEY_FILE; none: the recording is trusted)")
+    p.add_argument("--mcap", metavar="FILE",
+                   help="also write the run as MCAP for Foxglove/RViz: scans, odometry, TF, goal, commands, the "
+                        "memories each second (FILE.mcap: one file; another name: a rosbag2 folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_replay)

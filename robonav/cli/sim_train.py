@@ -126,9 +126,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_episodes(factory, config, episodes, folder: Path) -> None:
-    """Trajectory pictures (with the robot's memories) of the first episodes, one PNG each, and the simulator
-    settings they ran under (settings.yaml, a launch file with ``sim:``)."""
+def _render_episodes(factory, config, episodes, png_dir: Path | None, mcap_dir: Path | None = None) -> None:
+    """Trajectory pictures (with the robot's memories, ``png_dir``) and MCAP runs (``mcap_dir``) of the given
+    episodes, one rollout each, and the simulator settings they ran under beside them (settings.yaml, a launch
+    file with ``sim:``)."""
     import numpy as np
 
     from robonav.settings import write_settings
@@ -136,6 +137,9 @@ def _render_episodes(factory, config, episodes, folder: Path) -> None:
     from robonav.sim.render import render_png
     from robonav.sim.rollout import record_episode
 
+    for folder in (png_dir, mcap_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     for k, ep in enumerate(episodes):
         env = MazeEnv(maze=ep.maze, config=config)
         agent = factory(1)
@@ -144,10 +148,20 @@ def _render_episodes(factory, config, episodes, folder: Path) -> None:
         def act(obs, env=env, agent=agent):
             return agent.act(obs[None], env.sim.frames, env.sim)[0] / env._scale
 
-        trace = record_episode(env, act, memory_every=10**9, episode=ep)
-        render_png(trace, folder / f"episode-{k:03d}.png")
+        on_step = None
+        if mcap_dir is not None:
+            from robonav.eval.episode_mcap import EpisodeMcap
+
+            on_step = EpisodeMcap()
+        trace = record_episode(env, act, memory_every=10**9, episode=ep, on_step=on_step)
+        if png_dir is not None:
+            render_png(trace, png_dir / f"episode-{k:03d}.png")
+        if on_step is not None and mcap_dir is not None:
+            on_step.write(mcap_dir / f"episode-{k:03d}.mcap")
         env.close()
-    write_settings(folder / "settings.yaml", {"sim": config})
+    for folder in (png_dir, mcap_dir):
+        if folder is not None:
+            write_settings(folder / "settings.yaml", {"sim": config})
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -160,6 +174,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from robonav.eval.metrics import summarize
     from robonav.eval.runner import run_episodes
 
+    if args.mcap and any(Path(args.mcap).glob("episode-*.mcap")):
+        from robonav.errors import UserError
+
+        raise UserError(f"--mcap {args.mcap}: already holds episode-*.mcap files; eval writes new ones: give an "
+                        "empty or new folder")
     asked = parse_conditions(args.condition) if args.condition else None
     listed = None
     if args.episode_list and Path(args.episode_list).exists():
@@ -185,7 +204,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
             episodes = _nav2_start_goal(args, episodes)
         if args.episode_list:
+            from robonav.settings import write_settings
+
             save_episodes(args.episode_list, episodes, names)
+            write_settings(f"{args.episode_list}.settings.yaml", {"sim": config})  # what made the list
 
     from robonav.cli._common import _progress
 
@@ -203,8 +225,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results = run_sharded(factory, episodes, config, args.envs, shard_size, progress)
     else:
         results = run_episodes(factory, episodes, config, num_envs=args.envs, progress=progress)
-    if args.render:
-        _render_episodes(factory, config, episodes[: args.render_count], Path(args.render))
+    if args.render or args.mcap:
+        _render_episodes(factory, config, episodes[: args.render_count], Path(args.render) if args.render else None,
+                         Path(args.mcap) if args.mcap else None)
     if args.curve:
         from robonav.eval.plots import learning_curve
 
@@ -290,7 +313,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--goal", metavar="X,Y", help="--mazes MAP.yaml (Nav2): goal in the map frame (else drawn)")
     p.add_argument("--envs", type=int, default=8, help="episodes run side by side")
     p.add_argument("--render", metavar="DIR", help="save trajectory pictures of the first episodes in DIR")
-    p.add_argument("--render-count", type=int, default=6, help="how many episodes --render draws")
+    p.add_argument("--mcap", metavar="DIR",
+                   help="save the first episodes as MCAP in DIR (episode-NNN.mcap: scans, odometry, commands, "
+                        "memories, true pose, maze) for Foxglove or RViz")
+    p.add_argument("--render-count", type=int, default=6, help="how many episodes --render and --mcap save")
     p.add_argument("--curve", metavar="PROGRESS", help="plot a run's progress.jsonl as DIR/learning_curve.png")
     p.add_argument("--ray", metavar="ADDRESS",
                    help="run the shards as Ray tasks: 'auto', 'local', HOST:6379 or ray://HOST:10001 (robonav[dist])")

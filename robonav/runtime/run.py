@@ -248,6 +248,13 @@ def run_loop(settings: RunSettings, make_driver: DriverFactory, as_json: bool = 
             loop = ControlLoop.for_backend(backend, driver, clock, config, settings.safety)
             service = ServiceWatchdog.from_environment()  # systemd's READY/WATCHDOG; a no-op outside a unit
             loop.on_tick = service.tick
+            driver_tick = getattr(driver, "on_tick", None)  # the ROS 2 bridge's /diagnostics timing
+            if callable(driver_tick):
+                def both(now: float, on_time: bool, stopped: bool) -> None:
+                    service.tick(now, on_time, stopped)
+                    driver_tick(now, on_time, stopped)
+
+                loop.on_tick = both
 
             def started() -> None:
                 print(f"robonav run: running {backend.name} at {config.period:g} s per tick"

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from robonav.sim.core import MazeSim
 from robonav.sim.env import MazeEnv
 from robonav.sim.episodes import EpisodeSpec
 from robonav.sim.render import EpisodeTrace, memory_snapshot
@@ -13,11 +14,13 @@ from robonav.sim.render import EpisodeTrace, memory_snapshot
 
 def record_episode(env: MazeEnv, act: Callable[[np.ndarray], np.ndarray], seed: int | None = None,
                    max_steps: int | None = None, memory_every: int = 0,
-                   episode: EpisodeSpec | None = None) -> EpisodeTrace:
+                   episode: EpisodeSpec | None = None,
+                   on_step: Callable[[MazeSim, int, bool], object] | None = None) -> EpisodeTrace:
     """Reset ``env`` (with ``seed``), step it with ``act(obs)`` until the episode ends, return the trace.
 
     ``episode`` plays that exact episode (maze, start, goal, seed). ``memory_every`` > 0 also snapshots the
     observer's obstacle and trajectory memory every that many ticks and at the end (for the PNG/GIF overlay).
+    ``on_step(sim, step, done)`` sees the simulator after the reset (step 0) and after every step.
     """
     obs, info = env.reset(seed=seed, options=None if episode is None else {"episode": episode})
     sim = env.sim
@@ -37,6 +40,8 @@ def record_episode(env: MazeEnv, act: Callable[[np.ndarray], np.ndarray], seed: 
 
     if memory_every:
         snap()
+    if on_step is not None:
+        on_step(sim, 0, False)
     while True:
         obs, _, terminated, truncated, info = env.step(act(obs))
         steps += 1
@@ -46,6 +51,8 @@ def record_episode(env: MazeEnv, act: Callable[[np.ndarray], np.ndarray], seed: 
         done = terminated or truncated or (max_steps is not None and steps >= max_steps)
         if memory_every and (steps % memory_every == 0 or done):
             snap()
+        if on_step is not None:
+            on_step(sim, steps, done)
         if done:
             break
     trace.info = info

@@ -43,6 +43,23 @@ def test_conditions_and_new_fields_reach_the_json_and_the_list(tmp_path, capsys)
     assert again["conditions"] == ["fov90", "noisy"] and again["episode_seeds"] == got["episode_seeds"]
 
 
+def test_the_settings_that_made_an_episode_list_are_written_beside_it(tmp_path, capsys):
+    from robonav.settings import load_settings
+    from robonav.sim.config import SimConfig
+
+    path = tmp_path / "fov.jsonl"
+    run(capsys, "--mazes", "val-3x3", "--episodes", "2", "--condition", "fov90", "--episode-list", str(path),
+        "--set", "sim.robot.radius=0.2")
+    beside = tmp_path / "fov.jsonl.settings.yaml"
+    saved = load_settings(SimConfig, beside, section="sim")
+    assert saved.robot.radius == 0.2 and saved.scanner.fov_deg == 90.0  # --set and the condition, resolved
+    assert saved.scanner.noise_std == SimConfig().scanner.noise_std  # the rest as eval ran it
+    text = beside.read_text()
+    run(capsys, "--episode-list", str(path), "--set", "sim.robot.radius=0.15")  # reading the list leaves it
+    assert beside.read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == [
+        "fov.jsonl", "fov.jsonl.settings.yaml"]
+
+
 def refused(capsys, *args: str) -> str:
     assert cli.main(["eval", "--policy", "expert", *args, "--json"]) == 2
     captured = capsys.readouterr()

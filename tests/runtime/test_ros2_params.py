@@ -51,7 +51,9 @@ def test_the_shipped_params_file_holds_the_defaults():
 
 
 @pytest.mark.parametrize(("tokens", "match"), [
-    (["-p", "scan_topik:=x"], r"unknown ROS parameter 'scan_topik'; the robonav node has backend, base_frame"),
+    (["-p", "scan_topik:=x"], r"unknown ROS parameter 'scan_topik'; the robonav node has action_name, backend,"),
+    (["-p", "stale_warn:=2.0"], r"stale_warn \(2.0\) and stale_error \(1.0\): expected stale_warn <= stale_error"),
+    (["-p", "miss_error:=-0.5"], r"miss_error: expected a finite number >= 0, got -0.5"),
     (["-p", "goal_radius:=near"], r"ROS parameter goal_radius expects a float, got 'near'"),
     (["-p", "cmd_stamped:=1"], r"ROS parameter cmd_stamped expects a bool, got 1"),
     (["-p", "odom_qos:=best"], r"odom_qos: expected one of \['sensor_data', 'reliable'\], got 'best'"),

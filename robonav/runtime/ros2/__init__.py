@@ -5,8 +5,10 @@ robonav.runtime.ros2.bag's functions only).
 - ``bridge``  `Ros2Bridge`: the control loop's Driver over ROS 2 callbacks, and the message mapping
 - ``params``  `Ros2Params`, `parse_ros_args`: ``--ros-args -p k:=v``, ``--params-file``
 - ``tf``      2D poses from transforms, `MountedScan`: a laser's scan seen from the base frame
-- ``node``    `run_node`: the rclpy node
+- ``diagnostics``  `LoopHealth`, `diagnostic_array`: the node's /diagnostics (plain Python)
+- ``node``    `run_node`: the rclpy node (status topic, /diagnostics, NavigateToPose where nav2_msgs imports)
 - ``bag``     `robonav bag`: a recorded rosbag2 through the loop, its commands and memory into another bag
+- ``mcap``    `RunMcap`, `write_bag`: a run as MCAP for Foxglove / RViz (robonav replay --mcap, eval --mcap)
 """
 
 from __future__ import annotations

@@ -15,23 +15,16 @@ topic, with scans whose geometry changes, or with stamps out of order is refused
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from robonav.runtime.ros2.bridge import Ros2Bridge
-from robonav.runtime.ros2.tf import compose
+from robonav.runtime.ros2.mcap import STORAGES, occupancy_grid, seconds_to_time, write_bag
 from robonav.sensors.frame import SensorFrame
 from robonav.settings import SettingsError
 
 __all__ = ["STORAGES", "BagError", "BagSettings", "format_bag", "message_factories", "read_bag", "shadow_run"]
-
-STORAGES = ("sqlite3", "mcap")
-"""rosbag2 storage plugins robonav reads and writes."""
 
 LASERSCAN, ODOMETRY = "sensor_msgs/msg/LaserScan", "nav_msgs/msg/Odometry"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
@@ -81,11 +74,10 @@ def _topic(name: str) -> str:
 def message_factories(typestore: Any, stamped: bool, frame_id: str) -> tuple[Any, Any]:
     """(make an empty command message, make a builtin_interfaces/Time from seconds) in ``typestore``."""
     t = typestore.types
-    time_type, vec = t["builtin_interfaces/msg/Time"], t["geometry_msgs/msg/Vector3"]
+    vec = t["geometry_msgs/msg/Vector3"]
 
     def now(seconds: float) -> Any:
-        sec = math.floor(seconds)
-        return time_type(sec=int(sec), nanosec=min(int(round((seconds - sec) * 1e9)), 999_999_999))
+        return seconds_to_time(t, seconds)
 
     def twist() -> Any:
         return t["geometry_msgs/msg/Twist"](linear=vec(x=0.0, y=0.0, z=0.0), angular=vec(x=0.0, y=0.0, z=0.0))
@@ -223,32 +215,9 @@ class BagDriver:
         self.bridge.close()
 
 
-def _occupancy(loop: Any, origin: np.ndarray, typestore: Any, stamp: Any, frame_id: str) -> Any:
-    """The Preprocessor's obstacle memory as a nav_msgs/OccupancyGrid in the odometry frame (-1 unknown, else
-    0..100 from the log-odds)."""
-    t = typestore.types
-    pre = loop.pre
-    occ, _ = pre.memory(0)  # int64 [x cell, y cell], log-odds units
-    c = pre.spec.config
-    prob = 100.0 / (1.0 + np.exp(-occ.astype(np.float64) * c.log_odds_quantum))
-    data = np.where(occ == 0, -1, np.rint(prob)).astype(np.int8).T.ravel()  # rows are y (OccupancyGrid)
-    gx, gy = pre.grid_origin
-    corner = compose(origin, np.array([gx, gy, 0.0]))
-    pose = t["geometry_msgs/msg/Pose"](
-        position=t["geometry_msgs/msg/Point"](x=float(corner[0]), y=float(corner[1]), z=0.0),
-        orientation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=math.sin(corner[2] / 2),
-                                                      w=math.cos(corner[2] / 2)))
-    info = t["nav_msgs/msg/MapMetaData"](map_load_time=stamp, resolution=float(c.grid_resolution),
-                                         width=int(occ.shape[0]), height=int(occ.shape[1]), origin=pose)
-    return t["nav_msgs/msg/OccupancyGrid"](header=t["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id),
-                                           info=info, data=data)
-
-
 def shadow_run(bag: str | Path, out: str | Path, backend: Any, settings: BagSettings | None = None,
                safety: Any = None) -> dict[str, Any]:
     """Run ``bag`` through the loop with the open ``backend``; write OUT; the summary as a dict."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
     from robonav.control.clock import ManualClock
     from robonav.runtime.loop import ControlLoop, LoopConfig
 
@@ -288,7 +257,8 @@ def shadow_run(bag: str | Path, out: str | Path, backend: Any, settings: BagSett
         now = clock.now()
         if settings.memory_every > 0 and now - last_grid[0] >= settings.memory_every and bridge.origin is not None:
             last_grid[0] = now
-            grids.append((now, _occupancy(loop, bridge.origin, typestore, stamp_of(now), settings.odom_frame)))
+            grids.append((now, occupancy_grid(loop.pre, bridge.origin, typestore.types, stamp_of(now),
+                                              settings.odom_frame)))
 
     driver.on_publish = snapshot
     summary = loop.run()
@@ -297,21 +267,11 @@ def shadow_run(bag: str | Path, out: str | Path, backend: Any, settings: BagSett
                        f"{'; last: ' + bridge.last_reason if bridge.last_reason else ''}); a goal in the odometry "
                        "frame and odometry before the scans are needed (give --goal x,y)")
     cmd_type = "geometry_msgs/msg/TwistStamped" if settings.cmd_stamped else "geometry_msgs/msg/Twist"
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")  # OUT is written here, then renamed into place
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-    try:
-        with Writer(staging / out.name, version=9, storage_plugin=plugin) as writer:  # files named after OUT
-            cmd = writer.add_connection(settings.cmd_topic, cmd_type, typestore=typestore)
-            mem = writer.add_connection(settings.memory_topic, "nav_msgs/msg/OccupancyGrid", typestore=typestore)
-            rows = sorted([(t, cmd, m, cmd_type) for t, m in sent] +
-                          [(t, mem, m, "nav_msgs/msg/OccupancyGrid") for t, m in grids], key=lambda r: r[0])
-            for t, conn, msg, kind in rows:
-                writer.write(conn, int(round(t * 1e9)), typestore.serialize_cdr(msg, kind))
-        os.replace(staging / out.name, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    grid_type = "nav_msgs/msg/OccupancyGrid"
+    rows = [(int(round(t * 1e9)), settings.cmd_topic, cmd_type, typestore.serialize_cdr(m, cmd_type)) for t, m in sent]
+    rows += [(int(round(t * 1e9)), settings.memory_topic, grid_type, typestore.serialize_cdr(m, grid_type))
+             for t, m in grids]
+    write_bag(out, rows, storage, single_file=False)  # staged beside OUT, renamed into place
     scans = sum(1 for m in messages if m[1] == "scan")
     return {"bag": str(bag), "out": str(out), "storage": storage, "scans": scans, "frames": summary.frames,
             "commands": driver.published, "stops": driver.stops, "messages_written": len(sent) + len(grids),

@@ -10,13 +10,15 @@ goal and odometry are expressed in that origin's frame (SensorFrame). A goal in 
 frame is resolved through ``goal_transform`` (TF2 in the node) when it arrives; a scan from a laser frame other
 than the base frame is re-expressed from the base's origin through ``laser_mount`` (robonav.runtime.ros2.tf). Once
 the robot is within ``goal_radius`` of the goal, every command becomes a stop and ``status`` is told, once per
-goal. A message that does not map is counted (``refused``, ``last_reason``) and logged, never raised into the
-executor.
+goal; ``cancel()`` (an action's cancel) does the same until the next goal. A message that does not map is counted
+(``refused``, ``last_reason``) and logged, never raised into the executor. ``health_report()`` is what the node
+publishes on /diagnostics (robonav.runtime.ros2.diagnostics); ``goal_outcome`` is what its action server reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import threading
@@ -27,12 +29,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from robonav.errors import UserError
+from robonav.runtime.ros2.diagnostics import LoopHealth
 from robonav.runtime.ros2.tf import MountedScan, transform_point
 from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sensors.odometry import PoseDeltas, pose_delta
 
 __all__ = ["GoalFrameError", "LaserScanError", "PoseError", "Ros2Bridge", "Ros2MessageError", "fill_command",
-           "fill_twist", "goal_from_pose_stamped", "pose_from_odometry", "scan_from_laserscan", "yaw_from_quaternion"]
+           "fill_twist", "goal_from_pose_stamped", "pose_from_odometry", "scan_from_laserscan", "status_message",
+           "yaw_from_quaternion"]
 
 GoalTransform = Callable[[str], "np.ndarray | None"]
 """(x, y, yaw) of a frame in the odometry frame, now, or None where TF has no transform (yet)."""
@@ -156,6 +160,13 @@ def fill_command(msg: Any, v: float, omega: float, stamp: Any = None, frame_id: 
     return msg
 
 
+def status_message(string_type: Any, event: dict[str, Any]) -> Any:
+    """A std_msgs/String (``string_type``) holding ``event`` as one JSON object (keys sorted): what the status
+    topic carries. JSON, not action_msgs/GoalStatus: events carry fields no standard message has (the refusal's
+    reason, the distance at arrival, the counts), and read with ``ros2 topic echo`` or any language."""
+    return string_type(data=json.dumps(event, sort_keys=True))
+
+
 def _stamp(msg: Any) -> float:
     s = msg.header.stamp
     return float(s.sec) + float(s.nanosec) * 1e-9
@@ -176,7 +187,7 @@ class Ros2Bridge:
                  base_frame: str = "base_link", goal_transform: GoalTransform | None = None,
                  laser_mount: LaserMount | None = None, goal_radius: float = 0.0,
                  status: Callable[[dict[str, Any]], object] | None = None, now: Callable[[], Any] | None = None,
-                 log_every: float = 1.0) -> None:
+                 log_every: float = 1.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.send = send
         self.odom_frame = odom_frame
         self.base_frame = base_frame
@@ -187,6 +198,13 @@ class Ros2Bridge:
         self.status = status
         self.now = now
         self.log_every = log_every
+        self.monotonic = monotonic
+        self.health = LoopHealth()
+        """Tick and answer timing for /diagnostics (fed by ``on_tick`` and ``publish``)."""
+        self.holding = False
+        """Whether the current goal was canceled (commands are stops until a new goal)."""
+        self.distance: float | None = None
+        """Metres from the newest frame's pose to the goal (None before the first frame of a goal)."""
         self.arrived = False
         """Whether the robot is within goal_radius of the current goal (commands are stops until a new goal)."""
         self.arrivals = 0
@@ -221,6 +239,8 @@ class Ros2Bridge:
         self._frame: SensorFrame | None = None
         self._deltas = PoseDeltas()  # used by latest_frame only (the loop's thread)
         self._logged_at: dict[str, float] = {}
+        self._seen: dict[str, float | None] = {"scan": None, "odom": None}  # monotonic time of the newest message
+        self._taken_at: float | None = None  # perf_counter when the loop took the frame it answers next
 
     # -- the executor's side ------------------------------------------------------------------------------------
     def on_scan(self, msg: Any) -> None:
@@ -238,6 +258,7 @@ class Ros2Bridge:
             self._spec = spec
             self._pending = (ranges, spec, stamp, self._odom)
             self.scans += 1
+        self._seen["scan"] = self.monotonic()
 
     def _mounted(self, msg: Any, spec: ScanSpec, ranges: np.ndarray) -> tuple[ScanSpec, np.ndarray, float]:
         """The scan re-expressed from the base frame where its laser frame is another (LaserScanError without a
@@ -266,21 +287,47 @@ class Ros2Bridge:
             if self._goal is not None and self._origin is None:
                 self._start_episode()
             self.odoms += 1
+        self._seen["odom"] = self.monotonic()
 
-    def on_goal(self, msg: Any) -> None:
-        """A geometry_msgs/PoseStamped goal (in any frame TF resolves to the odometry frame): a new episode."""
+    def on_goal(self, msg: Any) -> int | None:
+        """A geometry_msgs/PoseStamped goal (in any frame TF resolves to the odometry frame): a new episode.
+        Returns the goal's number (``goals`` after it), or None where it was refused."""
         goal = self._map("goal", lambda: goal_from_pose_stamped(msg, self.odom_frame, self.goal_transform))
         if goal is None:
             self._tell({"state": "refused", "reason": self.last_reason})
-            return
+            return None
         with self._lock:
             self._goal = goal
             self._origin = self._goal_rel = None
-            self.arrived = False
+            self.arrived = self.holding = False
+            self.distance = None
             if self._odom is not None:
                 self._start_episode()
             self.goals += 1
+            number = self.goals
         self._tell({"state": "active", "goal": [float(goal[0]), float(goal[1])], "frame_id": self.odom_frame})
+        return number
+
+    def cancel(self) -> None:
+        """Cancel the current goal: a stop now, and stops until the next goal (the status topic says canceled)."""
+        with self._lock:
+            if self.goals == 0 or self.holding:
+                return
+            self.holding = True
+        self._send(0.0, 0.0)
+        self._tell({"state": "canceled", "episode": self.episode_id})
+
+    def goal_outcome(self, number: int) -> str:
+        """Where goal ``number`` (from on_goal) stands: 'active', 'arrived', 'canceled', 'preempted' (a newer goal
+        came) or 'closed' (the node is shutting down)."""
+        with self._lock:
+            if self.closed:
+                return "closed"
+            if self.goals != number:
+                return "preempted"
+            if self.holding:
+                return "canceled"
+            return "arrived" if self.arrived else "active"
 
     def _start_episode(self) -> None:
         """New episode from the newest odometry pose (lock held)."""
@@ -309,7 +356,8 @@ class Ros2Bridge:
         delta = self._deltas.delta(episode, relative)
         self.frames += 1
         self._frame = SensorFrame(ranges, spec, delta, goal.copy(), episode, stamp, self.frames)
-        distance = math.hypot(goal[0] - relative[0], goal[1] - relative[1])
+        self._taken_at = time.perf_counter()
+        distance = self.distance = math.hypot(goal[0] - relative[0], goal[1] - relative[1])
         if not self.arrived and distance < self.goal_radius:
             self.arrived = True
             self.arrivals += 1
@@ -335,12 +383,35 @@ class Ros2Bridge:
         if not (math.isfinite(v) and math.isfinite(omega)):
             self._note("command", f"non-finite command ({v}, {omega}) sent as a stop")
             v = omega = 0.0
-        if self.arrived:
+        if self.arrived or self.holding:
             v = omega = 0.0
         self._send(v, omega)
+        if self._taken_at is not None:
+            self.health.answered(time.perf_counter() - self._taken_at)
+            self._taken_at = None
+
+    def on_tick(self, now: float, on_time: bool, stopped: bool) -> None:
+        """The loop's on_tick (robonav.runtime.run chains it): tick timing for /diagnostics."""
+        self.health.tick(now, on_time, stopped)
+
+    def health_report(self) -> dict[str, Any]:
+        """The loop's window (LoopHealth.window), the age of the newest scan and odometry (s, None before the
+        first) and the goal's state: what /diagnostics says (robonav.runtime.ros2.diagnostics)."""
+        now = self.monotonic()
+        age = {k: None if t is None else now - t for k, t in self._seen.items()}
+        with self._lock:
+            state = ("idle" if self.goals == 0 else "canceled" if self.holding else
+                     "arrived" if self.arrived else "active")
+            goal = {"state": state, "goals": self.goals, "arrivals": self.arrivals, "episode": self.episode_id,
+                    "distance_m": self.distance}
+        return {"loop": self.health.window(),
+                "scan": {"age_s": age["scan"], "received": self.scans, "messages_refused": self.refused},
+                "odom": {"age_s": age["odom"], "received": self.odoms},
+                "goal": goal}
 
     def stop(self) -> None:
         """Send a zero Twist."""
+        self._taken_at = None  # a refused frame is answered by a stop: no answer time
         self._send(0.0, 0.0)
 
     def close(self) -> None:

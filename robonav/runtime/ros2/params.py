@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robonav.runtime.ros2.diagnostics import HealthThresholds
 from robonav.settings import SettingsError
 
 __all__ = ["QOS_PROFILES", "Ros2Args", "Ros2Params", "Ros2ParamsError", "parse_ros_args"]
@@ -50,7 +51,19 @@ class Ros2Params:
     cmd_topic: str = "cmd_vel"
     """Commands out: geometry_msgs/TwistStamped, or Twist with cmd_stamped false."""
     status_topic: str = "~/status"
-    """std_msgs/String out, one JSON object per event: a goal active, refused or arrived."""
+    """std_msgs/String out, one JSON object per event: a goal active, refused, arrived or canceled."""
+    action_name: str = "navigate_to_pose"
+    """The nav2_msgs/NavigateToPose action server's name (where nav2_msgs is installed; empty: no action)."""
+    diagnostics_period: float = 1.0
+    """Seconds between diagnostic_msgs/DiagnosticArray messages on /diagnostics; 0: none."""
+    stale_warn: float = 0.25
+    """/diagnostics: seconds since the newest scan or odometry above which its status is WARN."""
+    stale_error: float = 1.0
+    """/diagnostics: seconds since the newest scan or odometry above which its status is ERROR."""
+    miss_warn: float = 0.01
+    """/diagnostics: deadline misses per tick (over a period) at or above which the loop's status is WARN."""
+    miss_error: float = 0.1
+    """/diagnostics: deadline misses per tick (over a period) at or above which the loop's status is ERROR."""
     odom_frame: str = "odom"
     """The odometry frame (REP 105): goals are resolved into it through TF when they arrive."""
     base_frame: str = "base_link"
@@ -80,7 +93,8 @@ class Ros2Params:
             if getattr(self, name) not in QOS_PROFILES:
                 raise Ros2ParamsError(f"ROS parameter {name}: expected one of {list(QOS_PROFILES)}, got "
                                       f"{getattr(self, name)!r}")
-        for name in ("tf_timeout", "goal_radius", "watchdog"):
+        for name in ("tf_timeout", "goal_radius", "watchdog", "diagnostics_period", "stale_warn", "stale_error",
+                     "miss_warn", "miss_error"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise Ros2ParamsError(f"ROS parameter {name}: expected a finite number >= 0, got {value!r}")
@@ -88,6 +102,15 @@ class Ros2Params:
                      "base_frame"):
             if not getattr(self, name):
                 raise Ros2ParamsError(f"ROS parameter {name}: expected a non-empty name")
+
+        for low, high in (("stale_warn", "stale_error"), ("miss_warn", "miss_error")):
+            if getattr(self, low) > getattr(self, high):
+                raise Ros2ParamsError(f"ROS parameters {low} ({getattr(self, low)}) and {high} "
+                                      f"({getattr(self, high)}): expected {low} <= {high}")
+
+    def thresholds(self) -> HealthThresholds:
+        """The /diagnostics thresholds these parameters set."""
+        return HealthThresholds(self.stale_warn, self.stale_error, self.miss_warn, self.miss_error)
 
     def run_overrides(self) -> dict[str, Any]:
         """The run settings these parameters set (model, backend, watchdog where given)."""

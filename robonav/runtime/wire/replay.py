@@ -82,10 +82,65 @@ def frames_and_commands(records: list[Any], watchdog: float, period: float, key:
     return frames, np.array(commands, dtype=np.float64).reshape(-1, 3)
 
 
-def replay(log: str | Path, backend: str | None = None, model: str | None = None, key_file: str | None = None
-           ) -> dict[str, Any]:
+class _TapDriver(ReplayDriver):
+    """A ReplayDriver that hands each new frame and the Preprocessor's memory after it to a `RunMcap`, at the
+    time the recorded loop took that frame."""
+
+    def __init__(self, frames: list[SensorFrame | None], takes: list[float], run: Any) -> None:
+        super().__init__(frames)
+        self.takes, self.run = takes, run
+        self.loop: Any = None
+        self._taken = 0
+        self._new: SensorFrame | None = None
+
+    def latest_frame(self) -> SensorFrame | None:
+        i = self.calls
+        frame = super().latest_frame()
+        if i < len(self.frames) and self.frames[i] is not None:
+            self._new = frame
+        return frame
+
+    def _answered(self) -> None:
+        if self._new is not None:
+            t = self.takes[self._taken]
+            self.run.frame(t, self._new)
+            self.run.memory(t, self.loop.pre)
+            self._taken += 1
+            self._new = None
+
+    def publish(self, v: float, omega: float, answers_seq: int) -> None:
+        super().publish(v, omega, answers_seq)
+        self._answered()
+
+    def stop(self) -> None:
+        super().stop()
+        self._answered()
+
+
+def sent_commands(records: list[Any], key: bytes | None = None) -> list[tuple[float, float, float]]:
+    """(recorder time, v, omega) of every command the recording sent, stops (0, 0) included."""
+    tx_key = None if key is None else wire.link_key(key, wire.RUNTIME_TO_ROBOT)
+    out = []
+    for rec in records:
+        if rec.kind != TX:
+            continue
+        try:
+            sent = wire.decode(rec.data, tx_key, trust_signed=True)
+        except wire.WireError:
+            continue
+        if isinstance(sent, wire.Command):
+            out.append((rec.t, 0.0, 0.0) if sent.stop else (rec.t, sent.v, sent.omega))
+    return out
+
+
+def replay(log: str | Path, backend: str | None = None, model: str | None = None, key_file: str | None = None,
+           mcap: str | Path | None = None, memory_every: float = 1.0) -> dict[str, Any]:
     """Rerun ``log`` with its recorded backend and model (or the ones given); the comparison as a dict. The wire
-    key comes from ``key_file`` or the environment (robonav.runtime.wire.keys); none: the recording is trusted."""
+    key comes from ``key_file`` or the environment (robonav.runtime.wire.keys); none: the recording is trusted.
+
+    ``mcap``: also write the run there (robonav.runtime.ros2.mcap): the frames the loop took at their recorded
+    times, the commands that went on the wire at theirs, and the replayed Preprocessor's memories every
+    ``memory_every`` seconds (the run's own while the replay is identical). No true pose: a robot has none."""
     from robonav.runtime.backends.registry import open_backend
     from robonav.runtime.wire.keys import load_key
 
@@ -99,18 +154,35 @@ def replay(log: str | Path, backend: str | None = None, model: str | None = None
     period, watchdog = float(meta["period"]), float(meta["watchdog"])
     frames, logged = frames_and_commands(records[1:], watchdog, period, key)
     kwargs = meta.get("backend_kwargs", {}) if kind == meta.get("backend") else {}
+    run = None
+    if mcap is not None:
+        from robonav.runtime.ros2.mcap import McapError, RunMcap
+
+        if Path(mcap).exists():
+            raise McapError(f"--mcap {mcap}: exists; replay writes a new file: remove it or give another path")
+        run = RunMcap(memory_every=memory_every)
     with open_backend(kind, Path(path), **kwargs) as b:
-        driver = ReplayDriver(frames or [None])
+        takes = [r.t for r in records if r.kind == TAKE]
+        driver = (ReplayDriver(frames or [None]) if run is None else _TapDriver(frames or [None], takes, run))
         config = LoopConfig(period=period, stress=bool(meta.get("stress")), watchdog=watchdog, ticks=len(frames),
                             telemetry=None, gc_freeze=False, handle_signals=False)
-        ControlLoop.for_backend(b, driver, ManualClock(), config, SafetyConfig(**meta["safety"])).run()
+        loop = ControlLoop.for_backend(b, driver, ManualClock(), config, SafetyConfig(**meta["safety"]))
+        if isinstance(driver, _TapDriver):
+            driver.loop = loop
+        loop.run()
     log_rows = driver.log
     replayed = log_rows[log_rows[:, 3] == 0.0, :3]
     n = min(len(replayed), len(logged))
     equal = replayed[:n] == logged[:n]
     first = int(np.flatnonzero(~equal.all(axis=1))[0]) if n and not equal.all() else None
     diff = float(np.abs(replayed[:n, :2] - logged[:n, :2]).max()) if n else 0.0
-    return {"log": str(log), "backend": kind, "model": str(path), "records": len(records), "torn": torn,
+    written = {}
+    if run is not None and mcap is not None:
+        for t, v, omega in sent_commands(records, key):
+            run.command(t, v, omega)
+        run.write(mcap)
+        written = {"mcap": str(mcap), "mcap_messages": dict(sorted(run.counts.items()))}
+    return {**written, "log": str(log), "backend": kind, "model": str(path), "records": len(records), "torn": torn,
             "frames": sum(f is not None for f in frames), "commands_logged": len(logged),
             "commands_replayed": len(replayed), "max_abs_diff": diff, "verified": key is not None,
             "identical": len(replayed) == len(logged) and first is None,
@@ -128,4 +200,7 @@ def format_replay(r: dict[str, Any]) -> str:
                      f"{r['first_mismatch']['logged']}, replayed {r['first_mismatch']['replayed']}")
     if r["torn"]:
         lines.append(f"  note: {r['torn']}")
+    if r.get("mcap"):
+        counts = ", ".join(f"{k} {v}" for k, v in r["mcap_messages"].items())
+        lines.append(f"  wrote {r['mcap']}: {counts}")
     return "\n".join(lines)
