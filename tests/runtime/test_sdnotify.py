@@ -44,6 +44,12 @@ class Listener:
             except TimeoutError:
                 pass
 
+    def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        """Until ``count`` datagrams have been drained (so a burst never meets a full queue on a loaded machine)."""
+        end = time.monotonic() + timeout
+        while len(self.got) < count and time.monotonic() < end:
+            time.sleep(0.001)
+
     def received(self) -> list[bytes]:
         """Everything sent so far (waits for the queue to empty)."""
         time.sleep(0.1)
@@ -120,14 +126,21 @@ def test_watchdog_seconds_reads_systemds_environment():
     assert wd.interval == 0.5  # four per WatchdogSec: at least two even when a few ticks are late
 
 
-def loop_with(watchdog: ServiceWatchdog, frames, ticks: int, backend=None) -> tuple[ControlLoop, ReplayDriver]:
+def loop_with(watchdog: ServiceWatchdog, frames, ticks: int, listener: Listener,
+              backend=None) -> tuple[ControlLoop, ReplayDriver]:
     backend = backend or toys.NumpyToy().open()
     driver = ReplayDriver(frames)
     config = LoopConfig.for_model(backend.sidecar, ticks=ticks, watchdog=0.25, handle_signals=False)
     loop = ControlLoop.for_backend(backend, driver, ManualClock(), config)
-    loop.on_tick = watchdog.tick
+
+    def tick(now: float, on_time: bool, failsafe: bool) -> None:
+        watchdog.tick(now, on_time, failsafe)
+        listener.wait_for(watchdog.notifier.sent)  # the manual clock runs ticks back to back: let systemd keep up
+
+    loop.on_tick = tick
     loop.run()
     watchdog.stopping()
+    assert watchdog.notifier.errors == 0
     return loop, driver
 
 
@@ -136,7 +149,7 @@ def test_the_loop_feeds_the_watchdog_until_it_is_held_in_a_fail_safe_state(liste
     # Ticks every 0.1 s on the manual clock: frames at ticks 0..9, none after. READY at tick 0; WATCHDOG every
     # second tick (0.2 s >= 0.15 s). Stale from tick 12 (0.3 s > 0.25 s since the frame of tick 9): the fail-safe
     # state, fed on until 0.55 s in it (tick 17 is 0.5 s, tick 18 0.6 s): the last WATCHDOG is tick 16's.
-    loop, driver = loop_with(wd, toys.frames(10) + [None] * 20, ticks=30)
+    loop, driver = loop_with(wd, toys.frames(10) + [None] * 20, ticks=30, listener=listener)
     msgs = listener.received()
     assert msgs[0] == b"READY=1\nSTATUS=control loop running"
     assert msgs[1:-1] == [b"WATCHDOG=1"] * 8  # ticks 2, 4, ..., 16
@@ -148,7 +161,8 @@ def test_the_loop_feeds_the_watchdog_until_it_is_held_in_a_fail_safe_state(liste
 def test_frames_coming_back_feed_the_watchdog_again(listener):
     wd = ServiceWatchdog(SdNotifier(environ={"NOTIFY_SOCKET": listener.path}), interval=0.15, failsafe_limit=0.55)
     f = toys.frames(20)
-    loop_with(wd, f[:10] + [None] * 10 + f[10:], ticks=30)  # stale ticks 12..19, frames again from tick 20
+    # Stale ticks 12..19, frames again from tick 20.
+    loop_with(wd, f[:10] + [None] * 10 + f[10:], ticks=30, listener=listener)
     # WATCHDOG at ticks 2, 4, ..., 16; ticks 18 and 19 are 0.6 and 0.7 s in the fail-safe state: held back; tick
     # 20 answers a frame: sent, then every second tick (22 .. 28).
     assert listener.received().count(b"WATCHDOG=1") == 8 + 5
