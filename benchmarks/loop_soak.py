@@ -7,7 +7,7 @@ driver read, Numba Preprocessor, backend step, safety layer, publish. Each mode 
 on robonav.control's RealClock (sleep, then spin for the last 0.5 ms) with the garbage collector frozen.
 
     python benchmarks/loop_soak.py                                  # shipped default policy, ort, 10 + 10 minutes
-    python benchmarks/loop_soak.py --backend numba --minutes 1 --stress 50
+    python benchmarks/loop_soak.py --minutes 1 --stress 50   # the shipped backend; --backend ort for another
     python benchmarks/loop_soak.py --model policy.onnx --modes stress --cpu 1 --json
 
 Every figure goes to results/bench/loop_soak.json (``--out``) with the machine, CPU, date, threads and load. The
@@ -79,7 +79,8 @@ def soak(backend, recording, period_hz: float | None, minutes: float, telemetry:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default", help="step model (.onnx; 'default': the shipped policy)")
-    p.add_argument("--backend", default="ort", choices=("ort", "numba", "torch", "trt"), help="inference backend")
+    p.add_argument("--backend", default=None, choices=("ort", "numba", "torch", "trt"),
+                   help="inference backend (default: the shipped one, launch/robot.yaml's run.backend)")
     p.add_argument("--minutes", type=float, default=10.0, help="real minutes per mode (default: %(default)s)")
     p.add_argument("--stress", type=float, default=50.0, help="stress-mode rate in Hz (default: %(default)s)")
     p.add_argument("--modes", default="period,stress", help="which runs: period, stress or both (comma-separated)")
@@ -96,6 +97,11 @@ def main() -> int:
     from robonav.runtime.backends.registry import open_backend
     from robonav.runtime.run import model_path
 
+    if args.backend is None:  # what ships: the robot launch file's backend
+        from robonav.runtime.run import RunSettings
+        from robonav.settings import load_settings
+
+        args.backend = load_settings(RunSettings, "robot", section="run").backend
     model = model_path(args.model)
     recording, source = _recording(model, args.steps)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
