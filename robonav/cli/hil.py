@@ -45,9 +45,16 @@ def cmd_hil(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Rerun a wire recording offline; exit 0 when every command comes out bit for bit."""
+    from robonav.errors import UserError
     from robonav.runtime.wire.replay import format_replay, replay
 
-    result = replay(args.log, backend=args.backend, model=args.model, key_file=args.key_file, mcap=args.mcap)
+    if (args.truth or args.no_truth) and not args.mcap:
+        raise UserError("robonav replay: --truth and --no-truth choose the true pose of the MCAP; give --mcap FILE too")
+    if args.truth and args.no_truth:
+        raise UserError("robonav replay: --truth FILE and --no-truth contradict each other; give one")
+    truth = False if args.no_truth else (args.truth or True)
+    result = replay(args.log, backend=args.backend, model=args.model, key_file=args.key_file, mcap=args.mcap,
+                    truth=truth)
     print(json.dumps(result, sort_keys=True) if args.json else format_replay(result))
     return 0 if result["identical"] else 1
 
@@ -94,5 +101,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--mcap", metavar="FILE",
                    help="also write the run as MCAP for Foxglove/RViz: scans, odometry, TF, goal, commands, the "
                         "memories each second (FILE.mcap: one file; another name: a rosbag2 folder)")
+    p.add_argument("--truth", metavar="FILE",
+                   help="the HIL run's truth file: the MCAP gets /robonav/true_pose, /map and map -> odom (default: "
+                        "trajectories.npz beside LOG, if there is one; robonav hil writes it with hil.record)")
+    p.add_argument("--no-truth", action="store_true", help="write no true pose, even with a truth file beside LOG")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_replay)

@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from robonav.errors import UserError
 from robonav.hil.faults import FaultConfig
-from robonav.runtime.wire import ENV_KEY, ENV_KEY_FILE, write_key_file
+from robonav.runtime.wire import ENV_KEY, ENV_KEY_FILE, TRUTH_NAME, write_key_file
 from robonav.settings import SettingsError, write_settings
 
 __all__ = ["HilError", "HilSettings", "junit_xml", "run_hil", "scenario_name", "verdict"]
@@ -71,9 +71,11 @@ class HilSettings:
     out: str | None = None
     """Folder for the processes' logs, reports, telemetry and wire recording (None: a new temporary folder)."""
     record: bool = False
-    """Record the runtime's wire traffic (out/wire.rnavlog) for `robonav replay`."""
+    """Record the runtime's wire traffic (out/wire.rnavlog) for `robonav replay`, and the robot's truth beside it
+    (out/trajectories.npz: `robonav replay --mcap` writes the true pose and the maze from it)."""
     trajectories: bool = False
-    """Save the episodes' true paths (out/trajectories.npz, the sim-robot's poses per tick) for pictures."""
+    """Save the robot's truth (out/trajectories.npz: true poses per tick and per frame, the mazes) without
+    recording the wire, for pictures."""
     signed: bool = True
     """Sign the wire with a fresh key (out/wire.key, mode 600, handed over by $ROBONAV_WIRE_KEY_FILE); false: an
     unsigned wire (loopback development), any inherited key variables removed."""
@@ -204,7 +206,7 @@ def run_hil(settings: HilSettings, launch: str, overrides: list[str] | tuple[str
             *robot_extra, f"robot.bind=127.0.0.1:{robot_port}", f"robot.runtime={robot_to}",
             f"robot.episodes={s.episodes}", f"robot.suite={s.suite}", f"robot.seed={s.seed}",
             f"robot.duration={s.duration}",
-            *([f"robot.trajectories={out / 'trajectories.npz'}"] if s.trajectories else []),
+            *([f"robot.trajectories={out / TRUTH_NAME}"] if s.trajectories or s.record else []),
             *(f"robot.{c}" for c in clock)]), out, key)
         procs.append(robot)
         restarts = 0

@@ -39,7 +39,7 @@ import numpy as np
 from robonav.control.clock import Clock, make_clock
 from robonav.errors import UserError
 from robonav.runtime import wire
-from robonav.runtime.wire import RateLimiter, Receiver, is_loopback, load_key, parse_address
+from robonav.runtime.wire import RateLimiter, Receiver, TruthRecorder, is_loopback, load_key, parse_address
 from robonav.sensors.odometry import integrate_pose
 from robonav.settings import SettingsError
 
@@ -90,7 +90,8 @@ class SimRobotSettings:
     chunk_beams: int = wire.MAX_CHUNK_BEAMS
     """Beams per SCAN datagram (fewer: more chunks per frame, to exercise reassembly)."""
     trajectories: str | None = None
-    """Write every episode's true poses (x, y, theta per tick, the start included) to this .npz (None: don't)."""
+    """Write every finished episode's truth to this .npz (None: don't): the true pose (x, y, yaw) every tick, the
+    seq and stamp of every frame sent with the tick it shows, and the maze (robonav.runtime.wire.truth)."""
 
     def __post_init__(self) -> None:
         parse_address(self.bind, "robot.bind")
@@ -166,7 +167,7 @@ class SimRobot:
         self._pose = np.zeros(3)  # wheel odometry pose in the episode's odometry frame
         self._action = np.zeros((1, 2))
         self._desc_at = -np.inf
-        self.trajectories: list[list[np.ndarray]] = []  # true poses per episode
+        self.truth = TruthRecorder()  # true poses per tick and per frame sent, per episode
         self.max_late = 0.0  # most clock seconds a tick woke after its scheduled time
 
     # -- wire --------------------------------------------------------------------------------------------------
@@ -192,6 +193,7 @@ class SimRobot:
         for d in wire.encode_frame(out, self.settings.chunk_beams, self.signer):
             self._send(d)
         self._sent_at[self._seq] = now
+        self.truth.sent(self._seq, now)
         self._seq = (self._seq + 1) % wire.U32
         self.counts["frames_sent"] += 1
 
@@ -275,7 +277,8 @@ class SimRobot:
 
     def _start(self, index: int) -> int:
         self.sim.reset_env(0, self.episodes[index])
-        self.trajectories.append([self.sim.pose[0].copy()])
+        maze = self.episodes[index].maze
+        self.truth.start(int(self.sim.episode_id[0]), self.sim.pose[0], maze.occupancy, maze.cell)
         self._pose[:] = 0.0
         self._sent_at.clear()
         self._cmd, self._cmd_at, self._applied_seq, self._stopped = None, -np.inf, None, False
@@ -323,7 +326,7 @@ class SimRobot:
             frame = self.sim.frames[0]
             assert frame is not None
             integrate_pose(self._pose, *frame.odom_delta)
-            self.trajectories[-1].append(self.sim.pose[0].copy())
+            self.truth.tick(self.sim.pose[0])
             if terminated[0] or truncated[0]:
                 n = len(self.episodes)
                 self.results.append({**self.sim.info(0), "episode": index % n,
@@ -337,18 +340,8 @@ class SimRobot:
             self._publish(frame, self.clock.now())
             k += 1
         if s.trajectories:
-            self.save_trajectories(s.trajectories)
+            self.truth.save(s.trajectories, episodes=len(self.results))
         return self.report()
-
-    def save_trajectories(self, path: str) -> None:
-        """The true poses of every finished episode as ``poses_<i>`` float32 [T, 3] arrays (written atomically)."""
-        import os
-
-        done = self.trajectories[:len(self.results)]
-        arrays = {f"poses_{i}": np.asarray(t, dtype=np.float32) for i, t in enumerate(done)}
-        tmp = f"{path}.tmp.npz"
-        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
 
     def report(self) -> dict[str, Any]:
         """The robot's side of a HIL run."""

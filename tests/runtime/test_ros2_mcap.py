@@ -90,6 +90,17 @@ def test_odometry_integrates_per_episode_and_scans_keep_their_description(tmp_pa
     assert "/robonav/memory" not in got  # memory_every 0: none
 
 
+def test_an_episodes_first_frame_lands_on_its_delta(tmp_path):
+    # PoseDeltas gives the first frame the loop takes of an episode the motion since the episode's start (earlier
+    # frames lost): the odom frame stays at the start pose and the robot lands 1 m ahead, as the Preprocessor does.
+    run = RunMcap(memory_every=0.0)
+    run.frame(1.0, frame([1.0, 0.0, math.pi / 2], episode=7, seq=4))
+    run.frame(1.1, frame([1.0, 0.0, 0.0], episode=7, seq=5))  # 1 m ahead, along +y after the quarter turn
+    odom = [m.pose.pose for _, m in read(run.write(tmp_path / "run.mcap"))["/odom"]]
+    got = [(p.position.x, p.position.y, yaw(p.orientation)) for p in odom]
+    np.testing.assert_allclose(got, [(1, 0, math.pi / 2), (1, 1, math.pi / 2)], atol=1e-9)
+
+
 def test_memory_grid_cropped_to_known_cells_at_its_rate(tmp_path):
     from robonav.sensors.preprocessor import Preprocessor
 

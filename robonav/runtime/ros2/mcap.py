@@ -10,12 +10,16 @@ robot's import path); `robonav replay LOG --mcap` and `robonav eval --mcap DIR` 
     /cmd_vel           geometry_msgs/TwistStamped   the commands sent (stops included)
     /robonav/memory    nav_msgs/OccupancyGrid       the Preprocessor's obstacle memory, every ``memory_every`` s
     /robonav/visits    nav_msgs/OccupancyGrid       its trajectory memory (100: visited), at the same times
-    /robonav/true_pose geometry_msgs/PoseStamped    the true pose (frame map), where the truth is known (eval)
-    /map, /tf_static   OccupancyGrid, TFMessage     the true maze and map -> odom (the start pose), eval only
+    /robonav/true_pose geometry_msgs/PoseStamped    the true pose (frame map), where the truth is known: eval, and
+                                                    the replay of a HIL recording with its truth file
+    /map, /tf_static   OccupancyGrid, TFMessage     the true maze and map -> odom (the start pose), per episode,
+                                                    where the truth is known
 
 The odom frame starts at each episode's start pose, as the robot's memories and goal do (SensorFrame): a new
-episode restarts it. Memory grids are cropped to their known cells. A scanner with per-beam angles is written
-with evenly spaced angles from its first to its last beam (LaserScan has no per-beam angles).
+episode restarts it, and its first frame's odometry delta (the motion since the start, where earlier frames were
+lost) lands on it, as the Preprocessor's does. Memory grids are cropped to their known cells. A scanner with
+per-beam angles is written with evenly spaced angles from its first to its last beam (LaserScan has no per-beam
+angles).
 
 `write_bag` is the one rosbag2 writer (`robonav bag` uses it too): the bag is written in a staging folder beside
 OUT, then renamed into place; an OUT ending in ``.mcap`` becomes that single MCAP file (what Foxglove opens and
@@ -209,8 +213,7 @@ class RunMcap:
             goal = T["geometry_msgs/msg/PoseStamped"](header=_header(T, t, self.odom_frame),
                                                       pose=_pose(T, frame.goal[0], frame.goal[1], 0.0))
             self._add(t, "/goal_pose", "geometry_msgs/msg/PoseStamped", goal)
-        else:
-            integrate_pose(self._pose, *(float(d) for d in frame.odom_delta))
+        integrate_pose(self._pose, *(float(d) for d in frame.odom_delta))
         self._add(t, "/scan", "sensor_msgs/msg/LaserScan", self._laserscan(t, frame))
         v = w = 0.0
         if self._last_t is not None and t > self._last_t:

@@ -31,10 +31,11 @@ from robonav.runtime.loop import ControlLoop, LoopConfig
 from robonav.runtime.wire import protocol as wire
 from robonav.runtime.wire.receiver import Receiver
 from robonav.runtime.wire.recording import RX, TAKE, TX, WireLogError, read_log
+from robonav.runtime.wire.truth import TRUTH_NAME, EpisodeTruth, TruthError, load_truth
 from robonav.sensors.frame import SensorFrame
 from robonav.sensors.odometry import PoseDeltas
 
-__all__ = ["format_replay", "frames_and_commands", "replay"]
+__all__ = ["find_truth", "format_replay", "frames_and_commands", "replay"]
 
 
 def frames_and_commands(records: list[Any], watchdog: float, period: float, key: bytes | None = None
@@ -84,14 +85,17 @@ def frames_and_commands(records: list[Any], watchdog: float, period: float, key:
 
 class _TapDriver(ReplayDriver):
     """A ReplayDriver that hands each new frame and the Preprocessor's memory after it to a `RunMcap`, at the
-    time the recorded loop took that frame."""
+    time the recorded loop took that frame; with ``truths`` (Truth.align's, one per frame taken) also its true pose,
+    and each episode's maze and start pose where the episode's first frame was taken."""
 
-    def __init__(self, frames: list[SensorFrame | None], takes: list[float], run: Any) -> None:
+    def __init__(self, frames: list[SensorFrame | None], takes: list[float], run: Any,
+                 truths: list[tuple[EpisodeTruth, np.ndarray]] | None = None) -> None:
         super().__init__(frames)
-        self.takes, self.run = takes, run
+        self.takes, self.run, self.truths = takes, run, truths
         self.loop: Any = None
         self._taken = 0
         self._new: SensorFrame | None = None
+        self._episode: int | None = None
 
     def latest_frame(self) -> SensorFrame | None:
         i = self.calls
@@ -103,6 +107,12 @@ class _TapDriver(ReplayDriver):
     def _answered(self) -> None:
         if self._new is not None:
             t = self.takes[self._taken]
+            if self.truths is not None:
+                episode, pose = self.truths[self._taken]
+                if episode.episode_id != self._episode:
+                    self._episode = episode.episode_id
+                    self.run.world(t, episode.occupancy, episode.cell, episode.poses[0])
+                self.run.true_pose(t, pose)
             self.run.frame(t, self._new)
             self.run.memory(t, self.loop.pre)
             self._taken += 1
@@ -133,14 +143,32 @@ def sent_commands(records: list[Any], key: bytes | None = None) -> list[tuple[fl
     return out
 
 
+def find_truth(log: str | Path, truth: str | Path | bool) -> Path | None:
+    """The truth file for ``log``: ``truth`` itself (TruthError where it does not exist), or with True the
+    TRUTH_NAME beside ``log`` where there is one, with False none."""
+    if truth is False:
+        return None
+    if truth is True:
+        beside = Path(log).parent / TRUTH_NAME
+        return beside if beside.is_file() else None
+    if not Path(truth).is_file():
+        raise TruthError(f"--truth {truth}: no such file; give the trajectories.npz of the HIL run that recorded "
+                         f"{log} (robonav hil with hil.record)")
+    return Path(truth)
+
+
 def replay(log: str | Path, backend: str | None = None, model: str | None = None, key_file: str | None = None,
-           mcap: str | Path | None = None, memory_every: float = 1.0) -> dict[str, Any]:
+           mcap: str | Path | None = None, memory_every: float = 1.0, truth: str | Path | bool = True
+           ) -> dict[str, Any]:
     """Rerun ``log`` with its recorded backend and model (or the ones given); the comparison as a dict. The wire
     key comes from ``key_file`` or the environment (robonav.runtime.wire.keys); none: the recording is trusted.
 
     ``mcap``: also write the run there (robonav.runtime.ros2.mcap): the frames the loop took at their recorded
     times, the commands that went on the wire at theirs, and the replayed Preprocessor's memories every
-    ``memory_every`` seconds (the run's own while the replay is identical). No true pose: a robot has none."""
+    ``memory_every`` seconds (the run's own while the replay is identical). A robot knows no true pose; a HIL
+    run's sim-robot does: with a ``truth`` file (robonav.runtime.wire.truth; True: the one beside ``log`` if any,
+    False: none) the MCAP also holds /robonav/true_pose for every frame taken and each episode's /map and
+    map -> odom, and a truth file of another run is refused (TruthError) before anything runs."""
     from robonav.runtime.backends.registry import open_backend
     from robonav.runtime.wire.keys import load_key
 
@@ -154,16 +182,19 @@ def replay(log: str | Path, backend: str | None = None, model: str | None = None
     period, watchdog = float(meta["period"]), float(meta["watchdog"])
     frames, logged = frames_and_commands(records[1:], watchdog, period, key)
     kwargs = meta.get("backend_kwargs", {}) if kind == meta.get("backend") else {}
-    run = None
+    run, truth_path, truths = None, None, None
     if mcap is not None:
         from robonav.runtime.ros2.mcap import McapError, RunMcap
 
         if Path(mcap).exists():
             raise McapError(f"--mcap {mcap}: exists; replay writes a new file: remove it or give another path")
         run = RunMcap(memory_every=memory_every)
+        truth_path = find_truth(log, truth)
+        if truth_path is not None:
+            truths = load_truth(truth_path).align([f for f in frames if f is not None], log)
     with open_backend(kind, Path(path), **kwargs) as b:
         takes = [r.t for r in records if r.kind == TAKE]
-        driver = (ReplayDriver(frames or [None]) if run is None else _TapDriver(frames or [None], takes, run))
+        driver = (ReplayDriver(frames or [None]) if run is None else _TapDriver(frames or [None], takes, run, truths))
         config = LoopConfig(period=period, stress=bool(meta.get("stress")), watchdog=watchdog, ticks=len(frames),
                             telemetry=None, gc_freeze=False, handle_signals=False)
         loop = ControlLoop.for_backend(b, driver, ManualClock(), config, SafetyConfig(**meta["safety"]))
@@ -181,7 +212,8 @@ def replay(log: str | Path, backend: str | None = None, model: str | None = None
         for t, v, omega in sent_commands(records, key):
             run.command(t, v, omega)
         run.write(mcap)
-        written = {"mcap": str(mcap), "mcap_messages": dict(sorted(run.counts.items()))}
+        written = {"mcap": str(mcap), "mcap_messages": dict(sorted(run.counts.items())),
+                   "truth": None if truth_path is None else str(truth_path)}
     return {**written, "log": str(log), "backend": kind, "model": str(path), "records": len(records), "torn": torn,
             "frames": sum(f is not None for f in frames), "commands_logged": len(logged),
             "commands_replayed": len(replayed), "max_abs_diff": diff, "verified": key is not None,
@@ -202,5 +234,5 @@ def format_replay(r: dict[str, Any]) -> str:
         lines.append(f"  note: {r['torn']}")
     if r.get("mcap"):
         counts = ", ".join(f"{k} {v}" for k, v in r["mcap_messages"].items())
-        lines.append(f"  wrote {r['mcap']}: {counts}")
+        lines.append(f"  wrote {r['mcap']}: {counts}" + (f" (truth: {r['truth']})" if r.get("truth") else ""))
     return "\n".join(lines)
