@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -25,3 +26,18 @@ def test_a_writer_that_fails_leaves_the_old_file_whole(tmp_path):
         raise RuntimeError("disk gone")
     assert p.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["w.npz"]
+
+
+def test_a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_own(tmp_path):
+    old = os.umask(0o027)
+    try:
+        fresh = tmp_path / "fresh.json"
+        write_text_atomic(fresh, "{}")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # 0o666 less the umask, not mkstemp's 0o600
+        kept = tmp_path / "kept.json"
+        kept.write_text("{}")
+        kept.chmod(0o604)
+        write_text_atomic(kept, "[]")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o604 and kept.read_text() == "[]"
+    finally:
+        os.umask(old)
