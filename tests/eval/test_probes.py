@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +129,18 @@ def test_recording_end_to_end_replays_exactly():
             assert set(entry["scores"]) == {"core", "encoder", "observation", "memoryless"}
             assert set(entry["minus_observation"]) == {"core", "encoder", "memoryless"}
             assert entry["rows_test"] == len(records[2].trajectory.pose)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--suite", "test"], "--suite 'test': probes run on validation suites only"),
+    (["--suite", "hand"], "--suite 'hand': probes run on validation suites only"),
+    (["--policy", "classical"], "--policy/--memoryless 'classical': probes read the core's state"),
+])
+def test_benchmark_refuses_judged_suites_and_stateless_policies_in_one_line(args, message, tmp_path):
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "probes.py"
+    done = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2
+    lines = [ln for ln in done.stderr.splitlines() if not ln.startswith("pybullet build time")]
+    assert len(lines) == 1 and lines[0].startswith(f"probes: {message}"), done.stderr
+    assert not list(tmp_path.iterdir())
