@@ -148,7 +148,11 @@ def plot(out: dict[str, Any], path: Path) -> None:
             ax.bar(xs, shown, width, yerr=err, capsize=2, color=SET_COLORS.get(s, None), label=s)
             for x, v in zip(xs, vals):
                 if v < R2_FLOOR:
-                    ax.text(x, R2_FLOOR, f"{v:.1f}", rotation=90, fontsize=6, va="bottom", ha="center")
+                    ax.text(x, -0.1, f"{v:.2f}", rotation=90, fontsize=6, va="top", ha="center", color="white")
+        for x, t in enumerate(targets.values()):
+            if "majority_accuracy" in t:
+                ax.hlines(t["majority_accuracy"], x - 0.45, x + 0.45, colors="black", linestyles="--", lw=1)
+                ax.text(x + 0.45, t["majority_accuracy"], "majority", fontsize=6, va="bottom", ha="right")
         names = [n + (" (acc)" if t["kind"] == "classification" else "") for n, t in targets.items()]
         ax.set_xticks(np.arange(len(targets)), names, fontsize=7, rotation=15)
         ax.axhline(0, color="black", lw=0.6)
@@ -182,7 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of held-out episodes")
     p.add_argument("--name", default="", help="output name (default: the policy's file stem)")
     p.add_argument("--out", default="results/probes", help="folder for <name>.json and <name>.png")
+    p.add_argument("--replot", default="", help="only redraw the PNG beside this JSON of an earlier run")
     args = p.parse_args(argv)
+    if args.replot:
+        import json
+
+        plot(json.loads(Path(args.replot).read_text()), Path(args.replot).with_suffix(".png"))
+        return 0
     from robonav.errors import UserError
 
     try:
