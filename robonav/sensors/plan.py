@@ -648,8 +648,9 @@ def _follow(plan_f: np.ndarray, plan_i: np.ndarray, n: int, x: float, y: float, 
         seg = plan_f[PF_HEAD + 5 * n + 2:PF_HEAD + 6 * n + 2]
         for k in range(index, count - 1):
             seg[k - index] = np.hypot(path[2 * k + 2] - path[2 * k], path[2 * k + 3] - path[2 * k + 1])
+        left = plan_f[PF_HEAD + 6 * n + 2:PF_HEAD + 6 * n + 66]
         length = math.hypot(path[2 * index] - x, path[2 * index + 1] - y) + _pairwise_sum(
-            seg, count - 1 - index, plan_i[P_HEAD + n:P_HEAD + n + 192], plan_f[PF_HEAD + 6 * n + 2:PF_HEAD + 6 * n + 66])
+            seg, count - 1 - index, plan_i[P_HEAD + n:P_HEAD + n + 192], left)
         found = 1.0
     c = math.cos(th)
     s = math.sin(th)

@@ -28,8 +28,8 @@ import numpy as np
 from robonav.sensors.heap import heap_pop, heap_push
 from robonav.sensors.jit import allocating_kernel
 
-__all__ = ["Window", "astar", "astar_expansions", "astar_reference", "cost_map", "cost_map_reference", "nonzero_bounds", "path_points",
-           "search_window"]
+__all__ = ["Window", "astar", "astar_expansions", "astar_reference", "cost_map", "cost_map_reference",
+           "nonzero_bounds", "path_points", "search_window"]
 
 SQRT2 = math.sqrt(2.0)
 BLOCKED_ENDPOINT_COST = 1e6

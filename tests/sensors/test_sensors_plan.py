@@ -166,7 +166,7 @@ def test_a_budgeted_shipped_preprocessor_equals_budgeted_guide_over_a_noisy_driv
     pending = 0
     for k, frame in enumerate(frames):
         got = pre(frame, (0.4, 0.1))
-        want = bare(frame, (0.4, 0.1))
+        bare(frame, (0.4, 0.1))
         out = np.zeros(6)
         guide(bare._b.occ[:n0 * n0].reshape(n0, n0), bare.grid_origin, bare.pose, frame.goal, out)
         assert np.array_equal(got[bare.dim:], out.astype(np.float32)), f"frame {k}: {got[bare.dim:]} vs {out}"

@@ -133,5 +133,6 @@ def test_fields_added_later_are_written_only_when_on():
 def test_a_negative_guidance_budget_is_refused_with_what_is_accepted():
     from robonav.sensors.spec import PreprocessorConfig
 
-    with pytest.raises(ValueError, match=r"guidance_budget must be an integer >= 0 \(0: each plan in one step\), got -1"):
+    expected = r"guidance_budget must be an integer >= 0 \(0: each plan in one step\), got -1"
+    with pytest.raises(ValueError, match=expected):
         PreprocessorConfig(guidance=True, guidance_budget=-1)
