@@ -46,7 +46,8 @@ CONDITIONS: dict[str, dict[str, Any]] = {
 """Condition name -> dotted SimConfig overrides (keys below ``sim.``)."""
 
 EVAL_KEYS = ("robot.", "scanner.", "odometry.", "safety.", "dynamic.", "latency_ticks", "substeps", "goal_radius",
-             "time_limit_factor", "time_limit_extra", "raycaster", "preprocessor.laser_odometry")
+             "time_limit_factor", "time_limit_extra", "raycaster", "preprocessor.laser_odometry",
+             "preprocessor.guidance_budget")
 """Settings (below ``sim.``) that ``robonav eval --set`` may change: what the robot, its sensors and the world do.
 The others belong to the policy (period, observation, preprocessor), to training (reward, maze sampling,
 randomization: eval runs the nominal robot) or to the physics layout (slot_size), and are refused."""

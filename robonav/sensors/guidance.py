@@ -30,7 +30,9 @@ from collections.abc import Callable
 import numpy as np
 
 from robonav.sensors.planner import (
+    Window,
     astar,
+    astar_expansions,
     astar_reference,
     cost_map,
     cost_map_reference,
@@ -39,7 +41,7 @@ from robonav.sensors.planner import (
 )
 from robonav.sensors.spec import PreprocessorConfig
 
-__all__ = ["GUIDANCE_SIZE", "PATH_CLIP", "Guide", "GuideReference"]
+__all__ = ["GUIDANCE_SIZE", "PATH_CLIP", "BudgetedGuide", "Guide", "GuideReference"]
 
 GUIDANCE_SIZE = 6
 PATH_CLIP = 40.0
@@ -83,16 +85,27 @@ class Guide:
 
     def plan(self, occ: np.ndarray, origin: tuple[float, float], pose: np.ndarray, goal: np.ndarray) -> None:
         """A* from the robot's cell to the goal's over the known box grown by WINDOW_MARGIN."""
+        w, cost = self._window_cost(occ, origin, pose, goal)
+        cells, total = type(self)._astar(cost, self.res, w.start, w.goal)
+        self.since_plan = 0
+        self.index = 0
+        self.path = self._points(cells, total, w, origin, goal)
+
+    def _window_cost(self, occ: np.ndarray, origin: tuple[float, float], pose: np.ndarray,
+                     goal: np.ndarray) -> tuple[Window, np.ndarray]:
+        """The search window of a plan from ``pose`` to ``goal`` and the cost map over it."""
         res = self.res
         w = search_window(occ, origin, res, (float(pose[0]), float(pose[1])), (float(goal[0]), float(goal[1])),
                           WINDOW_MARGIN)
         cost = type(self)._cost_map(w.view(occ) > 0, res, ROBOT_RADIUS + LETHAL_MARGIN, SOFT_RADIUS, SOFT_WEIGHT,
                                     LETHAL_COST)
-        cells, total = type(self)._astar(cost, res, w.start, w.goal)
-        self.since_plan = 0
-        self.index = 0
+        return w, cost
+
+    def _points(self, cells: np.ndarray, total: float, w: Window, origin: tuple[float, float],
+                goal: np.ndarray) -> np.ndarray | None:
+        """The path's odometry-frame points, None if A* found none."""
         found = math.isfinite(total) and len(cells) > 0
-        self.path = path_points(cells, w, origin, res, np.asarray(goal, dtype=np.float64)) if found else None
+        return path_points(cells, w, origin, self.res, np.asarray(goal, dtype=np.float64)) if found else None
 
     def _along(self, distance: float) -> np.ndarray:
         """The point ``distance`` m along the path past its point ``index``."""
@@ -138,3 +151,36 @@ class GuideReference(Guide):
 
     _cost_map = staticmethod(cost_map_reference)
     _astar = staticmethod(astar_reference)
+
+
+class BudgetedGuide(Guide):
+    """`Guide` with at most ``guidance_budget`` A* expansions per step (the reference of the kernel's budgeted
+    plan). A plan that `Guide` would start at step t is the same A* on step t's memory, and it expands the same
+    cells in the same order, so it ends in step t + ceil(expanded / budget) - 1; until then the previous path is
+    followed (or the goal's bearing written, if there is none). The plan period counts from t."""
+
+    def __init__(self, config: PreprocessorConfig) -> None:
+        if config.guidance_budget < 1:
+            raise ValueError(f"BudgetedGuide needs guidance_budget >= 1, got {config.guidance_budget}: use Guide")
+        super().__init__(config)
+
+    def reset(self) -> None:
+        super().reset()
+        self.pending: np.ndarray | None = None  # the plan being searched: its path (None: no path)
+        self.steps_left = 0  # steps until it ends, this one included; 0: no plan pending
+
+    def __call__(self, occ: np.ndarray, origin: tuple[float, float], pose: np.ndarray, goal: np.ndarray,
+                 out: np.ndarray) -> None:
+        self.since_plan += 1
+        if self.steps_left == 0 and (self.path is None or self.since_plan >= self.config.guidance_every
+                                     or self.index >= len(self.path) - 2):
+            w, cost = self._window_cost(occ, origin, pose, goal)
+            cells, total, expanded = astar_expansions(cost, self.res, w.start, w.goal)
+            self.pending = self._points(cells, total, w, origin, goal)
+            self.steps_left = -(-expanded // self.config.guidance_budget)
+            self.since_plan = 0
+        if self.steps_left > 0:
+            self.steps_left -= 1
+            if self.steps_left == 0:
+                self.path, self.pending, self.index = self.pending, None, 0
+        self.write(pose, goal, out)

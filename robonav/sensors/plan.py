@@ -10,13 +10,19 @@ block), in preallocated buffers:
   blocked cell lies in the known box and so in the search window, so the global distances equal the window's.
 - A* runs in grid coordinates, confined to the window `planner.search_window` would cut. Items are the flat
   grid index, which orders cells like the window's flat index, so ties break the same way; an indexed heap with
-  decrease-key pops the live entries of the lazy heap in the same order. Per-cell values carry the plan's id
-  (``stamp``), so nothing is cleared between plans.
+  decrease-key pops the live entries of the lazy heap in the same order. A cell's search state is one 16-byte
+  record (g, and a word with the plan's id, closed, the step it was reached by and its heap slot), so a
+  neighbour costs one cache line, not five; the plan id means nothing is cleared between plans.
+- With ``guidance_budget`` > 0 a plan expands at most that many cells per step: it searches the cost map of the
+  step it began (nothing updates it until the search ends), and the previous path is followed until the new one
+  is finished (`BudgetedGuide` is the reference). 0 runs each plan to its end in one step, as the shipped
+  policies were trained.
 - Following the path (nearest point, the two bearings, the remaining length) is `Guide.write` with NumPy's
   pairwise sum for the length.
 
 Work per plan is bounded by the window (at most the grid) and happens every ``guidance_every`` steps, as in
-`Guide`; exactness, not a cheaper plan, is the constraint, because the policies read this block.
+`Guide`; exactness, not a cheaper plan, is the constraint, because the policies read this block. A budget
+bounds the work per step and delivers the same plan some steps later.
 """
 
 from __future__ import annotations
@@ -48,13 +54,17 @@ REMOVED = 2
 SQ_ENDPOINT = 254
 """Code a blocked start or goal cell takes during its plan: cost BLOCKED_ENDPOINT_COST, as `planner.astar` gives."""
 
-# plan_i header (int32): settings, per-episode state (P_K..P_RECENTRES, the known box), the plan id
-P_EVERY, P_OFF, P_REACH, P_K, P_INDEX, P_SINCE, P_RECENTRES, P_LO_I, P_HI_I, P_LO_J, P_HI_J, P_PLAN_ID = range(12)
-P_HEAD = 16
+# plan_i header (int32): settings, per-episode state (P_K..P_RECENTRES, the known box), the plan id, the
+# pending search (its heap size, window, start, goal and their cost codes)
+(P_EVERY, P_OFF, P_REACH, P_K, P_INDEX, P_SINCE, P_RECENTRES, P_LO_I, P_HI_I, P_LO_J, P_HI_J, P_PLAN_ID, P_BUDGET,
+ P_SEARCH, P_SIZE, P_W_LO_I, P_W_HI_I, P_W_LO_J, P_W_HI_J, P_START, P_GOAL, P_CODE_START, P_CODE_GOAL) = range(23)
+P_HEAD = 32
 MAX_PLAN_ID = 2**31 - 2
-# plan_f header (float64): the cost table, then scalars
-PF_LOOK = 256
+# plan_f header (float64): the cost table, then scalars (the lookahead; origin and goal when the search began)
+PF_LOOK, PF_OX, PF_OY, PF_GX, PF_GY = range(256, 261)
 PF_HEAD = 264
+FOUND, EXHAUSTED, PENDING = 0, 1, 2
+"""What `_search` returns: the goal was reached, the window holds no path, the budget ran out first."""
 
 
 def make_plan_buffers(config: PreprocessorConfig, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +80,10 @@ def make_plan_buffers(config: PreprocessorConfig, offset: int) -> tuple[np.ndarr
     if 2 * reach * reach >= SQ_ENDPOINT:
         raise ValueError(f"guidance needs grid_resolution >= {SOFT_RADIUS / 11:.3f} m (soft radius {SOFT_RADIUS} m "
                          f"in at most 11 cells), got {res}: use a coarser grid")
-    plan_f = np.zeros(PF_HEAD + 2 * n + 2 * (n + 1), np.float64)
+    if n >= 1 << DIR_SHIFT:
+        raise ValueError(f"guidance needs grid_cells**2 < 2**{DIR_SHIFT}, got {config.grid_cells} cells a side")
+    # plan_f: header, search records (2n), heap keys (n), path (2n + 2), scratch of the path length (n + 64)
+    plan_f = np.zeros(PF_HEAD + 6 * n + 66, np.float64)
     lethal, span = ROBOT_RADIUS + LETHAL_MARGIN, SOFT_RADIUS - (ROBOT_RADIUS + LETHAL_MARGIN)
     for code in range(256):  # the arithmetic of planner._cost_map, per squared distance
         d = res * math.sqrt(code)
@@ -84,8 +97,9 @@ def make_plan_buffers(config: PreprocessorConfig, offset: int) -> tuple[np.ndarr
             plan_f[code] = 1.0 + SOFT_WEIGHT * (SOFT_RADIUS - d) / span
     plan_f[SQ_ENDPOINT] = BLOCKED_ENDPOINT_COST
     plan_f[PF_LOOK] = config.guidance_lookahead
-    plan_i = np.zeros(P_HEAD + 5 * n, np.int32)
+    plan_i = np.zeros(P_HEAD + n + 192, np.int32)  # header, heap items (n), scratch of the path length (192)
     plan_i[P_EVERY], plan_i[P_OFF], plan_i[P_REACH] = config.guidance_every, offset, reach
+    plan_i[P_BUDGET] = config.guidance_budget
     plan_u8 = np.zeros(2 * n, np.uint8)
     reset_plan_buffers(plan_i, plan_u8)
     return plan_f, plan_i, plan_u8
@@ -98,6 +112,7 @@ def reset_plan_buffers(plan_i: np.ndarray, plan_u8: np.ndarray) -> None:
         return
     plan_i[P_K:P_LO_I] = 0
     plan_i[P_LO_I:P_HI_J + 1] = -1
+    plan_i[P_SEARCH] = plan_i[P_SIZE] = 0
     plan_u8[:] = 0
     plan_u8[plan_u8.shape[0] // 2:] = SQ_FAR
 
@@ -231,6 +246,16 @@ def _known_box(occ: np.ndarray, words: np.ndarray, n0: int, box: np.ndarray) -> 
 
 
 # ------------------------------------------------------------------------------------------------------ A*
+# Per-cell search state: one 16-byte record per grid cell in plan_f (g, then a word seen as int64) so a cell's
+# whole state is one cache line away: the plan id (high 32 bits; == pid: g and the word are this plan's),
+# CLOSED, the step it was reached by (parent = cell - _delta(dir); DIR_START for the start) and its heap slot.
+CLOSED = 1 << 31
+DIR_SHIFT = 27
+DIR_BITS = 0xF << DIR_SHIFT
+DIR_START = 8
+POS_BITS = (1 << DIR_SHIFT) - 1
+
+
 @kernel
 def _octile(i: int, j: int, gi: int, gj: int, res: float) -> float:
     a = abs(i - gi)
@@ -239,25 +264,34 @@ def _octile(i: int, j: int, gi: int, gj: int, res: float) -> float:
 
 
 @inline_kernel
-def _sift_up(keys: np.ndarray, items: np.ndarray, pos: np.ndarray, i: int, key: float, item: int) -> None:
+def _delta(d: int, n0: int) -> int:
+    """Flat-index step of move ``d``: 0..3 = +i, -i, +j, -j; 4..7 = (+i+j), (+i-j), (-i+j), (-i-j)."""
+    di = 1 if d == 0 or d == 4 or d == 5 else (-1 if d == 1 or d >= 6 else 0)
+    dj = 1 if d == 2 or d == 4 or d == 6 else (-1 if d == 3 or d == 5 or d == 7 else 0)
+    return di * n0 + dj
+
+
+@inline_kernel
+def _sift_up(keys: np.ndarray, items: np.ndarray, word: np.ndarray, i: int, key: float, item: int) -> None:
     """Place (key, item) at heap slot i or above: parents greater in (key, item) order move down into the hole."""
     while i > 0:
         p = (i - 1) // 2
         kp = keys[p]
-        if key < kp or (key == kp and item < items[p]):
+        ip = items[p]
+        if key < kp or (key == kp and item < ip):
             keys[i] = kp
-            items[i] = items[p]
-            pos[items[i]] = i
+            items[i] = ip
+            word[2 * ip + 1] = (word[2 * ip + 1] & ~POS_BITS) | i
             i = p
         else:
             break
     keys[i] = key
     items[i] = item
-    pos[item] = i
+    word[2 * item + 1] = (word[2 * item + 1] & ~POS_BITS) | i
 
 
 @inline_kernel
-def _pop(keys: np.ndarray, items: np.ndarray, pos: np.ndarray, n: int) -> int:
+def _pop(keys: np.ndarray, items: np.ndarray, word: np.ndarray, n: int) -> int:
     """Remove the smallest (key, item) of the heap of size ``n``; returns its item."""
     top = items[0]
     n -= 1
@@ -269,116 +303,122 @@ def _pop(keys: np.ndarray, items: np.ndarray, pos: np.ndarray, n: int) -> int:
         if m >= n:
             break
         km = keys[m]
+        im = items[m]
         if m + 1 < n:
             kr = keys[m + 1]
-            if kr < km or (kr == km and items[m + 1] < items[m]):
+            ir = items[m + 1]
+            if kr < km or (kr == km and ir < im):
                 m += 1
                 km = kr
-        if km < key or (km == key and items[m] < item):
+                im = ir
+        if km < key or (km == key and im < item):
             keys[i] = km
-            items[i] = items[m]
-            pos[items[i]] = i
+            items[i] = im
+            word[2 * im + 1] = (word[2 * im + 1] & ~POS_BITS) | i
             i = m
         else:
             break
     if n > 0:
         keys[i] = key
         items[i] = item
-        pos[item] = i
+        word[2 * item + 1] = (word[2 * item + 1] & ~POS_BITS) | i
     return top
 
 
 @inline_kernel
-def _relax(g: np.ndarray, parent: np.ndarray, seen: np.ndarray, closed: np.ndarray, keys: np.ndarray,
-           items: np.ndarray, pos: np.ndarray, size: int, pid: int, u: int, v: int, nd: float, h: float) -> int:
-    """`planner._astar`'s relaxation of v through u at cost nd (h: v's heuristic); returns the heap size."""
-    if seen[v] == pid:
-        if not nd < g[v]:
+def _relax(rec: np.ndarray, word: np.ndarray, keys: np.ndarray, items: np.ndarray, size: int, tag: int, v: int,
+           d: int, nd: float, vi: int, vj: int, gi: int, gj: int, res: float) -> int:
+    """`planner._astar`'s relaxation of v = (vi, vj), reached by move d, at cost nd; returns the heap size."""
+    w = word[2 * v + 1]
+    if (w >> 32) << 32 == tag:
+        if not nd < rec[2 * v]:
             return size
-        g[v] = nd
-        parent[v] = u
-        if closed[v] != pid:  # in the heap: decrease its key (the lazy heap pushes and skips the stale entry)
-            _sift_up(keys, items, pos, pos[v], nd + h, v)
+        rec[2 * v] = nd
+        word[2 * v + 1] = (w & ~DIR_BITS) | (d << DIR_SHIFT)
+        if not w & CLOSED:  # in the heap: decrease its key (the lazy heap pushes and skips the stale entry)
+            _sift_up(keys, items, word, w & POS_BITS, nd + _octile(vi, vj, gi, gj, res), v)
         return size
-    seen[v] = pid
-    g[v] = nd
-    parent[v] = u
-    _sift_up(keys, items, pos, size, nd + h, v)
+    rec[2 * v] = nd
+    word[2 * v + 1] = tag | (d << DIR_SHIFT)
+    _sift_up(keys, items, word, size, nd + _octile(vi, vj, gi, gj, res), v)
     return size + 1
 
 
 @kernel
-def _astar(plan_f: np.ndarray, plan_i: np.ndarray, sq: np.ndarray, n0: int, res: float, lo_i: int, hi_i: int,
-           lo_j: int, hi_j: int, start: int, goal: int, pid: int) -> bool:
-    """`planner._astar` on grid cells confined to the window; True if the goal was reached (g, parent set).
-    The neighbours are relaxed in another order than planner's, which changes nothing: each is a different cell,
-    and the heap orders by (key, item) alone."""
+def _search(plan_f: np.ndarray, plan_i: np.ndarray, sq: np.ndarray, n0: int, res: float, budget: int) -> int:
+    """Continue the pending A* (`planner._astar` on grid cells confined to the window) for at most ``budget``
+    expansions (0: to the end); returns FOUND, EXHAUSTED or PENDING. The neighbours are relaxed in another order
+    than planner's, which changes nothing: each is a different cell, and the heap orders by (key, item) alone."""
     n = n0 * n0
     cost = plan_f[:256]
-    g = plan_f[PF_HEAD:PF_HEAD + n]
-    keys = plan_f[PF_HEAD + n:PF_HEAD + 2 * n]
-    parent = plan_i[P_HEAD:P_HEAD + n]
-    seen = plan_i[P_HEAD + n:P_HEAD + 2 * n]  # == pid: g and parent hold this plan's values
-    closed = plan_i[P_HEAD + 2 * n:P_HEAD + 3 * n]  # == pid: expanded in this plan
-    items = plan_i[P_HEAD + 3 * n:P_HEAD + 4 * n]
-    pos = plan_i[P_HEAD + 4 * n:P_HEAD + 5 * n]
+    rec = plan_f[PF_HEAD:PF_HEAD + 2 * n]
+    word = rec.view(np.int64)
+    keys = plan_f[PF_HEAD + 2 * n:PF_HEAD + 3 * n]
+    items = plan_i[P_HEAD:P_HEAD + n]
+    lo_i, hi_i, lo_j, hi_j = plan_i[P_W_LO_I], plan_i[P_W_HI_I], plan_i[P_W_LO_J], plan_i[P_W_HI_J]
+    goal = plan_i[P_GOAL]
+    tag = np.int64(plan_i[P_PLAN_ID]) << 32
+    size = plan_i[P_SIZE]
     inf = np.inf
     gi = goal // n0
     gj = goal - gi * n0
     diag = SQRT2 * res
-    g[start] = 0.0
-    parent[start] = -1
-    seen[start] = pid
-    _sift_up(keys, items, pos, 0, _octile(start // n0, start - (start // n0) * n0, gi, gj, res), start)
-    size = 1
+    inv = 1.0 / n0
+    done = 0
     while size > 0:
-        u = _pop(keys, items, pos, size)
+        if budget > 0 and done == budget:
+            plan_i[P_SIZE] = size
+            return PENDING
+        done += 1
+        u = _pop(keys, items, word, size)
         size -= 1
-        closed[u] = pid
+        word[2 * u + 1] |= CLOSED
         if u == goal:
-            return True
-        i = u // n0
+            plan_i[P_SIZE] = size
+            return FOUND
+        i = int((u + 0.5) * inv)  # u // n0 without a division (exact: u < 2**27)
         j = u - i * n0
         cu = cost[sq[u]]
-        gu = g[u]
+        gu = rec[2 * u]
         # the four sides: cost inf where outside the window (then both diagonals beside it are outside too)
         c_ip = cost[sq[u + n0]] if i < hi_i else inf
         c_im = cost[sq[u - n0]] if i > lo_i else inf
         c_jp = cost[sq[u + 1]] if j < hi_j else inf
         c_jm = cost[sq[u - 1]] if j > lo_j else inf
         if c_ip != inf:
-            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + n0,
-                          gu + res * 0.5 * (cu + c_ip), _octile(i + 1, j, gi, gj, res))
+            size = _relax(rec, word, keys, items, size, tag, u + n0, 0, gu + res * 0.5 * (cu + c_ip), i + 1, j, gi,
+                          gj, res)
         if c_im != inf:
-            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - n0,
-                          gu + res * 0.5 * (cu + c_im), _octile(i - 1, j, gi, gj, res))
+            size = _relax(rec, word, keys, items, size, tag, u - n0, 1, gu + res * 0.5 * (cu + c_im), i - 1, j, gi,
+                          gj, res)
         if c_jp != inf:
-            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + 1,
-                          gu + res * 0.5 * (cu + c_jp), _octile(i, j + 1, gi, gj, res))
+            size = _relax(rec, word, keys, items, size, tag, u + 1, 2, gu + res * 0.5 * (cu + c_jp), i, j + 1, gi,
+                          gj, res)
         if c_jm != inf:
-            size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - 1,
-                          gu + res * 0.5 * (cu + c_jm), _octile(i, j - 1, gi, gj, res))
+            size = _relax(rec, word, keys, items, size, tag, u - 1, 3, gu + res * 0.5 * (cu + c_jm), i, j - 1, gi,
+                          gj, res)
         if c_ip != inf and c_jp != inf:
             cv = cost[sq[u + n0 + 1]]
             if cv != inf:
-                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + n0 + 1,
-                              gu + diag * 0.5 * (cu + cv), _octile(i + 1, j + 1, gi, gj, res))
+                size = _relax(rec, word, keys, items, size, tag, u + n0 + 1, 4, gu + diag * 0.5 * (cu + cv), i + 1,
+                              j + 1, gi, gj, res)
         if c_ip != inf and c_jm != inf:
             cv = cost[sq[u + n0 - 1]]
             if cv != inf:
-                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u + n0 - 1,
-                              gu + diag * 0.5 * (cu + cv), _octile(i + 1, j - 1, gi, gj, res))
+                size = _relax(rec, word, keys, items, size, tag, u + n0 - 1, 5, gu + diag * 0.5 * (cu + cv), i + 1,
+                              j - 1, gi, gj, res)
         if c_im != inf and c_jp != inf:
             cv = cost[sq[u - n0 + 1]]
             if cv != inf:
-                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - n0 + 1,
-                              gu + diag * 0.5 * (cu + cv), _octile(i - 1, j + 1, gi, gj, res))
+                size = _relax(rec, word, keys, items, size, tag, u - n0 + 1, 6, gu + diag * 0.5 * (cu + cv), i - 1,
+                              j + 1, gi, gj, res)
         if c_im != inf and c_jm != inf:
             cv = cost[sq[u - n0 - 1]]
             if cv != inf:
-                size = _relax(g, parent, seen, closed, keys, items, pos, size, pid, u, u - n0 - 1,
-                              gu + diag * 0.5 * (cu + cv), _octile(i - 1, j - 1, gi, gj, res))
-    return False
+                size = _relax(rec, word, keys, items, size, tag, u - n0 - 1, 7, gu + diag * 0.5 * (cu + cv), i - 1,
+                              j - 1, gi, gj, res)
+    plan_i[P_SIZE] = 0
+    return EXHAUSTED
 
 
 @kernel
@@ -392,9 +432,9 @@ def _cell(u: float, n0: int) -> int:
 
 
 @kernel
-def _plan(occ: np.ndarray, words: np.ndarray, plan_f: np.ndarray, plan_i: np.ndarray, plan_u8: np.ndarray, n0: int,
-          res: float, x: float, y: float, ox: float, oy: float, gx: float, gy: float, recentres: int) -> None:
-    """`Guide.plan`: A* from the robot's cell to the goal's; the path's points go to plan_f, their count to P_K."""
+def _begin(occ: np.ndarray, words: np.ndarray, plan_f: np.ndarray, plan_i: np.ndarray, plan_u8: np.ndarray, n0: int,
+           res: float, x: float, y: float, ox: float, oy: float, gx: float, gy: float, recentres: int) -> None:
+    """The start of `Guide.plan`: bring the cost map up to date, cut the window, push the robot's cell."""
     n = n0 * n0
     box = plan_i[P_LO_I:P_HI_J + 1]
     old_lo_i, old_hi_i, old_lo_j, old_hi_j = box[0], box[1], box[2], box[3]
@@ -418,49 +458,81 @@ def _plan(occ: np.ndarray, words: np.ndarray, plan_f: np.ndarray, plan_i: np.nda
         lo_i, hi_i = min(lo_i, box[0]), max(hi_i, box[1])
         lo_j, hi_j = min(lo_j, box[2]), max(hi_j, box[3])
     m = math.ceil(WINDOW_MARGIN / res)
-    lo_i, lo_j = max(lo_i - m, 0), max(lo_j - m, 0)
-    hi_i, hi_j = min(hi_i + m, n0 - 1), min(hi_j + m, n0 - 1)
+    plan_i[P_W_LO_I], plan_i[P_W_LO_J] = max(lo_i - m, 0), max(lo_j - m, 0)
+    plan_i[P_W_HI_I], plan_i[P_W_HI_J] = min(hi_i + m, n0 - 1), min(hi_j + m, n0 - 1)
 
     sq = plan_u8[n:]
     start = ri * n0 + rj
     goal = gi * n0 + gj
     cost = plan_f[:256]
-    code_start = sq[start]
-    code_goal = sq[goal]
-    if cost[code_start] == np.inf:
+    plan_i[P_START], plan_i[P_GOAL] = start, goal
+    plan_i[P_CODE_START], plan_i[P_CODE_GOAL] = sq[start], sq[goal]
+    if cost[sq[start]] == np.inf:
         sq[start] = SQ_ENDPOINT
-    if cost[code_goal] == np.inf:
+    if cost[sq[goal]] == np.inf:
         sq[goal] = SQ_ENDPOINT
+    plan_f[PF_OX], plan_f[PF_OY], plan_f[PF_GX], plan_f[PF_GY] = ox, oy, gx, gy
     pid = plan_i[P_PLAN_ID] + 1
+    rec = plan_f[PF_HEAD:PF_HEAD + 2 * n]
+    word = rec.view(np.int64)
     if pid > MAX_PLAN_ID:  # once in 2**31 plans: clear the stamps
-        plan_i[P_HEAD + n:P_HEAD + 3 * n] = 0
+        for v in range(n):
+            word[2 * v + 1] = 0
         pid = 1
     plan_i[P_PLAN_ID] = pid
-    found = _astar(plan_f, plan_i, sq, n0, res, lo_i, hi_i, lo_j, hi_j, start, goal, pid)
-    sq[start] = code_start
-    sq[goal] = code_goal
+    rec[2 * start] = 0.0
+    word[2 * start + 1] = (np.int64(pid) << 32) | (DIR_START << DIR_SHIFT)
+    _sift_up(plan_f[PF_HEAD + 2 * n:PF_HEAD + 3 * n], plan_i[P_HEAD:P_HEAD + n], word, 0,
+             _octile(ri, rj, gi, gj, res), start)
+    plan_i[P_SIZE] = 1
+    plan_i[P_SEARCH] = 1
     plan_i[P_SINCE] = 0
+
+
+@kernel
+def _finish(plan_f: np.ndarray, plan_i: np.ndarray, plan_u8: np.ndarray, n0: int, res: float, found: bool) -> None:
+    """The end of `Guide.plan`: the path's points (plan-time origin, goal last) go to plan_f, their count to P_K."""
+    n = n0 * n0
+    sq = plan_u8[n:]
+    start, goal = plan_i[P_START], plan_i[P_GOAL]
+    sq[start] = plan_i[P_CODE_START]
+    sq[goal] = plan_i[P_CODE_GOAL]
+    plan_i[P_SEARCH] = 0
     plan_i[P_INDEX] = 0
-    total = plan_f[PF_HEAD + goal]
-    if not found or not math.isfinite(total):
+    rec = plan_f[PF_HEAD:PF_HEAD + 2 * n]
+    word = rec.view(np.int64)
+    if not found or not math.isfinite(rec[2 * goal]):
         plan_i[P_K] = 0
         return
-    parent = plan_i[P_HEAD:P_HEAD + n]
-    count = 0
+    count = 1
     u = goal
-    while u != -1:
+    while True:
+        d = (word[2 * u + 1] & DIR_BITS) >> DIR_SHIFT
+        if d == DIR_START:
+            break
+        u -= _delta(d, n0)
         count += 1
-        u = parent[u]
-    path = plan_f[PF_HEAD + 2 * n:]
+    ox, oy = plan_f[PF_OX], plan_f[PF_OY]
+    path = plan_f[PF_HEAD + 3 * n:]
     u = goal
     for k in range(count - 1, -1, -1):
         ci = u // n0
         path[2 * k] = ox + (ci + 0.5) * res
         path[2 * k + 1] = oy + (u - ci * n0 + 0.5) * res
-        u = parent[u]
-    path[2 * count] = gx
-    path[2 * count + 1] = gy
+        d = (word[2 * u + 1] & DIR_BITS) >> DIR_SHIFT
+        if d != DIR_START:
+            u -= _delta(d, n0)
+    path[2 * count] = plan_f[PF_GX]
+    path[2 * count + 1] = plan_f[PF_GY]
     plan_i[P_K] = count + 1
+
+
+@kernel
+def _plan(plan_f: np.ndarray, plan_i: np.ndarray, plan_u8: np.ndarray, n0: int, res: float, budget: int) -> None:
+    """Run the pending search for at most ``budget`` expansions (0: to the end); finish it if it ended."""
+    status = _search(plan_f, plan_i, plan_u8[n0 * n0:], n0, res, budget)
+    if status != PENDING:
+        _finish(plan_f, plan_i, plan_u8, n0, res, status == FOUND)
 
 
 # ---------------------------------------------------------------------------------------------- following
@@ -560,7 +632,7 @@ def _follow(plan_f: np.ndarray, plan_i: np.ndarray, n: int, x: float, y: float, 
         length = math.hypot(gx - x, gy - y)
         found = 0.0
     else:
-        path = plan_f[PF_HEAD + 2 * n:]
+        path = plan_f[PF_HEAD + 3 * n:PF_HEAD + 5 * n + 2]
         index = plan_i[P_INDEX]
         best = index
         best_d = math.inf
@@ -573,11 +645,12 @@ def _follow(plan_f: np.ndarray, plan_i: np.ndarray, n: int, x: float, y: float, 
         plan_i[P_INDEX] = index
         nx, ny = _along(path, count, index, look)
         fx, fy = _along(path, count, index, 3.0 * look)
-        seg = plan_f[PF_HEAD + n:PF_HEAD + 2 * n]  # the heap's keys serve as scratch between plans
+        seg = plan_f[PF_HEAD + 5 * n + 2:PF_HEAD + 6 * n + 2]
         for k in range(index, count - 1):
             seg[k - index] = np.hypot(path[2 * k + 2] - path[2 * k], path[2 * k + 3] - path[2 * k + 1])
+        left = plan_f[PF_HEAD + 6 * n + 2:PF_HEAD + 6 * n + 66]
         length = math.hypot(path[2 * index] - x, path[2 * index + 1] - y) + _pairwise_sum(
-            seg, count - 1 - index, plan_i[P_HEAD + 3 * n:P_HEAD + 3 * n + 192], plan_f[PF_HEAD:PF_HEAD + 64])
+            seg, count - 1 - index, plan_i[P_HEAD + n:P_HEAD + n + 192], left)
         found = 1.0
     c = math.cos(th)
     s = math.sin(th)
@@ -607,6 +680,9 @@ def plan_step(occ: np.ndarray, words: np.ndarray, plan_f: np.ndarray, plan_i: np
     since = plan_i[P_SINCE] + 1
     plan_i[P_SINCE] = since
     count = plan_i[P_K]
-    if count == 0 or since >= plan_i[P_EVERY] or plan_i[P_INDEX] >= count - 2:
-        _plan(occ, words, plan_f, plan_i, plan_u8, n0, res, x, y, ox, oy, gx, gy, recentres)
+    if plan_i[P_SEARCH]:
+        _plan(plan_f, plan_i, plan_u8, n0, res, plan_i[P_BUDGET])
+    elif count == 0 or since >= plan_i[P_EVERY] or plan_i[P_INDEX] >= count - 2:
+        _begin(occ, words, plan_f, plan_i, plan_u8, n0, res, x, y, ox, oy, gx, gy, recentres)
+        _plan(plan_f, plan_i, plan_u8, n0, res, plan_i[P_BUDGET])
     _follow(plan_f, plan_i, n0 * n0, x, y, th, gx, gy, obs)

@@ -28,8 +28,8 @@ import numpy as np
 from robonav.sensors.heap import heap_pop, heap_push
 from robonav.sensors.jit import allocating_kernel
 
-__all__ = ["Window", "astar", "astar_reference", "cost_map", "cost_map_reference", "nonzero_bounds", "path_points",
-           "search_window"]
+__all__ = ["Window", "astar", "astar_expansions", "astar_reference", "cost_map", "cost_map_reference",
+           "nonzero_bounds", "path_points", "search_window"]
 
 SQRT2 = math.sqrt(2.0)
 BLOCKED_ENDPOINT_COST = 1e6
@@ -136,9 +136,9 @@ def _octile(i: int, j: int, gi: int, gj: int, res: float) -> float:
 
 @allocating_kernel
 def _astar(cost: np.ndarray, res: float, si: int, sj: int, gi: int, gj: int, g: np.ndarray, parent: np.ndarray,
-           path: np.ndarray) -> tuple[int, float]:
+           path: np.ndarray) -> tuple[int, float, int]:
     """A* from (si, sj) to (gi, gj) on ``cost`` [W, H]; writes the path's cells into ``path`` [K, 2] and returns
-    (number of cells, cost), or (0, inf) when the goal cannot be reached."""
+    (number of cells, cost, cells expanded), or (0, inf, cells expanded) when the goal cannot be reached."""
     w, h = cost.shape
     g[:, :] = np.inf
     parent[:, :] = -1
@@ -152,11 +152,13 @@ def _astar(cost: np.ndarray, res: float, si: int, sj: int, gi: int, gj: int, g: 
     flat_g[start] = 0.0
     n = heap_push(keys, items, 0, _octile(si, sj, gi, gj, res), start)
     closed = np.zeros(w * h, dtype=np.bool_)
+    expanded = 0
     while n > 0:
         _, u, n = heap_pop(keys, items, n)
         if closed[u]:
             continue
         closed[u] = True
+        expanded += 1
         if u == goal:
             break
         i = u // h
@@ -185,7 +187,7 @@ def _astar(cost: np.ndarray, res: float, si: int, sj: int, gi: int, gj: int, g: 
                 flat_parent[v] = u
                 n = heap_push(keys, items, n, nd + _octile(ni, nj, gi, gj, res), v)
     if not closed[goal]:
-        return 0, np.inf
+        return 0, np.inf, expanded
     count = 0
     u = goal
     while u != -1:
@@ -196,7 +198,7 @@ def _astar(cost: np.ndarray, res: float, si: int, sj: int, gi: int, gj: int, g: 
         path[k, 0] = u // h
         path[k, 1] = u - (u // h) * h
         u = flat_parent[u]
-    return count, flat_g[goal]
+    return count, flat_g[goal], expanded
 
 
 def _check_cell(name: str, cell: tuple[int, int], shape: tuple[int, ...]) -> tuple[int, int]:
@@ -212,6 +214,13 @@ def astar(cost: np.ndarray, res: float, start: tuple[int, int], goal: tuple[int,
     Returns (cells int64 [K, 2] from start to goal, cost); (empty [0, 2], inf) when there is none. The start and
     goal cells are searched from and to even if their own cost is inf.
     """
+    cells, total, _ = astar_expansions(cost, res, start, goal)
+    return cells, total
+
+
+def astar_expansions(cost: np.ndarray, res: float, start: tuple[int, int],
+                     goal: tuple[int, int]) -> tuple[np.ndarray, float, int]:
+    """`astar`, and how many cells it expanded (the goal included; every reachable cell when there is no path)."""
     c = np.array(cost, dtype=np.float64, order="C")
     si, sj = _check_cell("start", start, c.shape)
     gi, gj = _check_cell("goal", goal, c.shape)
@@ -221,8 +230,8 @@ def astar(cost: np.ndarray, res: float, start: tuple[int, int], goal: tuple[int,
     g = np.empty(c.shape)
     parent = np.empty(c.shape, dtype=np.int64)
     path = np.empty((c.size, 2), dtype=np.int64)
-    count, total = _astar(c, float(res), si, sj, gi, gj, g, parent, path)
-    return path[:count].copy(), float(total)
+    count, total, expanded = _astar(c, float(res), si, sj, gi, gj, g, parent, path)
+    return path[:count].copy(), float(total), int(expanded)
 
 
 def astar_reference(cost: np.ndarray, res: float, start: tuple[int, int],

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from robonav.sensors.frame import ScanSpec, ScanSpecError, SensorFrame
-from robonav.sensors.guidance import GuideReference
+from robonav.sensors.guidance import BudgetedGuide, Guide, GuideReference
 from robonav.sensors.layout import LUT_OCC, LUT_OFFSET, LUT_VIS, make_luts
 from robonav.sensors.scan import ABOVE_MODES, BELOW_MODES, INVALID, NO_RETURN, RANGE, TOO_CLOSE, BeamTableCache
 from robonav.sensors.scanmatch import ScanMatcherReference
@@ -221,7 +221,9 @@ class ReferencePreprocessor:
         self._luts = make_luts(self.spec)
         self._tables = BeamTableCache(c.num_bins, c.clear_rays)
         self._episode: int | None = None
-        self._guide = GuideReference(c) if c.guidance else None
+        self._guide: Guide | None = None
+        if c.guidance:  # a budgeted plan's reference runs the planner's Numba A*, which counts its expansions
+            self._guide = BudgetedGuide(c) if c.guidance_budget else GuideReference(c)
         self._matcher = ScanMatcherReference() if c.laser_odometry else None
         self.reset()
 

@@ -109,6 +109,10 @@ class PreprocessorConfig:
     """Correct each odometry delta by matching the scan to a map of earlier scans (robonav.sensors.scanmatch)
     before it is integrated: memories, goal and guidance then live in the corrected frame. The layout is the same
     either way."""
+    guidance_budget: int = 0
+    """Most A* expansions per step (0: each plan runs to its end in the step it starts, as the shipped policies
+    were trained). With a budget a plan searches the cost map of the step it started over the next steps, and the
+    previous path is followed until it ends (robonav.sensors.plan)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -123,6 +127,8 @@ class PreprocessorConfig:
             _require(name, getattr(self, name), getattr(self, name) >= 1, "an integer >= 1")
         for name in ("obstacle_decay_steps", "visit_decay_steps"):
             _require(name, getattr(self, name), getattr(self, name) >= 0, "an integer >= 0 (0: no decay)")
+        _require("guidance_budget", self.guidance_budget, self.guidance_budget >= 0,
+                 "an integer >= 0 (0: each plan in one step)")
         for name in ("clear_margin", "trail_radius"):
             _require(name, getattr(self, name), math.isfinite(getattr(self, name)) and getattr(self, name) >= 0,
                      "a finite number >= 0")
@@ -362,6 +368,6 @@ class ObservationSpec:
                 "re-export the model with this robonav version"
             )
         return spec
-ADDED_OFF = ("laser_odometry",)
+ADDED_OFF = ("laser_odometry", "guidance_budget")
 """PreprocessorConfig fields added after the shipped policies were exported: written only when on."""
 

@@ -69,6 +69,11 @@ def test_set_changes_what_eval_uses_and_refuses_the_rest() -> None:
     cfg = apply_sim_settings(apply_conditions(eval_config(), "fov90"), ["sim.scanner.fov_deg=100",
                                                                           "sim.robot.radius=0.2"])
     assert (cfg.scanner.fov_deg, cfg.robot.radius) == (100.0, 0.2)  # --set comes last and wins
+    # how the policy's preprocessor runs, not what it sees laid out: a guidance budget may be set
+    guided = dataclasses.replace(eval_config(), preprocessor=dataclasses.replace(eval_config().preprocessor,
+                                                                                 guidance=True))
+    cfg = apply_sim_settings(guided, ["sim.preprocessor.guidance_budget=500"])
+    assert cfg.preprocessor.guidance_budget == 500 and cfg.preprocessor.guidance
     for item, message in [
         ("sim.reward.time=1", r"--set sim.reward.time: eval does not use it .* eval accepts sim.\{robot., scanner."),
         ("sim.maze.width=[9, 9]", r"--set sim.maze.width: eval does not use it"),

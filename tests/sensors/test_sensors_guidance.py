@@ -76,9 +76,11 @@ def test_unknown_and_free_cells_are_both_passable_but_seen_walls_are_not():
     assert out[5] == 0.0
 
 
-def test_preprocessor_guidance_equals_the_reference_over_a_noisy_drive():
+@pytest.mark.parametrize("budget", [0, 20])
+def test_preprocessor_guidance_equals_the_reference_over_a_noisy_drive(budget):
+    """Also with a budget of 20 expansions a step (the ReferencePreprocessor then runs `BudgetedGuide`)."""
     cfg = PreprocessorConfig(guidance=True, guidance_every=3, grid_cells=96, grid_resolution=0.25, fine_pixels=6,
-                             coarse_pixels=4)
+                             coarse_pixels=4, guidance_budget=budget)
     frames = noisy(maze_frames()[1][:240], seed=3)
     pre = assert_parity(frames, cfg=cfg, check_every=60)
     block = pre.spec.block("guidance")

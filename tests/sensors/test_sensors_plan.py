@@ -1,7 +1,8 @@
 """The guidance block inside the step kernel (robonav.sensors.plan) held bit for bit to `Guide`, the Python
-guide the shipped policies were trained with: on random and adversarial grid sequences (walls appearing and
-vanishing between plans, blocked and walled-in goals and starts, poses off the grid, recentres), over a noisy
-maze drive with the shipped configuration (its allocation test is test_sensors_preprocessor's)."""
+guide the shipped policies were trained with, and with a budget of expansions per step to `BudgetedGuide`: on
+random and adversarial grid sequences (walls appearing and vanishing between plans, blocked and walled-in goals
+and starts, poses off the grid, recentres and resets, also while a budgeted plan is pending), over a noisy maze
+drive with the shipped configuration (its allocation test is test_sensors_preprocessor's)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from test_sensors_preprocessor import maze_frames, noisy
 
 from robonav.data import resource
 from robonav.sensors import Preprocessor, PreprocessorConfig, ScanSpec, SensorFrame
-from robonav.sensors.guidance import Guide
-from robonav.sensors.plan import P_K, _pairwise_sum, make_plan_buffers, plan_step
+from robonav.sensors.guidance import BudgetedGuide, Guide
+from robonav.sensors.plan import P_K, P_SEARCH, _pairwise_sum, make_plan_buffers, plan_step, reset_plan_buffers
 from robonav.sensors.spec import ObservationSpec
 
 
@@ -47,14 +48,17 @@ class KernelGuide:
         return self.obs
 
 
-def run_sequence(seed: int, n0: int, steps: int, every: int, words: bool) -> int:
-    """Random walls drawn and erased between calls; returns the number of plans that found a path."""
+def run_sequence(seed: int, n0: int, steps: int, every: int, words: bool, budget: int = 0) -> tuple[int, int]:
+    """Random walls drawn and erased between calls; returns the number of plans that found a path and of steps
+    with a budgeted plan pending."""
     rng = np.random.default_rng(seed)
     # only the guidance settings matter here (a full PreprocessorConfig needs a grid wider than the scan's reach)
     cfg = SimpleNamespace(guidance=True, guidance_every=every, guidance_lookahead=0.6, grid_cells=n0,
-                          grid_resolution=0.125)
+                          grid_resolution=0.125, guidance_budget=budget)
     res = cfg.grid_resolution
-    kernel, guide = KernelGuide(cfg), Guide(cfg)
+    kernel = KernelGuide(cfg)
+    guide = BudgetedGuide(cfg) if budget else Guide(cfg)
+    pending, was_waiting = 0, False
     occ = np.zeros((n0, n0), np.int8)
     origin = np.array([-n0 * res / 2, -n0 * res / 2])
     pose = np.array([0.0, 0.0, 0.0])
@@ -76,7 +80,10 @@ def run_sequence(seed: int, n0: int, steps: int, every: int, words: bool) -> int
             occ[max(gi - 3, 0):gi + 4, max(gj - 3, 0):gj + 4] = 20
             if rng.random() < 0.5:
                 occ[max(gi - 2, 0):gi + 3, max(gj - 2, 0):gj + 3] = 0  # a closed box around the goal
-        elif kind < 0.10:  # a recentre: the memory shifts by whole cells and the origin with it
+        elif kind < 0.12:  # a new episode: both forget the path, the cost map and a pending plan
+            reset_plan_buffers(kernel.plan_i, kernel.plan_u8)
+            guide.reset()
+        elif kind < 0.15:  # a recentre: the memory shifts by whole cells and the origin with it
             si, sj = (int(v) for v in rng.integers(-n0 // 4, n0 // 4 + 1, 2))
             shifted = np.zeros_like(occ)  # new cell (i, j) = old cell (i + si, j + sj), 0 where outside
             shifted[max(-si, 0):n0 - max(si, 0), max(-sj, 0):n0 - max(sj, 0)] = \
@@ -93,14 +100,18 @@ def run_sequence(seed: int, n0: int, steps: int, every: int, words: bool) -> int
         guide(occ, (float(origin[0]), float(origin[1])), pose, goal, want)
         assert np.array_equal(got, want.astype(np.float32)), f"step {k}: kernel {got}, Guide {want}"
         assert (kernel.plan_i[P_K] > 0) == (guide.path is not None)
-        found += guide.path is not None and guide.since_plan == 0
-    return found
+        waiting = getattr(guide, "steps_left", 0) > 0
+        assert bool(kernel.plan_i[P_SEARCH]) == waiting, f"step {k}"
+        found += guide.path is not None and (guide.since_plan == 0 or was_waiting) and not waiting
+        pending += waiting
+        was_waiting = waiting
+    return found, pending
 
 
 @pytest.mark.parametrize("words", [True, False])
 @pytest.mark.parametrize("seed", range(4))
 def test_the_kernel_equals_guide_on_random_grids_changing_between_plans(seed, words):
-    found = run_sequence(seed, n0=64, steps=150, every=3, words=words)
+    found, _ = run_sequence(seed, n0=64, steps=150, every=3, words=words)
     assert found > 5  # the sequences exercise found paths, not only dead ends
 
 
@@ -108,6 +119,20 @@ def test_the_kernel_equals_guide_on_random_grids_changing_between_plans(seed, wo
 @given(seed=st.integers(0, 2**31), n0=st.sampled_from([24, 40, 41, 64]), every=st.integers(1, 6))
 def test_the_kernel_equals_guide_for_any_grid_size_and_period(seed, n0, every):
     run_sequence(seed, n0=n0, steps=40, every=every, words=n0 % 8 == 0)
+
+
+@pytest.mark.parametrize("budget", [25, 150])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_budgeted_kernel_equals_budgeted_guide_through_recentres_and_resets(seed, budget):
+    found, pending = run_sequence(seed, n0=40, steps=200, every=3, words=True, budget=budget)
+    assert found >= 2 and pending > 20  # plans end, and many steps follow the old path while one is searched
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), n0=st.sampled_from([24, 41, 64]), every=st.integers(1, 6),
+       budget=st.integers(1, 400))
+def test_a_budgeted_kernel_equals_budgeted_guide_for_any_budget(seed, n0, every, budget):
+    run_sequence(seed, n0=n0, steps=40, every=every, words=n0 % 8 == 0, budget=budget)
 
 
 def test_the_shipped_preprocessor_equals_main_s_python_guide_over_a_noisy_drive():
@@ -130,6 +155,25 @@ def test_the_shipped_preprocessor_equals_main_s_python_guide_over_a_noisy_drive(
     assert plans >= len(frames) // spec.config.guidance_every and guide.path is not None
 
 
+def test_a_budgeted_shipped_preprocessor_equals_budgeted_guide_over_a_noisy_drive():
+    """The shipped spec with a budget of 150 expansions per step against the bare Preprocessor plus
+    `BudgetedGuide`, every frame; the plans of this drive need up to a few thousand expansions."""
+    spec = ObservationSpec(dataclasses.replace(shipped_spec().config, guidance_budget=150))
+    bare = Preprocessor(ObservationSpec(dataclasses.replace(spec.config, guidance=False)))
+    pre, guide = Preprocessor(spec), BudgetedGuide(spec.config)
+    n0 = spec.config.grid_cells
+    frames = noisy(maze_frames(loops=2)[1], seed=5)
+    pending = 0
+    for k, frame in enumerate(frames):
+        got = pre(frame, (0.4, 0.1))
+        bare(frame, (0.4, 0.1))
+        out = np.zeros(6)
+        guide(bare._b.occ[:n0 * n0].reshape(n0, n0), bare.grid_origin, bare.pose, frame.goal, out)
+        assert np.array_equal(got[bare.dim:], out.astype(np.float32)), f"frame {k}: {got[bare.dim:]} vs {out}"
+        pending += guide.steps_left > 0
+    assert pending > len(frames) // 10 and guide.path is not None
+
+
 def test_a_bare_preprocessor_carries_placeholder_plan_buffers():
     b = Preprocessor()._b
     assert b.plan_u8.size == 1 and b.plan_i[1] == -1
@@ -147,7 +191,7 @@ def test_path_length_sums_pairwise_like_numpy(n):
 def test_a_too_fine_grid_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="coarser grid"):
         make_plan_buffers(SimpleNamespace(guidance=True, grid_resolution=0.025, grid_cells=400, guidance_every=5,
-                                          guidance_lookahead=0.6), 0)
+                                          guidance_lookahead=0.6, guidance_budget=0), 0)
 
 
 def test_warmup_then_a_frame_plans_and_writes_the_block():

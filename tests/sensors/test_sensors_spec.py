@@ -118,13 +118,21 @@ def test_derived_factors():
 
 
 def test_fields_added_later_are_written_only_when_on():
-    """A config without laser odometry writes the dict the shipped policies were exported with (their ONNX metadata
-    and hashes stay as they are); with it on, the field is written and read back."""
+    """A config without laser odometry or a guidance budget writes the dict the shipped policies were exported with
+    (their ONNX metadata and hashes stay as they are); with them on, the fields are written and read back."""
     from robonav.sensors.spec import PreprocessorConfig
 
     off = PreprocessorConfig(guidance=True)
-    assert "laser_odometry" not in off.to_dict()
+    assert "laser_odometry" not in off.to_dict() and "guidance_budget" not in off.to_dict()
     assert PreprocessorConfig.from_dict(off.to_dict()) == off
-    on = PreprocessorConfig(guidance=True, laser_odometry=True)
-    assert on.to_dict()["laser_odometry"] is True
+    on = PreprocessorConfig(guidance=True, laser_odometry=True, guidance_budget=600)
+    assert on.to_dict()["laser_odometry"] is True and on.to_dict()["guidance_budget"] == 600
     assert PreprocessorConfig.from_dict(on.to_dict()) == on
+
+
+def test_a_negative_guidance_budget_is_refused_with_what_is_accepted():
+    from robonav.sensors.spec import PreprocessorConfig
+
+    expected = r"guidance_budget must be an integer >= 0 \(0: each plan in one step\), got -1"
+    with pytest.raises(ValueError, match=expected):
+        PreprocessorConfig(guidance=True, guidance_budget=-1)
