@@ -212,6 +212,15 @@ class Preprocessor:
             )
         return b.obs
 
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays ``step_kernel`` takes after the scalars, in its order (buffers, then the current scan's beam
+        tables): what robonav.sensors.batch steps without calling this object. Needs a processed frame."""
+        table, b = self._table, self._b
+        if table is None:
+            raise RuntimeError("Preprocessor.kernel_arrays: no frame processed yet, so no beam tables")
+        return (table.directions, table.indices, b.cfg_f, b.cfg_i, b.luts, b.work_f, b.state_i, b.occ, b.occ_ticks,
+                b.vis, b.vis_ticks, b.marks, b.obs, b.plan_f, b.plan_i, b.plan_u8, b.occ_words)
+
     def _staged(self, ranges: np.ndarray) -> np.ndarray:
         """``ranges`` copied into the Preprocessor's own float32 buffer: a read-only scan (decoded from a wire
         buffer), another dtype or a strided view reaches the kernel as the one array type it is compiled for."""
