@@ -5,7 +5,11 @@ One control tick, for every env at once (docs/design.md "Data flow"):
     -> motor limits -> movers (robonav.sim.dynamic, one Numba call) -> PyBullet (velocity motors, ``substeps``
     physics steps, contacts with walls and with movers apart)
     -> true pose -> wheel odometry with drift -> range scan (grid DDA or PyBullet rays, motion skew)
-    -> REP 117 corruption -> SensorFrame -> observer -> obs; reward from geodesic progress.
+    -> REP 117 corruption -> observer -> obs; reward from geodesic progress.
+Every stage runs for all envs at once: the Preprocessors in one Numba call (robonav.sensors.batch), the
+geodesic progress in another; per-env Python is left only where PyBullet or an env's own random stream needs it.
+The raw SensorFrames (what a robot driver sends) are built only when ``frames`` is read. ``per_env_observe``
+keeps the per-env path (an observer call and a frame per env) as the parity reference.
 MazeEnv (one env) and MazeVectorEnv (many) are thin Gymnasium shells around this class.
 """
 
