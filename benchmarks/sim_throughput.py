@@ -178,13 +178,13 @@ def main() -> None:
               "bare": MazeVectorEnv(n, maze=mazes, config=bare_cfg),
               "per_env": MazeVectorEnv(n, maze=mazes, config=cfg, per_env_observe=True),
               "per_env_bare": MazeVectorEnv(n, maze=mazes, config=bare_cfg, per_env_observe=True)}
-    r = dict.fromkeys(worlds, 0.0)
+    rate = dict.fromkeys(worlds, 0.0)
     for _ in range(2):  # interleaved halves, so load falls on all alike
         for name, world in worlds.items():
-            r[name] += _measure(world, args.steps // 2, n) / 2
+            rate[name] += _measure(world, args.steps // 2, n) / 2
     for world in worlds.values():
         world.close()
-    r_batched, r_bare = r["batched"], r["bare"]
+    r_batched, r_bare = rate["batched"], rate["bare"]
 
     print(f"settings: {n} mazes of 7x7 cells (all families), {cfg.scanner.num_beams} beams, "
           f"{cfg.substeps} substeps per {cfg.period} s tick, observation={args.observation} (the shipped spec, "
@@ -193,13 +193,14 @@ def main() -> None:
     print(f"{'variant':<34}{'env steps/s':>14}{'per core':>12}{'vs naive':>10}")
     rows = [("naive (body per cell, rays per env)", r_naive, 1), ("single env", r_single, 1),
             (f"batched world ({n} envs)", r_batched, 1), (f"batched, no guidance ({n} envs)", r_bare, 1),
-            ("batched, per-env observe", r["per_env"], 1), ("batched, per-env observe, no guid.", r["per_env_bare"], 1),
+            ("batched, per-env observe", rate["per_env"], 1),
+            ("batched, per-env observe, no guid.", rate["per_env_bare"], 1),
             (f"2 processes x {n} envs", r_procs, 2)]
     for name, r, cores in rows:
         print(f"{name:<34}{r:>14,.0f}{r / cores:>12,.0f}{r / cores / r_naive:>9.1f}x")
     print(f"batched with the shipped observation / without guidance: {r_batched / r_bare:.2f}")
-    print(f"batched / per-env observe: {r_batched / r['per_env']:.2f} with guidance, "
-          f"{r_bare / r['per_env_bare']:.2f} without")
+    print(f"batched / per-env observe: {r_batched / rate['per_env']:.2f} with guidance, "
+          f"{r_bare / rate['per_env_bare']:.2f} without")
     print(f"required: batched >= 8x naive -> {'PASS' if r_batched / r_naive >= 8 else 'FAIL'} "
           f"({r_batched / r_naive:.1f}x); target 10,000 steps/s per core -> {r_batched:,.0f}")
     record = {**header, "benchmark": "sim_throughput",
@@ -208,10 +209,10 @@ def main() -> None:
                            "spec": "robonav/data/policies/default.json", "steps": args.steps,
                            "threads_per_process": 1},
               "env_steps_per_s": {"naive": r_naive, "single": r_single, "batched": r_batched,
-                                  "batched_no_guidance": r_bare, "per_env_observe": r["per_env"],
-                                  "per_env_observe_no_guidance": r["per_env_bare"],
+                                  "batched_no_guidance": r_bare, "per_env_observe": rate["per_env"],
+                                  "per_env_observe_no_guidance": rate["per_env_bare"],
                                   "two_processes_per_core": r_procs / 2},
-              "batched_over_per_env_observe": r_batched / r["per_env"],
+              "batched_over_per_env_observe": r_batched / rate["per_env"],
               "batched_over_naive": r_batched / r_naive, "no_guidance_over_naive": r_bare / r_naive,
               "batched_over_no_guidance": r_batched / r_bare}
     print(f"wrote {write_json(args.out or 'results/bench/sim_throughput.json', record)}")

@@ -212,14 +212,25 @@ class Preprocessor:
             )
         return b.obs
 
-    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
-        """The arrays ``step_kernel`` takes after the scalars, in its order (buffers, then the current scan's beam
-        tables): what robonav.sensors.batch steps without calling this object. Needs a processed frame."""
-        table, b = self._table, self._b
-        if table is None:
-            raise RuntimeError("Preprocessor.kernel_arrays: no frame processed yet, so no beam tables")
-        return (table.directions, table.indices, b.cfg_f, b.cfg_i, b.luts, b.work_f, b.state_i, b.occ, b.occ_ticks,
-                b.vis, b.vis_ticks, b.marks, b.obs, b.plan_f, b.plan_i, b.plan_u8, b.occ_words)
+    @property
+    def buffers(self) -> Buffers:
+        """The arrays ``step_kernel`` reads and writes (robonav.sensors.batch steps many of them in one call)."""
+        return self._b
+
+    def share_buffers(self, buffers: Buffers) -> None:
+        """Work in ``buffers`` from now on (same shapes and contents as ``buffers``; robonav.sensors.batch hands
+        each Preprocessor its rows of one stacked set)."""
+        for name in Buffers.__dataclass_fields__:
+            old, new = getattr(self._b, name), getattr(buffers, name)
+            if old.shape != new.shape or old.dtype != new.dtype:
+                raise ValueError(f"Preprocessor.share_buffers: {name} is {new.dtype}{list(new.shape)}, expected "
+                                 f"{old.dtype}{list(old.shape)}")
+        self._b = buffers
+
+    @property
+    def beam_table(self) -> BeamTable | None:
+        """Bins, clearing rays and directions of the current scan's beams (None before the first frame)."""
+        return self._table
 
     def _staged(self, ranges: np.ndarray) -> np.ndarray:
         """``ranges`` copied into the Preprocessor's own float32 buffer: a read-only scan (decoded from a wire

@@ -338,7 +338,7 @@ class MazeSim:
     def _observe_all(self, odom: np.ndarray) -> None:
         """Observations of every env into ``self.obs``: one batched kernel call, else one observer call each."""
         if self._batch is not None:
-            self._batch(self.ranges, self.counts, odom, self.goal_odom, self.last_command, self.obs)
+            self._batch(self.ranges, odom, self.goal_odom, self.last_command, self.obs)
             return
         for i in range(self.num_envs):
             self.obs[i] = self.observers[i](self.frame(i, odom[i]), self.last_command[i])

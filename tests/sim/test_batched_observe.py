@@ -103,10 +103,9 @@ def test_preprocessor_batch_matches_each_preprocessor():
     batch = PreprocessorBatch(pres)
     rng = np.random.default_rng(4)
     ranges = np.full((3, 360), np.nan, np.float32)
-    counts = np.array([s.num_beams for s in scans])
     out = np.zeros((3, pres[0].dim), np.float32)
     with pytest.raises(RuntimeError, match="no episode yet"):
-        batch(ranges, counts, np.zeros((3, 3)), np.zeros((3, 2)), np.zeros((3, 2)), out)
+        batch(ranges, np.zeros((3, 3)), np.zeros((3, 2)), np.zeros((3, 2)), out)
     for i, s in enumerate(scans):  # an episode's first frame goes through the Preprocessor itself
         f = _frame(rng, s, episode=1)
         solo[i](f, (0.0, 0.0))
@@ -119,12 +118,16 @@ def test_preprocessor_batch_matches_each_preprocessor():
         goal = np.array([f.goal for f in frames])
         for i, f in enumerate(frames):
             ranges[i, :f.ranges.shape[0]] = f.ranges
-        batch(ranges, counts, odom, goal, command, out)
+        batch(ranges, odom, goal, command, out)
         want = np.array([p(f, command[i]) for i, (p, f) in enumerate(zip(solo, frames))])
         assert out.tobytes() == want.tobytes()
+    for p, q in zip(pres, solo):  # each batched Preprocessor still reads its own state through its views
+        assert p.pose.tobytes() == q.pose.tobytes() and p.step_count == q.step_count == 61
+        for got, want in zip(p.memory(1), q.memory(1)):
+            np.testing.assert_array_equal(got, want)
     goal[1] = (np.inf, 0.0)
     with pytest.raises(SensorFrameError, match=r"env 1"):
-        batch(ranges, counts, odom, goal, command, out)
+        batch(ranges, odom, goal, command, out)
 
 
 def test_plain_observers_and_laser_odometry_keep_the_per_env_path():
