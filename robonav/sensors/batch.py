@@ -1,12 +1,12 @@
 """Many Preprocessors stepped by one Numba call: the simulator's tick without a Python call per env.
 
 ``PreprocessorBatch(preprocessors)`` moves the Preprocessors' buffers into stacked arrays (row i is env i's, and
-its Preprocessor keeps working on views of that row), keeps each env's current beam tables in padded arrays, and
+its Preprocessor keeps working on views of that row) and keeps each env's current beam tables in padded rows;
 ``batch(ranges, odom, goal, command, out)`` runs ``step_kernel`` on every env in turn with the very arrays and
-scalars ``Preprocessor.__call__`` would pass, then copies each observation into ``out``. The per-env checks of
-``__call__`` are the caller's: each env's first frame of an episode goes through its Preprocessor (that resets
-it and selects its beam tables), then ``refresh(i)`` copies the tables in. Not for laser odometry (its scan
-matcher runs in Python).
+scalars ``Preprocessor.__call__`` would pass (of the same types too, so numba compiles ``step_kernel`` once),
+then copies each observation into ``out``. The per-env checks of ``__call__`` are the caller's: each env's
+first frame of an episode goes through its Preprocessor (that resets it and selects its beam tables), then
+``refresh(i)`` copies the tables in. Not for laser odometry (its scan matcher runs in Python).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def batch_step_kernel(ranges: np.ndarray, beams: np.ndarray, odom: np.ndarray, g
     for i in range(ranges.shape[0]):
         nb = beams[i]
         status = step_kernel(ranges[i, :nb], odom[i, 0], odom[i, 1], odom[i, 2], goal[i, 0], goal[i, 1],
-                             command[i, 0], command[i, 1], directions[i, :, :nb], indices[i, :, :nb], cfg_f[i],
+                             command[i, 0], command[i, 1], directions[i, :2 * nb].reshape((2, nb)),
+                             indices[i, :2 * nb].reshape((2, nb)), cfg_f[i],
                              cfg_i[i], luts[i], work_f[i], state_i[i], occ[i], occ_ticks[i], vis[i], vis_ticks[i],
                              marks[i], obs[i], plan_f[i], plan_i[i], plan_u8[i], occ_words[i])
         if status == BAD_GOAL:
@@ -74,8 +75,8 @@ class PreprocessorBatch:
             rows["occ_words"] = rows["occ"][:n0 * n0].view(np.uint64) if words else self._words[i]
             p.share_buffers(dataclasses.replace(p.buffers, **rows))
         self._beams = np.zeros(n, np.int64)  # beams of each env's current scan (0: no episode yet)
-        self._directions = np.zeros((n, 2, 1))
-        self._indices = np.zeros((n, 2, 1), np.int32)
+        self._directions = np.zeros((n, 2))  # row i: env i's [2, beams] table, flattened (C-contiguous slices)
+        self._indices = np.zeros((n, 2), np.int32)
 
     def refresh(self, i: int) -> None:
         """Copy in env i's current beam tables (call after its Preprocessor processed an episode's first frame)."""
@@ -83,13 +84,13 @@ class PreprocessorBatch:
         if table is None:
             raise RuntimeError(f"PreprocessorBatch.refresh({i}): its Preprocessor has processed no frame yet")
         nb = table.directions.shape[1]
-        if nb > self._directions.shape[2]:
-            n, old = len(self.preprocessors), self._directions.shape[2]
-            directions, indices = np.zeros((n, 2, nb)), np.zeros((n, 2, nb), np.int32)
-            directions[:, :, :old], indices[:, :, :old] = self._directions, self._indices
+        if 2 * nb > self._directions.shape[1]:
+            n, old = len(self.preprocessors), self._directions.shape[1]
+            directions, indices = np.zeros((n, 2 * nb)), np.zeros((n, 2 * nb), np.int32)
+            directions[:, :old], indices[:, :old] = self._directions, self._indices
             self._directions, self._indices = directions, indices
-        self._directions[i, :, :nb] = table.directions
-        self._indices[i, :, :nb] = table.indices
+        self._directions[i, :2 * nb] = table.directions.ravel()
+        self._indices[i, :2 * nb] = table.indices.ravel()
         self._beams[i] = nb
 
     def __call__(self, ranges: np.ndarray, odom: np.ndarray, goal: np.ndarray, command: np.ndarray,

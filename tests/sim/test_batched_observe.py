@@ -11,6 +11,7 @@ import pytest
 from robonav.data import resource
 from robonav.sensors import Preprocessor, ScanSpec, SensorFrame, SensorFrameError
 from robonav.sensors.batch import PreprocessorBatch
+from robonav.sensors.preprocessor import step_kernel
 from robonav.sensors.spec import ObservationSpec
 from robonav.sim.config import DynamicConfig, RandomizationConfig, SimConfig
 from robonav.sim.generate import generate_maze
@@ -111,6 +112,7 @@ def test_preprocessor_batch_matches_each_preprocessor():
         solo[i](f, (0.0, 0.0))
         pres[i](f, (0.0, 0.0))
         batch.refresh(i)
+    signatures = set(step_kernel.signatures)
     for _ in range(60):
         frames = [_frame(rng, s, episode=1) for s in scans]
         command = rng.uniform(-0.5, 0.5, (3, 2))
@@ -121,6 +123,7 @@ def test_preprocessor_batch_matches_each_preprocessor():
         batch(ranges, odom, goal, command, out)
         want = np.array([p(f, command[i]) for i, (p, f) in enumerate(zip(solo, frames))])
         assert out.tobytes() == want.tobytes()
+    assert set(step_kernel.signatures) == signatures  # the batch passes the per-env call's types: no new compile
     for p, q in zip(pres, solo):  # each batched Preprocessor still reads its own state through its views
         assert p.pose.tobytes() == q.pose.tobytes() and p.step_count == q.step_count == 61
         for got, want in zip(p.memory(1), q.memory(1)):
