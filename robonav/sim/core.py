@@ -243,6 +243,7 @@ class MazeSim:
     # -- sensing --------------------------------------------------------------------------------------------
 
     def _set_field(self, i: int, field: np.ndarray) -> None:
+        """Env i's goal distance field, kept as is and in the inf-padded plane that ``_geodesic_all`` reads."""
         self.fields[i] = field
         h, w = field.shape
         if h > self._fields.shape[1] or w > self._fields.shape[2]:
