@@ -10,7 +10,8 @@ actions with a fixed seed, autoreset on:
   per-env   the batched world observing env by env in Python (Preprocessor, frame, geodesic per env: the tick
             before the batched observation kernel), with and without guidance
   2 procs   ProcessVectorEnv, 2 worker processes x 16 envs (per-core figure = total / 2)
-Every measured process is pinned to one core with one thread (NUMBA/OMP/MKL threads = 1). The figures go to
+Every measured process is pinned to one core with one thread (NUMBA/OMP/MKL threads = 1); each rate is given
+per wall second and per CPU second of the process (the steadier one where other jobs share the core). The figures go to
 results/bench/sim_throughput.json (``--out``) with machine, CPU, date, threads and load.
 
     python benchmarks/sim_throughput.py [--steps 300] [--envs 16] [--observation plain|preprocessor] [--no-procs]
@@ -56,14 +57,20 @@ def _shipped(guidance: bool = True):
 
 
 def _measure(env, steps, num_envs):
+    return _measure_both(env, steps, num_envs)[0]
+
+
+def _measure_both(env, steps, num_envs):
+    """(env steps per wall second, per CPU second of this process). On a shared machine the second is the
+    steadier figure: a pinned one-thread process is charged only for the time it ran."""
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     for _ in range(10):  # warm-up: Numba compilation, caches
         env.step(rng.uniform(-1, 1, (num_envs, 2)).astype(np.float32))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(steps):
         env.step(rng.uniform(-1, 1, (num_envs, 2)).astype(np.float32))
-    return steps * num_envs / (time.perf_counter() - t)
+    return steps * num_envs / (time.perf_counter() - t), steps * num_envs / (time.process_time() - c)
 
 
 def movers_case(args) -> None:
@@ -155,7 +162,7 @@ def main() -> None:
     header = bench_header(core)
     naive = MazeVectorEnv(n, maze=mazes, config=SimConfig(observation=args.observation, raycaster="pybullet"),
                           wall_mode="cells", per_env_rays=True)
-    r_naive = _measure(naive, max(30, args.steps // 5), n)
+    r_naive, c_naive = _measure_both(naive, max(30, args.steps // 5), n)
     naive.close()
 
     class _One:  # MazeEnv behind the same (batched) call shape
@@ -172,16 +179,18 @@ def main() -> None:
             return out
 
     one = _One()
-    r_single = _measure(one, args.steps * 4, 1)
+    r_single, c_single = _measure_both(one, args.steps * 4, 1)
     one.env.close()
     worlds = {"batched": MazeVectorEnv(n, maze=mazes, config=cfg),
               "bare": MazeVectorEnv(n, maze=mazes, config=bare_cfg),
               "per_env": MazeVectorEnv(n, maze=mazes, config=cfg, per_env_observe=True),
               "per_env_bare": MazeVectorEnv(n, maze=mazes, config=bare_cfg, per_env_observe=True)}
-    rate = dict.fromkeys(worlds, 0.0)
+    rate, cpu = dict.fromkeys(worlds, 0.0), dict.fromkeys(worlds, 0.0)
     for _ in range(2):  # interleaved halves, so load falls on all alike
         for name, world in worlds.items():
-            rate[name] += _measure(world, args.steps // 2, n) / 2
+            wall_rate, cpu_rate = _measure_both(world, args.steps // 2, n)
+            rate[name] += wall_rate / 2
+            cpu[name] += cpu_rate / 2
     for world in worlds.values():
         world.close()
     r_batched, r_bare = rate["batched"], rate["bare"]
@@ -191,16 +200,20 @@ def main() -> None:
           f"guidance {'on' if shipped.guidance else 'off'}), 1 thread per process, {args.steps} ticks; "
           f"{header['cpu_model']}, core {core}, load {header['load_avg']}")
     print(f"{'variant':<34}{'env steps/s':>14}{'per core':>12}{'vs naive':>10}")
-    rows = [("naive (body per cell, rays per env)", r_naive, 1), ("single env", r_single, 1),
-            (f"batched world ({n} envs)", r_batched, 1), (f"batched, no guidance ({n} envs)", r_bare, 1),
-            ("batched, per-env observe", rate["per_env"], 1),
-            ("batched, per-env observe, no guid.", rate["per_env_bare"], 1),
-            (f"2 processes x {n} envs", r_procs, 2)]
-    for name, r, cores in rows:
-        print(f"{name:<34}{r:>14,.0f}{r / cores:>12,.0f}{r / cores / r_naive:>9.1f}x")
+    nan = float("nan")
+    rows = [("naive (body per cell, rays per env)", r_naive, 1, c_naive), ("single env", r_single, 1, c_single),
+            (f"batched world ({n} envs)", r_batched, 1, cpu["batched"]),
+            (f"batched, no guidance ({n} envs)", r_bare, 1, cpu["bare"]),
+            ("batched, per-env observe", rate["per_env"], 1, cpu["per_env"]),
+            ("batched, per-env observe, no guid.", rate["per_env_bare"], 1, cpu["per_env_bare"]),
+            (f"2 processes x {n} envs", r_procs, 2, nan)]
+    print(f"{'':<34}{'':>14}{'':>12}{'':>10}{'per CPU-s':>12}{'vs naive':>10}")
+    for name, r, cores, c in rows:
+        print(f"{name:<34}{r:>14,.0f}{r / cores:>12,.0f}{r / cores / r_naive:>9.1f}x{c:>12,.0f}{c / c_naive:>9.1f}x")
     print(f"batched with the shipped observation / without guidance: {r_batched / r_bare:.2f}")
     print(f"batched / per-env observe: {r_batched / rate['per_env']:.2f} with guidance, "
-          f"{r_bare / rate['per_env_bare']:.2f} without")
+          f"{r_bare / rate['per_env_bare']:.2f} without (per CPU-s: {cpu['batched'] / cpu['per_env']:.2f}, "
+          f"{cpu['bare'] / cpu['per_env_bare']:.2f})")
     print(f"required: batched >= 8x naive -> {'PASS' if r_batched / r_naive >= 8 else 'FAIL'} "
           f"({r_batched / r_naive:.1f}x); target 10,000 steps/s per core -> {r_batched:,.0f}")
     record = {**header, "benchmark": "sim_throughput",
@@ -212,7 +225,12 @@ def main() -> None:
                                   "batched_no_guidance": r_bare, "per_env_observe": rate["per_env"],
                                   "per_env_observe_no_guidance": rate["per_env_bare"],
                                   "two_processes_per_core": r_procs / 2},
+              "env_steps_per_cpu_s": {"naive": c_naive, "single": c_single, "batched": cpu["batched"],
+                                      "batched_no_guidance": cpu["bare"], "per_env_observe": cpu["per_env"],
+                                      "per_env_observe_no_guidance": cpu["per_env_bare"]},
               "batched_over_per_env_observe": r_batched / rate["per_env"],
+              "cpu_batched_over_naive": cpu["batched"] / c_naive,
+              "cpu_batched_over_per_env_observe": cpu["batched"] / cpu["per_env"],
               "batched_over_naive": r_batched / r_naive, "no_guidance_over_naive": r_bare / r_naive,
               "batched_over_no_guidance": r_batched / r_bare}
     print(f"wrote {write_json(args.out or 'results/bench/sim_throughput.json', record)}")
