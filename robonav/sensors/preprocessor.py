@@ -212,6 +212,26 @@ class Preprocessor:
             )
         return b.obs
 
+    @property
+    def buffers(self) -> Buffers:
+        """The arrays ``step_kernel`` reads and writes (robonav.sensors.batch steps many of them in one call)."""
+        return self._b
+
+    def share_buffers(self, buffers: Buffers) -> None:
+        """Work in ``buffers`` from now on (same shapes and contents as ``buffers``; robonav.sensors.batch hands
+        each Preprocessor its rows of one stacked set)."""
+        for name in Buffers.__dataclass_fields__:
+            old, new = getattr(self._b, name), getattr(buffers, name)
+            if old.shape != new.shape or old.dtype != new.dtype:
+                raise ValueError(f"Preprocessor.share_buffers: {name} is {new.dtype}{list(new.shape)}, expected "
+                                 f"{old.dtype}{list(old.shape)}")
+        self._b = buffers
+
+    @property
+    def beam_table(self) -> BeamTable | None:
+        """Bins, clearing rays and directions of the current scan's beams (None before the first frame)."""
+        return self._table
+
     def _staged(self, ranges: np.ndarray) -> np.ndarray:
         """``ranges`` copied into the Preprocessor's own float32 buffer: a read-only scan (decoded from a wire
         buffer), another dtype or a strided view reaches the kernel as the one array type it is compiled for."""

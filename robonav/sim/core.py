@@ -5,7 +5,11 @@ One control tick, for every env at once (docs/design.md "Data flow"):
     -> motor limits -> movers (robonav.sim.dynamic, one Numba call) -> PyBullet (velocity motors, ``substeps``
     physics steps, contacts with walls and with movers apart)
     -> true pose -> wheel odometry with drift -> range scan (grid DDA or PyBullet rays, motion skew)
-    -> REP 117 corruption -> SensorFrame -> observer -> obs; reward from geodesic progress.
+    -> REP 117 corruption -> observer -> obs; reward from geodesic progress.
+Every stage runs for all envs at once: the Preprocessors in one Numba call (robonav.sensors.batch), the
+geodesic progress in another; per-env Python is left only where PyBullet or an env's own random stream needs it.
+The raw SensorFrames (what a robot driver sends) are built only when ``frames`` is read. ``per_env_observe``
+keeps the per-env path (an observer call and a frame per env) as the parity reference.
 MazeEnv (one env) and MazeVectorEnv (many) are thin Gymnasium shells around this class.
 """
 
@@ -22,10 +26,10 @@ from robonav.sensors.frame import ScanSpec, SensorFrame
 from robonav.sim.config import SimConfig
 from robonav.sim.dynamic import Crowd
 from robonav.sim.episodes import EpisodeSpec, MazeSampler
-from robonav.sim.geodesic import distance_field, geodesic_at
+from robonav.sim.geodesic import distance_field, geodesic_at, geodesic_at_batch
 from robonav.sim.maze import Maze
 from robonav.sim.noise import corrupt_scan, odometry_delta
-from robonav.sim.observation import Observer, make_observer
+from robonav.sim.observation import Observer, batch_observer, make_observer
 from robonav.sim.raycast import grid_raycast_batch, grid_raycast_batch_circles
 from robonav.sim.world import BatchedWorld
 
@@ -58,7 +62,9 @@ class MazeSim:
     """Batched simulator state and stepping; see the module docstring for the tick."""
 
     def __init__(self, num_envs: int, config: SimConfig | None = None, maze=None, seed: int | None = None,
-                 wall_mode: str = "merged", per_env_rays: bool = False) -> None:
+                 wall_mode: str = "merged", per_env_rays: bool = False, per_env_observe: bool = False) -> None:
+        """``per_env_observe``: observe each env by its own Python calls (observer, frame, geodesic) instead of the
+        batched kernels; the same numbers, slower (the parity reference of the batched path)."""
         self.cfg = cfg = config or SimConfig()
         self.num_envs = n = num_envs
         self.sampler = MazeSampler(maze, cfg.maze)
@@ -71,11 +77,14 @@ class MazeSim:
         self.observers: list[Observer] = [
             make_observer(cfg.observation, cfg.robot.v_max, cfg.robot.omega_max, cfg.preprocessor) for _ in range(n)]
         self.obs_dim = self.observers[0].dim
+        self._batch = batch_observer(self.observers) if not per_env_observe else None
+        self._per_env_geodesic = per_env_observe
         self.rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
         self.ep_rngs = [np.random.default_rng(0) for _ in range(n)]  # per episode: noise, jitter, heading
         b = self.max_beams
         self.ranges = np.full((n, b), np.nan, dtype=np.float32)  # last REP 117 scan, NaN-padded
         self.beam_rel = np.zeros((n, b))  # beam angles in the robot frame
+        self._skew = np.ones((n, b))  # per beam: share of the tick's motion done when it was measured
         self.counts = np.zeros(n, dtype=np.int64)
         self._true = np.zeros((n, b))
         self._rx, self._ry, self._ra = np.zeros((n, b)), np.zeros((n, b)), np.zeros((n, b))
@@ -101,6 +110,7 @@ class MazeSim:
         self.episodes: list[EpisodeSpec | None] = [None] * n
         self.params: list[EpisodeParams | None] = [None] * n
         self.fields: list[np.ndarray] = [np.zeros((1, 1))] * n
+        self._fields = np.full((n, 1, 1), np.inf)  # the same fields, inf-padded to one shape, for one kernel call
         # Per-env numbers of the current EpisodeParams, as arrays the hot path reads (filled by reset_env).
         self.radius = np.zeros(n)
         self.noise_std, self.dropout = np.zeros(n), np.zeros(n)
@@ -111,7 +121,8 @@ class MazeSim:
         self._cells = np.ones(n)
         self._next_episode_id = 1
         self.obs = np.zeros((n, self.obs_dim), dtype=np.float32)
-        self.frames: list[SensorFrame | None] = [None] * n  # the latest raw frame of each env (what a robot sends)
+        self._odom = np.zeros((n, 3))  # the odometry deltas of the latest frames
+        self._frames: list[SensorFrame | None] | None = None  # built on demand (see ``frames``)
 
     # -- episodes -------------------------------------------------------------------------------------------
 
@@ -173,7 +184,7 @@ class MazeSim:
         self.goal_xy[i] = (gx, gy)
         c, s = math.cos(th), math.sin(th)
         self.goal_odom[i] = (c * (gx - sx) + s * (gy - sy), -s * (gx - sx) + c * (gy - sy))
-        self.fields[i] = distance_field(maze.occupancy, maze.cell, (gx, gy), REFINE)
+        self._set_field(i, distance_field(maze.occupancy, maze.cell, (gx, gy), REFINE))
         self.geo[i] = self._geodesic(i)
         self.shortest[i] = float(geodesic_at(self.fields[i], maze.cell, REFINE, np.array([sx]), np.array([sy]))[0])
         cfg = self.cfg
@@ -191,11 +202,18 @@ class MazeSim:
         nb = prm.scan.num_beams
         self.counts[i] = nb
         self.beam_rel[i, :nb] = prm.scan.beam_angles()
+        self._skew[i] = 1.0
+        if prm.skew > 0 and nb > 1:
+            self._skew[i, :nb] = 1.0 - prm.skew * (1.0 - np.arange(nb) / (nb - 1))
         self.safety.reset([i])
         self.delay.reset([i], np.array([prm.latency]))
         self.observers[i].reset()
         self._scan(np.array([i]))
-        self.obs[i] = self._observe(i, np.zeros(3))
+        self._odom[i] = 0.0
+        self._frames = None
+        self.obs[i] = self.observers[i](self.frame(i, self._odom[i]), self.last_command[i])
+        if self._batch is not None:
+            self._batch.refresh(i)  # its Preprocessor has this episode's beam tables now
 
     def reset_all(self) -> np.ndarray:
         """Reset every env; returns the observations [N, D] (the internal buffer)."""
@@ -224,20 +242,31 @@ class MazeSim:
 
     # -- sensing --------------------------------------------------------------------------------------------
 
+    def _set_field(self, i: int, field: np.ndarray) -> None:
+        """Env i's goal distance field, kept as is and in the inf-padded plane that ``_geodesic_all`` reads."""
+        self.fields[i] = field
+        h, w = field.shape
+        if h > self._fields.shape[1] or w > self._fields.shape[2]:
+            big = np.full((self.num_envs, max(h, self._fields.shape[1]), max(w, self._fields.shape[2])), np.inf)
+            big[:, : self._fields.shape[1], : self._fields.shape[2]] = self._fields
+            self._fields = big
+        self._fields[i] = np.inf
+        self._fields[i, :h, :w] = field
+
     def _geodesic(self, i: int) -> float:
         x, y = self.pose[i, 0:1], self.pose[i, 1:2]
         return float(geodesic_at(self.fields[i], float(self._cells[i]), REFINE, x, y)[0])
 
+    def _geodesic_all(self) -> np.ndarray:
+        """Geodesic distance to the goal of every env [N], in one kernel call over the padded fields."""
+        if self._per_env_geodesic:
+            return np.array([self._geodesic(i) for i in range(self.num_envs)])
+        return geodesic_at_batch(self._fields, self._cells / REFINE, self.pose[:, 0], self.pose[:, 1])
+
     def _scan(self, envs: np.ndarray) -> None:
         """Range scan for ``envs`` at their current pose, with motion skew along the last tick."""
         b = self.max_beams
-        frac = np.ones((len(envs), b))
-        for k, i in enumerate(envs):
-            prm = self.params[i]
-            assert prm is not None
-            nb = prm.scan.num_beams
-            if prm.skew > 0 and nb > 1:
-                frac[k, :nb] = 1.0 - prm.skew * (1.0 - np.arange(nb) / (nb - 1))
+        frac = self._skew[envs]
         p0, p1 = self.prev_pose[envs], self.pose[envs]
         dth = _wrap(p1[:, 2] - p0[:, 2])
         self._rx[envs] = p0[:, 0:1] + frac * (p1[:, 0:1] - p0[:, 0:1])
@@ -297,9 +326,23 @@ class MazeSim:
                            goal=self.goal_odom[i], episode_id=int(self.episode_id[i]),
                            stamp=float(self.steps[i] * self.cfg.period), seq=int(self.steps[i]))
 
-    def _observe(self, i: int, odom_delta: np.ndarray) -> np.ndarray:
-        frame = self.frames[i] = self.frame(i, odom_delta)
-        return self.observers[i](frame, self.last_command[i])
+    @property
+    def frames(self) -> list[SensorFrame | None]:
+        """The latest raw SensorFrame of each env (what a robot driver sends), built when first read after a tick
+        or reset: only drivers that read frames (the classical policy, teachers) pay for them. Their ranges and
+        goal are views of the simulator's buffers, valid until the next tick."""
+        if self._frames is None:
+            self._frames = [None if self.params[i] is None else self.frame(i, self._odom[i].copy())
+                            for i in range(self.num_envs)]
+        return self._frames
+
+    def _observe_all(self, odom: np.ndarray) -> None:
+        """Observations of every env into ``self.obs``: one batched kernel call, else one observer call each."""
+        if self._batch is not None:
+            self._batch(self.ranges, odom, self.goal_odom, self.last_command, self.obs)
+            return
+        for i in range(self.num_envs):
+            self.obs[i] = self.observers[i](self.frame(i, odom[i]), self.last_command[i])
 
     # -- stepping -------------------------------------------------------------------------------------------
 
@@ -354,7 +397,7 @@ class MazeSim:
                               self.ep_rngs)
         self._scan(np.arange(n))
         self.steps += 1
-        geo = np.array([self._geodesic(i) for i in range(n)])
+        geo = self._geodesic_all()
         progress = self.geo - geo
         self.geo[:] = geo
         success = np.hypot(self.pose[:, 0] - self.goal_xy[:, 0], self.pose[:, 1] - self.goal_xy[:, 1]) \
@@ -366,8 +409,8 @@ class MazeSim:
         if rw.turn_change:
             reward += rw.turn_change * turn_change
         truncated = (self.steps >= self.limit) & ~success
-        for i in range(n):
-            self.obs[i] = self._observe(i, odom[i])
+        self._odom, self._frames = odom, None
+        self._observe_all(odom)
         return self.obs, reward.astype(np.float32), success, truncated
 
     def info(self, i: int) -> dict:

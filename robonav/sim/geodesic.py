@@ -337,6 +337,25 @@ def geodesic_at(field: np.ndarray, cell: float, refine: int, xs: np.ndarray, ys:
     return out
 
 
+@njit(cache=True, nogil=True)
+def _geodesic_batch(fields: np.ndarray, hs: np.ndarray, xs: np.ndarray, ys: np.ndarray, out: np.ndarray) -> None:
+    for i in range(xs.shape[0]):
+        _geodesic_at(fields[i], hs[i], xs[i:i + 1], ys[i:i + 1], out[i:i + 1])
+
+
+def geodesic_at_batch(fields: np.ndarray, h: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """`geodesic_at` of env i's point (xs[i], ys[i]) in its field ``fields[i]`` (float64 [N, H, W], each field in
+    the corner of an inf-padded plane), sub-cell size ``h[i]`` metres: float64 [N], in one kernel call.
+    The inf padding changes nothing: inf samples are skipped by the bilinear read and the nearest-finite search
+    alike, and the field's own samples keep their order."""
+    xs_a = np.ascontiguousarray(xs, dtype=np.float64)
+    ys_a = np.ascontiguousarray(ys, dtype=np.float64)
+    out = np.empty(xs_a.shape[0], dtype=np.float64)
+    _geodesic_batch(np.ascontiguousarray(fields, dtype=np.float64), np.ascontiguousarray(h, dtype=np.float64),
+                    xs_a, ys_a, out)
+    return out
+
+
 def shortest_path_length(maze: Maze, refine: int = 4) -> float:
     """Metres from the start cell's centre to the goal cell's centre, read from the goal's distance field."""
     x, y = maze.cell_center(maze.start)

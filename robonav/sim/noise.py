@@ -19,10 +19,9 @@ def corrupt_scan(true_ranges: np.ndarray, counts: np.ndarray, noise_std: np.ndar
     n, b = true_ranges.shape
     gauss = np.zeros((n, b))
     drop = np.ones((n, b))
-    for i, rng in enumerate(rngs):
-        k = int(counts[i])
-        gauss[i, :k] = rng.standard_normal(k)
-        drop[i, :k] = rng.random(k)
+    for i, (rng, k) in enumerate(zip(rngs, counts.tolist())):
+        rng.standard_normal(out=gauss[i, :k])  # the same numbers as standard_normal(k), drawn in place
+        rng.random(out=drop[i, :k])
     noisy = true_ranges + gauss * noise_std[:, None]
     with np.errstate(over="ignore"):  # +inf (no return) cast to float32 stays +inf
         np.copyto(out, noisy, casting="unsafe")
@@ -43,7 +42,9 @@ def odometry_delta(true_delta: np.ndarray, scale: np.ndarray, heading_drift: np.
     dist = np.hypot(true_delta[:, 0], true_delta[:, 1])
     turn = np.abs(true_delta[:, 2])
     k = (1.0 + scale)[:, None]
-    z = np.array([rng.standard_normal(3) for rng in rngs]).reshape(len(dist), 3)
+    z = np.empty((len(dist), 3))
+    for i, rng in enumerate(rngs):
+        rng.standard_normal(out=z[i])
     out = np.empty_like(true_delta)
     out[:, :2] = true_delta[:, :2] * k + z[:, :2] * (trans_noise * dist)[:, None]
     out[:, 2] = true_delta[:, 2] + heading_drift * dist + z[:, 2] * (rot_noise * turn + 0.5 * rot_noise * dist)

@@ -3,6 +3,8 @@
 ``plain``: scan min-pooled into 32 bins + goal vector + previous command, from the frame alone (it integrates
 the odometry deltas itself). ``preprocessor``: robonav.sensors.Preprocessor, the code that also runs on the
 robot (scan bins, odometry, obstacle and trajectory memory patches). Both have the same small interface.
+``batch_observer`` steps N Preprocessors in one Numba call (the simulator's tick); plain observers, and
+Preprocessors with laser odometry, are called one by one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from robonav.sensors import Preprocessor, PreprocessorConfig
+from robonav.sensors.batch import PreprocessorBatch
 from robonav.sensors.frame import SensorFrame
 
 
@@ -95,3 +98,10 @@ def make_observer(kind: str, v_max: float = 0.5, omega_max: float = 2.0,
             cfg = dataclasses.replace(cfg, v_max=v_max, omega_max=omega_max)
         return Preprocessor(cfg)
     raise ValueError(f"unknown observation kind {kind!r}: expected 'plain' or 'preprocessor'")
+
+
+def batch_observer(observers: list[Observer]) -> PreprocessorBatch | None:
+    """One batched call for ``observers`` where they are all Preprocessors without laser odometry, else None."""
+    if observers and all(isinstance(o, Preprocessor) and not o.spec.config.laser_odometry for o in observers):
+        return PreprocessorBatch([o for o in observers if isinstance(o, Preprocessor)])
+    return None

@@ -38,14 +38,16 @@ class MazeVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 8, maze: str | os.PathLike[str] | Maze | list[Maze] | dict | None = None,
                  config: SimConfig | dict | None = None, seed: int | None = None,
                  render_mode: str | None = None, wall_mode: str = "merged", per_env_rays: bool = False,
-                 teacher: Any = None, **_: Any) -> None:
+                 teacher: Any = None, per_env_observe: bool = False, **_: Any) -> None:
         """``teacher``: optional object with ``reset(env_ids)`` and ``act(obs, frames, sim) -> [N, 2]`` SI commands
         (the eval Policy protocol); its normalised action for the current observation is put in
         ``infos["teacher_action"]`` after every reset and step (imitation warm starts, R2D2's demonstrators), with
-        ``infos["_teacher_action"]`` the envs it drives (its ``mask``, all by default)."""
+        ``infos["_teacher_action"]`` the envs it drives (its ``mask``, all by default).
+        ``per_env_observe``: MazeSim's per-env observation path (the parity reference of the batched one)."""
         self.config = as_config(config)
         self.num_envs = num_envs
-        self.sim = MazeSim(num_envs, self.config, maze, seed, wall_mode=wall_mode, per_env_rays=per_env_rays)
+        self.sim = MazeSim(num_envs, self.config, maze, seed, wall_mode=wall_mode, per_env_rays=per_env_rays,
+                           per_env_observe=per_env_observe)
         o = self.sim.observers[0]
         rc = self.config.robot
         self.single_observation_space = gym.spaces.Box(o.low, o.high, (o.dim,), np.float32)

@@ -110,6 +110,7 @@ class BatchedWorld:
             self._slots.append(slot)
             self._make_robot(i, robot.radius)
         self._force = np.full(num_envs, robot.wheel_friction * robot.mass * 9.81)
+        self._motor_forces: list[list[float] | None] = [None] * num_envs  # per slot, from _force and radius
 
     # -- construction -------------------------------------------------------------------------------------
 
@@ -169,6 +170,8 @@ class BatchedWorld:
         p.setCollisionFilterGroupMask(body, -1, 0, 0, physicsClientId=cid)
         slot.robot, slot.robot_shape, slot.radius = body, shape, radius
         self._body_to_env[body] = i
+        if hasattr(self, "_motor_forces"):
+            self._motor_forces[i] = None
 
     def set_maze(self, i: int, maze: Maze) -> None:
         """Replace slot i's walls with ``maze`` (its walls plus a one-cell ring around the grid)."""
@@ -303,17 +306,20 @@ class BatchedWorld:
             p.resetJointState(body, j, q, 0.0, physicsClientId=self.client)
         mu = rc.wheel_friction if wheel_friction is None else wheel_friction
         self._force[i] = mu * rc.mass * 9.81
+        self._motor_forces[i] = None
 
     # -- stepping -----------------------------------------------------------------------------------------
 
     def apply_velocities(self, vxy_w: np.ndarray) -> None:
         """Set motor targets: ``vxy_w[i] = (vx, vy, omega)`` in the maze frame (m/s, rad/s)."""
-        cid = self.client
-        for i, slot in enumerate(self._slots):
-            f = float(self._force[i])
-            p.setJointMotorControlArray(
-                slot.robot, [0, 1, 2], p.VELOCITY_CONTROL, targetVelocities=vxy_w[i].tolist(),
-                forces=[f, f, f * slot.radius * 2.0], physicsClientId=cid)
+        cid, joints, forces = self.client, [0, 1, 2], self._motor_forces
+        for i, (slot, target) in enumerate(zip(self._slots, vxy_w.tolist())):
+            limits = forces[i]
+            if limits is None:  # set again after a robot is placed or rebuilt
+                f = float(self._force[i])
+                limits = forces[i] = [f, f, f * slot.radius * 2.0]
+            p.setJointMotorControlArray(slot.robot, joints, p.VELOCITY_CONTROL, targetVelocities=target,
+                                        forces=limits, physicsClientId=cid)
 
     def step(self) -> None:
         """Advance one control period (``substeps`` physics steps) for every env."""
@@ -323,9 +329,8 @@ class BatchedWorld:
     def poses(self, out: np.ndarray | None = None) -> np.ndarray:
         """True poses [N, 3] (x, y, theta) in each maze's frame; theta wrapped to (-pi, pi]."""
         out = np.empty((self.num_envs, 3)) if out is None else out
-        for i, slot in enumerate(self._slots):
-            st = p.getJointStates(slot.robot, [0, 1, 2], physicsClientId=self.client)
-            out[i, 0], out[i, 1], out[i, 2] = st[0][0], st[1][0], st[2][0]
+        cid, joints = self.client, [0, 1, 2]
+        out[:] = [[q[0] for q in p.getJointStates(slot.robot, joints, physicsClientId=cid)] for slot in self._slots]
         out[:, 2] = np.arctan2(np.sin(out[:, 2]), np.cos(out[:, 2]))
         return out
 
