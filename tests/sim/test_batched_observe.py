@@ -3,6 +3,7 @@ Python path it replaced: the same observations, rewards, outcomes, infos and fra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -52,9 +53,11 @@ def _record(env: MazeVectorEnv, ticks: int) -> tuple[list[bytes], int]:
     return out, ended
 
 
-def test_batched_tick_is_bit_identical_to_the_per_env_path():
+@pytest.mark.parametrize("budget", [0, 40])  # 40: plans spread over steps, the budgeted search state batched too
+def test_batched_tick_is_bit_identical_to_the_per_env_path(budget):
     cfg = _shipped_config(dynamic=DynamicConfig(density=0.08), randomization=RandomizationConfig(enabled=True),
                           time_limit_factor=0.3, time_limit_extra=2.0)
+    cfg = dataclasses.replace(cfg, preprocessor=dataclasses.replace(cfg.preprocessor, guidance_budget=budget))
     mazes = [SMALL, generate_maze("perfect", 7, 7, seed=1), generate_maze("rooms", 7, 7, seed=2)]
     runs = {}
     for per_env in (False, True):
