@@ -108,7 +108,7 @@ class EpisodeResult:
     """Smallest distance (m) from the robot's edge to a wall over the episode (true geometry; 0 in contact)."""
     min_clearance_movers: float = math.nan
     """Smallest distance (m) from the robot's edge to a mover's body over the episode (true geometry; 0 in
-    contact; NaN in an episode without movers)."""
+    contact; inf in an episode without movers, NaN where not measured)."""
     conditions: tuple[str, ...] = ("nominal",)
     """The named conditions the episode ran under (robonav.eval.conditions)."""
 
@@ -167,7 +167,7 @@ def _group(results: list[EpisodeResult]) -> dict[str, Any]:
         "time_to_goal": _mean([r.duration for r in results if r.success]),
         "min_clearance": _mean([r.min_clearance for r in results]),
         "min_clearance_movers": _mean([r.min_clearance_movers for r in results
-                                       if not math.isnan(r.min_clearance_movers)]),
+                                       if math.isfinite(r.min_clearance_movers)]),
         "mean_steps": _mean([float(r.steps) for r in results]),
     }
 

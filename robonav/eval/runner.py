@@ -7,7 +7,7 @@ Results come back in episode order. Each episode's noise comes from its own seed
 and ``num_envs`` give the same results.
 
 Each result also holds the episode's duration and two minimum clearances over its ticks, from the true pose: to
-the walls (the maze grid, `wall_clearance`) and, apart, to the movers' bodies (`mover_clearance`; NaN in an
+the walls (the maze grid, `wall_clearance`) and, apart, to the movers' bodies (`mover_clearance`; inf in an
 episode without movers), so a wall figure stays comparable between worlds with and without people.
 
 A policy owns its recurrent state per env: the runner calls ``reset(env_ids)`` whenever slots start an episode
@@ -95,13 +95,13 @@ def wall_clearance(occupancy: np.ndarray, cell: float, x: float, y: float, radiu
 
 def mover_clearance(centres: np.ndarray, radii: np.ndarray, x: float, y: float, radius: float) -> float:
     """Smallest gap (m) between a disc robot (``radius``, centre (x, y)) and mover discs (``centres`` [M, 2],
-    ``radii`` [M]); 0 when one overlaps the robot, NaN without movers.
+    ``radii`` [M]); 0 when one overlaps the robot, inf without movers.
 
     >>> round(mover_clearance(np.array([[1.0, 0.0], [0.0, 3.0]]), np.array([0.25, 0.3]), 0.0, 0.0, 0.2), 6)
     0.55
     """
     if len(radii) == 0:
-        return math.nan
+        return math.inf
     gaps = np.hypot(centres[:, 0] - x, centres[:, 1] - y) - radii - radius  # [M]
     return max(0.0, float(gaps.min()))
 
@@ -139,7 +139,7 @@ def run_episodes(policy_factory: PolicyFactory, episodes: list[EpisodeSpec], con
         slot = np.full(n, -1, dtype=np.int64)  # episode index each env runs, -1 when idle
         queued = 0
         clearance = np.full(n, np.inf)  # per env: the episode's smallest clearance to walls so far
-        to_movers = np.full(n, np.nan)  # per env: the same to movers (NaN while it has none)
+        to_movers = np.full(n, np.inf)  # per env: the same to movers (inf while it has none)
         for i in range(n):
             sim.reset_env(i, episodes[queued])
             clearance[i], to_movers[i] = _clearance(sim, i), _mover_clearance(sim, i)
@@ -154,7 +154,7 @@ def run_episodes(policy_factory: PolicyFactory, episodes: list[EpisodeSpec], con
             _, _, terminated, truncated = sim.step(actions)
             for i in np.flatnonzero(slot >= 0).tolist():
                 clearance[i] = min(clearance[i], _clearance(sim, i))
-                to_movers[i] = np.fmin(to_movers[i], _mover_clearance(sim, i))
+                to_movers[i] = min(to_movers[i], _mover_clearance(sim, i))
             ended = np.flatnonzero((terminated | truncated) & (slot >= 0)).tolist()
             started = []
             for i in ended:

@@ -210,7 +210,8 @@ def test_mover_clearance_is_averaged_over_the_episodes_with_movers_only() -> Non
     base = result(True, 1.0)
     rs = [dataclasses.replace(base, min_clearance_movers=0.0),
           dataclasses.replace(base, min_clearance_movers=0.4, seed=1),
-          dataclasses.replace(base, seed=2)]  # no movers: NaN, left out
+          dataclasses.replace(base, min_clearance_movers=math.inf, seed=2),  # no movers: left out
+          dataclasses.replace(base, seed=3)]  # not measured (NaN): left out
     assert summarize(rs)["min_clearance_movers"] == pytest.approx(0.2)  # (0 + 0.4) / 2
 
 

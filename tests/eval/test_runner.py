@@ -179,7 +179,7 @@ def test_mover_clearance_by_hand() -> None:
     centres, radii = np.array([[1.0, 0.0], [0.0, 3.0]]), np.array([0.25, 0.3])
     assert mover_clearance(centres, radii, 0.0, 0.0, 0.2) == pytest.approx(1.0 - 0.25 - 0.2)  # the nearer one
     assert mover_clearance(centres, radii, 0.7, 0.0, 0.2) == 0.0  # 0.3 m apart, 0.45 m of radii: overlap
-    assert math.isnan(mover_clearance(np.zeros((0, 2)), np.zeros(0), 0.0, 0.0, 0.2))
+    assert mover_clearance(np.zeros((0, 2)), np.zeros(0), 0.0, 0.0, 0.2) == math.inf
 
 
 def test_results_carry_the_clearance_to_movers_apart_from_the_walls() -> None:
@@ -188,7 +188,7 @@ def test_results_carry_the_clearance_to_movers_apart_from_the_walls() -> None:
     moving = run_episodes(ExpertPolicy, episodes, config=cfg, num_envs=2)
     still = run_episodes(ExpertPolicy, episodes, num_envs=2)
     for m, s in zip(moving, still):
-        assert math.isnan(s.min_clearance_movers)  # no movers, no figure
+        assert s.min_clearance_movers == math.inf  # no movers: none ever came near
         # The expert ignores people; a mover walking the same corridors comes within a few metres of it.
         assert 0.0 <= m.min_clearance_movers < 3.0
         assert m.min_clearance <= 0.5 - 0.18 + 1e-9  # walls stay walls: movers do not enter min_clearance
