@@ -19,7 +19,8 @@ reads only each env's SensorFrame; it never touches the simulator):
 Moving obstacles (people), handled as a tuned Nav2 stack would, from the scan alone:
 - a return is *dynamic* when it lands in a cell the obstacle memory once held as clearly free (log-odds at or
   below ``free_log_odds``, and its neighbours too), in front of where the previous scan saw through, or near a
-  dynamic return of the last ``track_ticks`` ticks (a person who stops is still a person): it is kept out of the
+  dynamic return of the last ``track_ticks`` ticks that had a neighbour (a person who stops is still a person; a
+  lone spurious return is not one): it is kept out of the
   scan matcher (its map never forgets, and a moving point would pull the pose), out of the obstacle memory and so
   out of the global plan (a person in a corridor is not a wall to plan around);
 - the speed is limited (``people_speed``) only for people within ``people_radius`` in the robot's way (a
@@ -255,8 +256,12 @@ class _Navigator:
                 chunk = near[a:a + 256]
                 d2 = (wx[:, None] - chunk[None, :, 0]) ** 2 + (wy[:, None] - chunk[None, :, 1]) ** 2
                 dyn |= (d2 <= self.cfg.track_radius ** 2).any(axis=1)
-        if core.any():
-            self.track.append((self.tick, np.stack([wx[core], wy[core]], axis=1)))
+        if core.sum() >= 2:  # a body gives neighbouring returns; a lone one (sensor noise) seeds no track
+            cx, cy = wx[core], wy[core]
+            d2 = (cx[:, None] - cx[None, :]) ** 2 + (cy[:, None] - cy[None, :]) ** 2  # [K, K]
+            body = (d2 <= self.cfg.track_radius ** 2).sum(axis=1) >= 2  # itself and one more
+            if body.any():
+                self.track.append((self.tick, np.stack([cx[body], cy[body]], axis=1)))
         if not dyn.any():
             return ranges
         self.people = np.stack([px[dyn], py[dyn]], axis=1)

@@ -63,6 +63,18 @@ def test_a_person_who_stops_stays_dynamic_for_track_ticks() -> None:
     assert len(nav.people) == 0
 
 
+def test_a_lone_dynamic_return_seeds_no_track() -> None:
+    nav = _Navigator(ClassicalConfig())
+    pose = np.zeros(3)
+    room = _ring(3.0)
+    nav._split_dynamic(pose, room, ANGLES, 3.5)
+    nav.previous = (pose, room, ANGLES)
+    speck = room.copy()
+    speck[64] = 1.0  # one spurious short return (sensor noise): dynamic this tick, but not a body to track
+    nav._split_dynamic(pose, speck, ANGLES, 3.5)
+    assert len(nav.people) == 1 and nav.track == []
+
+
 def test_backs_off_only_from_someone_coming_closer_and_slows_only_for_people_in_the_way() -> None:
     cfg = ClassicalConfig()
     goal = np.array([10.0, 0.0])
