@@ -33,6 +33,16 @@ def test_sim_with_a_maze_file_and_override(tmp_path):
     assert json.loads(out.stdout.splitlines()[-1])["success"] is True
 
 
+def test_sim_takes_every_generator_family_office_included():
+    from robonav.cli._common import _maze_arg
+
+    assert _maze_arg("office:9x9") == {"families": ["office"], "width": [9, 9], "height": [9, 9]}
+    out = _robonav("sim", "--maze", "office:9x9", "--policy", "stop", "--steps", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["maze"].startswith("office-9x9-") and result["steps"] == 3
+
+
 @pytest.mark.parametrize("override, message", [
     ("sim.substepz=2", "unknown key(s) ['substepz']"),
     ("substeps=two", "substeps: expected an integer"),

@@ -41,17 +41,18 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
 
 
 def _maze_arg(spec: str | None):
-    """--maze: a maze file, a generator family like 'perfect' or 'rooms:9x9', or None for the launch default."""
+    """--maze: a maze file, a generator family like 'perfect', 'rooms:9x9' or 'office:9x9' (any of
+    `ALL_FAMILIES`), or None for the launch default."""
     if spec is None:
         return None
     if Path(spec).exists():
         return spec
     from robonav.settings import SettingsError
-    from robonav.sim.generate import FAMILIES, MAX_SIZE, MIN_SIZE
+    from robonav.sim.generate import ALL_FAMILIES, MAX_SIZE, MIN_SIZE
 
     fam, _, size = spec.partition(":")
-    if fam not in FAMILIES:
-        raise SettingsError(f"--maze {spec!r} is neither a file nor a family ({', '.join(FAMILIES)}); give a maze "
+    if fam not in ALL_FAMILIES:
+        raise SettingsError(f"--maze {spec!r} is neither a file nor a family ({', '.join(ALL_FAMILIES)}); give a maze "
                             "file path or e.g. --maze rooms:9x9")
     w, x, h = (size or "7x7").partition("x")
     if not w.isdigit() or not (h.isdigit() or not x):

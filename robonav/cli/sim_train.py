@@ -247,7 +247,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{args.policy} on {summary['mazes']} ({','.join(names)}): {summary['episodes']} episodes, success "
               f"{summary['success_rate']:.3f} [{lo:.3f}, {hi:.3f}], SPL {summary['spl']:.3f}, collisions/episode "
               f"{summary['collisions_per_episode']:.2f}, episodes with contact {summary['collision_episodes']:.3f}, "
-              f"time to goal {summary['time_to_goal']:.1f} s, min clearance {summary['min_clearance']:.3f} m, "
+              f"time to goal {summary['time_to_goal']:.1f} s, min clearance {summary['min_clearance']:.3f} m "
+              f"(to movers {summary['min_clearance_movers']:.3f} m), "
               f"mean steps {summary['mean_steps']:.0f}")
         for fam, row in sorted(summary.get("per_family", {}).items()):
             print(f"  {fam:<10} success {row['success_rate']:.3f}  SPL {row['spl']:.3f}  ({row['episodes']} episodes)")

@@ -18,13 +18,20 @@ reads only each env's SensorFrame; it never touches the simulator):
 
 Moving obstacles (people), handled as a tuned Nav2 stack would, from the scan alone:
 - a return is *dynamic* when it lands in a cell the obstacle memory once held as clearly free (log-odds at or
-  below ``free_log_odds``, and its neighbours too), or in front of where the previous scan saw through: it is
-  kept out of the scan matcher (its map never forgets, and a moving point would pull the pose), out of the
-  obstacle memory and so out of the global plan (a person in a corridor is not a wall to plan around);
-- near dynamic returns the speed is limited (``people_speed`` within ``people_radius``);
-- when dynamic returns block the way ahead the robot waits, backs off if one comes closer than
-  ``backoff_gap``, and after ``wait_ticks`` of waiting it plans around them (they count as obstacles for the
-  next ``detour_ticks`` ticks), replanning every ``replan_every`` ticks as always.
+  below ``free_log_odds``, and its neighbours too), in front of where the previous scan saw through, or near a
+  dynamic return of the last ``track_ticks`` ticks that had a neighbour (a person who stops is still a person; a
+  lone spurious return is not one): it is kept out of the
+  scan matcher (its map never forgets, and a moving point would pull the pose), out of the obstacle memory and so
+  out of the global plan (a person in a corridor is not a wall to plan around);
+- the speed is limited (``people_speed``) only for people within ``people_radius`` in the robot's way (a
+  corridor ahead as wide as the body plus ``people_lane``) or coming closer;
+- when dynamic returns block the way ahead the robot waits; it backs off only while one comes closer than
+  ``backoff_gap`` (backing away from someone who has stopped only invites them on); a stall with people close
+  ahead is a wait, not a wall to mark;
+- after ``wait_ticks`` of waiting it plans around them (inflated by ``people_inflation``) and takes that way
+  only when it is at most ``detour_extra`` metres longer than the way through them (in a maze without a loop
+  the way round is a long exploration: waiting for the person to move or turn back is quicker); the people
+  count as obstacles for the next ``detour_ticks`` ticks.
 
 Commands go through the env's safety layer like every policy's.
 """
@@ -32,12 +39,13 @@ Commands go through the env's safety layer like every policy's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from robonav.sensors.frame import SensorFrame
-from robonav.sensors.planner import astar, cost_map, path_points, search_window
+from robonav.sensors.planner import Window, astar, cost_map, path_points, search_window
 from robonav.sensors.preprocessor import Preprocessor
 from robonav.sensors.scanmatch import ScanMatchConfig, ScanMatcher
 from robonav.sensors.spec import PreprocessorConfig
@@ -93,21 +101,33 @@ class ClassicalConfig:
     free_log_odds: float = -1.5
     """A memory cell at or below this log-odds has been seen clearly free: a return in it is dynamic."""
     people_radius: float = 1.2
-    """Dynamic returns ahead of the robot (in its front half) nearer than this (m) beyond its body limit its speed
+    """Dynamic returns nearer than this (m) beyond the robot's body, in its way or coming closer, limit its speed
     to ``people_speed``."""
-    people_speed: float = 0.25
-    """Speed limit (m/s) near people."""
+    people_speed: float = 0.3
+    """Speed limit (m/s) near people in the way."""
+    people_lane: float = 0.35
+    """Half-width (m) beyond the body of the corridor ahead that counts as the robot's way."""
+    approach_speed: float = 0.1
+    """A person whose gap to the robot shrinks faster than this (m/s) is coming closer."""
+    track_ticks: int = 50
+    """Ticks a dynamic return keeps the returns near it (within ``track_radius``) dynamic."""
+    track_radius: float = 0.25
+    """Distance (m) from a recent dynamic return within which a return is dynamic too."""
     moved_margin: float = 0.2
     """A return this much (m) in front of where the previous scan saw through is dynamic."""
     wait_gap: float = 0.45
     """The robot waits while a dynamic return lies ahead (within 50 degrees of its heading) nearer than this (m)
     beyond its body."""
     backoff_gap: float = 0.2
-    """It reverses while one lies ahead nearer than this (m) beyond its body."""
-    wait_ticks: int = 30
-    """Ticks of waiting before it plans around the people in the way."""
+    """It reverses while one comes closer ahead nearer than this (m) beyond its body."""
+    wait_ticks: int = 20
+    """Ticks of waiting before it tries to plan around the people in the way."""
     detour_ticks: int = 50
     """Ticks the people in the way count as obstacles for the planner after a wait."""
+    detour_extra: float = 6.0
+    """A way around the people is taken only when it costs at most this many metres more than the way through."""
+    people_inflation: float = 0.3
+    """Radius (m) around each dynamic return that is an obstacle when planning around people (a body's size)."""
     scan_matching: bool = True
     """Correct odometry by scan-to-map matching (off: trust the wheel odometry, the ablation)."""
     scan_match: ScanMatchConfig = field(default_factory=ScanMatchConfig)
@@ -165,6 +185,10 @@ class _Navigator:
         self.previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (pose, ranges, angles) of last scan
         self.waited = 0
         self.detour_until = -1
+        self.track: list[tuple[int, np.ndarray]] = []  # (tick, [K, 2] odometry-frame dynamic returns) of late ticks
+        self.last_gap = math.inf  # the previous tick's gap to the nearest person ahead (m)
+        self.dt = 0.1  # seconds between the last two frames
+        self.stamp = math.inf  # the last frame's time stamp
 
     # -- localisation ---------------------------------------------------------------------------------------
     def localise(self, frame: SensorFrame) -> None:
@@ -224,6 +248,20 @@ class _Navigator:
                 kk = np.clip(k, 0, len(a0) - 1)
                 lo = np.minimum(np.minimum(far[(kk - 1) % len(a0)], far[kk]), far[(kk + 1) % len(a0)])
                 dyn |= valid & (lo > d + self.cfg.moved_margin)
+        core = dyn.copy()  # only returns found by the two rules above extend the track: it cannot creep along a wall
+        self.track = [(t, pts) for t, pts in self.track if t > self.tick - self.cfg.track_ticks]
+        if self.track:
+            near = np.concatenate([pts for _, pts in self.track])  # [K, 2]
+            for a in range(0, len(near), 256):  # bounded memory: [returns, 256] distances at a time
+                chunk = near[a:a + 256]
+                d2 = (wx[:, None] - chunk[None, :, 0]) ** 2 + (wy[:, None] - chunk[None, :, 1]) ** 2
+                dyn |= (d2 <= self.cfg.track_radius ** 2).any(axis=1)
+        if core.sum() >= 2:  # a body gives neighbouring returns; a lone one (sensor noise) seeds no track
+            cx, cy = wx[core], wy[core]
+            d2 = (cx[:, None] - cx[None, :]) ** 2 + (cy[:, None] - cy[None, :]) ** 2  # [K, K]
+            body = (d2 <= self.cfg.track_radius ** 2).sum(axis=1) >= 2  # itself and one more
+            if body.any():
+                self.track.append((self.tick, np.stack([cx[body], cy[body]], axis=1)))
         if not dyn.any():
             return ranges
         self.people = np.stack([px[dyn], py[dyn]], axis=1)
@@ -274,27 +312,43 @@ class _Navigator:
         free = w.view(self.free_core)
         if self.tick >= self.detour_until:  # people are not walls: plan through them (see the module docstring)
             blocked &= ~free
-        elif len(self.people_odom):  # planning around the people in the way
-            pi = np.floor((self.people_odom[:, 0] - ox) / res).astype(np.int64) - lo_i
-            pj = np.floor((self.people_odom[:, 1] - oy) / res).astype(np.int64) - lo_j
-            keep = (pi >= 0) & (pi < blocked.shape[0]) & (pj >= 0) & (pj < blocked.shape[1])
-            blocked[pi[keep], pj[keep]] = True
         if self.matcher is not None:  # a person the matcher took for a wall before the cell was seen free is not one
             blocked |= self.matcher.walls((ox + lo_i * res, oy + lo_j * res), res, blocked.shape) & ~free
-        cost = cost_map(blocked, res, cfg.robot_radius + cfg.lethal_margin, cfg.soft_radius, cfg.soft_weight,
-                        cfg.lethal_cost)
-        k = math.ceil(cfg.robot_radius / res)
         self.marks = [mk for mk in self.marks if mk[2] > self.tick]
-        for mx, my, _ in self.marks:  # where the robot got stuck: a square of lethal cost around each
-            mi, mj = cell(mx, my)
-            a, b = max(mi - lo_i - k, 0), max(mi - lo_i + k + 1, 0)
-            c, d = max(mj - lo_j - k, 0), max(mj - lo_j + k + 1, 0)
-            np.maximum(cost[a:b, c:d], cfg.lethal_cost, out=cost[a:b, c:d])
-        cells, total = astar(cost, res, w.start, w.goal)
+        cells, total = self._search(blocked, w, cell)
+        if self.tick < self.detour_until and len(self.people_odom):  # around the people in the way, if not far
+            around = blocked.copy()
+            r = cfg.people_inflation
+            for x, y in self.people_odom:
+                i0, j0 = math.floor((x - r - ox) / res) - lo_i, math.floor((y - r - oy) / res) - lo_j
+                i1, j1 = math.floor((x + r - ox) / res) - lo_i + 1, math.floor((y + r - oy) / res) - lo_j + 1
+                ii = np.arange(max(i0, 0), min(i1, around.shape[0]))
+                jj = np.arange(max(j0, 0), min(j1, around.shape[1]))
+                cx, cy = ox + (ii + lo_i + 0.5) * res, oy + (jj + lo_j + 0.5) * res
+                disc = (cx[:, None] - x) ** 2 + (cy[None, :] - y) ** 2 <= r * r  # [len(ii), len(jj)]
+                around[np.ix_(ii, jj)] |= disc
+            cells2, total2 = self._search(around, w, cell)
+            if math.isfinite(total2) and total2 <= total + cfg.detour_extra:
+                cells, total = cells2, total2
         self.since_plan = 0
         self.path_index = 0
         found = math.isfinite(total) and len(cells) > 0
         self.path = path_points(cells, w, (ox, oy), res, goal) if found else None
+
+    def _search(self, blocked: np.ndarray, w: Window,
+                cell: Callable[[float, float], tuple[int, int]]) -> tuple[np.ndarray, float]:
+        """A* over the cost map of ``blocked`` (window ``w``) with the stuck marks added: (cells, cost)."""
+        cfg = self.cfg
+        res = cfg.preprocessor.grid_resolution
+        cost = cost_map(blocked, res, cfg.robot_radius + cfg.lethal_margin, cfg.soft_radius, cfg.soft_weight,
+                        cfg.lethal_cost)
+        k = math.ceil(cfg.robot_radius / res)
+        for mx, my, _ in self.marks:  # where the robot got stuck: a square of lethal cost around each
+            mi, mj = cell(mx, my)
+            a, b = max(mi - w.lo_i - k, 0), max(mi - w.lo_i + k + 1, 0)
+            c, d = max(mj - w.lo_j - k, 0), max(mj - w.lo_j + k + 1, 0)
+            np.maximum(cost[a:b, c:d], cfg.lethal_cost, out=cost[a:b, c:d])
+        return astar(cost, res, w.start, w.goal)
 
     # -- control --------------------------------------------------------------------------------------------
     def _target(self, pose: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -326,9 +380,17 @@ class _Navigator:
         self.held = self.held + 1 if speed < self.cfg.stuck_speed * self.command[0] else 0
         return self.held >= self.cfg.stuck_ticks
 
+    def _person_ahead(self, reach: float) -> bool:
+        """A dynamic return lies in the front half nearer than ``reach`` (m) beyond the body."""
+        p = self.people
+        return bool(((p[:, 0] > 0) & (np.hypot(p[:, 0], p[:, 1]) < reach + self.cfg.robot_radius)).any())
+
     def act(self, frame: SensorFrame) -> np.ndarray:
         """Command (v, omega) for this frame."""
         cfg = self.cfg
+        if frame.stamp > self.stamp:
+            self.dt = frame.stamp - self.stamp
+        self.stamp = frame.stamp
         self.localise(frame)
         self.tick += 1
         pose = self.pre.pose
@@ -339,7 +401,10 @@ class _Navigator:
             if self.backoff == 0:
                 self.plan(goal)
             return self.command
-        if self._stuck(pose, frame.stamp):
+        stuck = self._stuck(pose, frame.stamp)
+        if stuck and self._person_ahead(0.8):
+            self.held = 0  # held up by a person, not a wall: the rules for people below make it wait
+        elif stuck:
             ahead = pose[:2] + (cfg.robot_radius + 0.2) * np.array([math.cos(pose[2]), math.sin(pose[2])])
             self.marks.append((float(ahead[0]), float(ahead[1]), self.tick + cfg.mark_ticks))
             self.held = 0
@@ -367,13 +432,19 @@ class _Navigator:
         people = self.people
         if len(people) == 0:
             self.waited = 0
+            self.last_gap = math.inf
             return v, omega
         d = np.hypot(people[:, 0], people[:, 1])
-        front = people[:, 0] > 0  # slowing down for someone behind would only let them walk into the robot
-        if front.any() and d[front].min() < cfg.people_radius + cfg.robot_radius:
-            v = min(v, cfg.people_speed)
         ahead = (people[:, 0] > 0) & (np.abs(np.arctan2(people[:, 1], people[:, 0])) < math.radians(50))
         gap = d[ahead].min() - cfg.robot_radius if ahead.any() else math.inf
+        # Closing on the robot faster than its own driving explains: the person walks toward it.
+        closing = (self.last_gap - gap) / self.dt - max(self.command[0], 0.0)
+        self.last_gap = gap
+        approaching = math.isfinite(closing) and closing > cfg.approach_speed
+        lane = (people[:, 0] > 0) & (np.abs(people[:, 1]) < cfg.robot_radius + cfg.people_lane)
+        near = d < cfg.people_radius + cfg.robot_radius  # slowing for someone behind would let them walk into it
+        if (near & lane).any() or (approaching and gap < cfg.people_radius):
+            v = min(v, cfg.people_speed)
         if gap >= cfg.wait_gap or v <= 0.0:
             self.waited = 0
             return v, omega
@@ -382,7 +453,7 @@ class _Navigator:
             self.detour_until = self.tick + cfg.detour_ticks
             self.waited = 0
             self.plan(goal)
-        if gap < cfg.backoff_gap:
+        if gap < cfg.backoff_gap and approaching:
             return -cfg.backoff_speed, 0.0
         return 0.0, omega
 

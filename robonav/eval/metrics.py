@@ -106,12 +106,16 @@ class EpisodeResult:
     """Seconds the episode lasted (steps times the control period)."""
     min_clearance: float = math.nan
     """Smallest distance (m) from the robot's edge to a wall over the episode (true geometry; 0 in contact)."""
+    min_clearance_movers: float = math.nan
+    """Smallest distance (m) from the robot's edge to a mover's body over the episode (true geometry; 0 in
+    contact; inf in an episode without movers, NaN where not measured)."""
     conditions: tuple[str, ...] = ("nominal",)
     """The named conditions the episode ran under (robonav.eval.conditions)."""
 
     @classmethod
     def from_info(cls, info: dict[str, Any], family: str = "", period: float = math.nan,
-                  min_clearance: float = math.nan, conditions: tuple[str, ...] = ("nominal",)) -> EpisodeResult:
+                  min_clearance: float = math.nan, conditions: tuple[str, ...] = ("nominal",),
+                  min_clearance_movers: float = math.nan) -> EpisodeResult:
         """Build from `MazeSim.info` at the end of an episode (whose ``maze`` is the name, or the hash if unnamed);
         ``mover_contacts`` is read with a default of 0 (a world without movers)."""
         success = bool(info["is_success"])
@@ -123,7 +127,8 @@ class EpisodeResult:
                    path_length=path, shortest_path_length=shortest, steps=steps,
                    collisions=int(info["collisions"]), family=family,
                    mover_contacts=int(info.get("mover_contacts", 0)), duration=steps * period,
-                   min_clearance=min_clearance, conditions=tuple(conditions))
+                   min_clearance=min_clearance, min_clearance_movers=min_clearance_movers,
+                   conditions=tuple(conditions))
 
     @property
     def contact(self) -> bool:
@@ -161,6 +166,8 @@ def _group(results: list[EpisodeResult]) -> dict[str, Any]:
         "mover_contacts": _mean([float(r.mover_contacts) for r in results]),
         "time_to_goal": _mean([r.duration for r in results if r.success]),
         "min_clearance": _mean([r.min_clearance for r in results]),
+        "min_clearance_movers": _mean([r.min_clearance_movers for r in results
+                                       if math.isfinite(r.min_clearance_movers)]),
         "mean_steps": _mean([float(r.steps) for r in results]),
     }
 
@@ -193,7 +200,8 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
     Each group has ``episodes``, ``success_rate``, ``success_ci95`` [lo, hi], ``spl``, ``spl_ci95`` [lo, hi],
     ``collisions_per_episode``, ``collision_episodes`` (share of episodes with any contact), ``mover_contacts``
     (per episode), ``time_to_goal`` (mean seconds over successes), ``min_clearance`` (mean of the per-episode
-    minimum distance from the robot's edge to a wall, m) and ``mean_steps``; the top level adds ``conditions``,
+    minimum distance from the robot's edge to a wall, m), ``min_clearance_movers`` (the same to the movers'
+    bodies, over the episodes that had movers; NaN when none had) and ``mean_steps``; the top level adds ``conditions``,
     ``per_maze`` (keyed by maze name, see `_maze_keys`, each with its ``maze_hash``), ``per_family``, and the
     ``maze_hashes`` and ``seeds`` of the episodes in order. Means over no episodes are NaN.
     """

@@ -6,8 +6,9 @@ steps until its episode ends (success or time limit; MazeSim never resets by its
 Results come back in episode order. Each episode's noise comes from its own seed, so the same episodes, config
 and ``num_envs`` give the same results.
 
-Each result also holds the episode's duration and its minimum clearance: the smallest distance from the robot's
-edge to a wall cell over the episode's ticks, from the true pose and the maze grid (`wall_clearance`).
+Each result also holds the episode's duration and two minimum clearances over its ticks, from the true pose: to
+the walls (the maze grid, `wall_clearance`) and, apart, to the movers' bodies (`mover_clearance`; inf in an
+episode without movers), so a wall figure stays comparable between worlds with and without people.
 
 A policy owns its recurrent state per env: the runner calls ``reset(env_ids)`` whenever slots start an episode
 (before the first ``act`` of that episode), then ``act(obs, frames, sim)`` every tick for all slots.
@@ -29,8 +30,8 @@ from robonav.sim.core import MazeSim
 from robonav.sim.episodes import EpisodeSpec
 
 __all__ = [
-    "EVAL_LATENCY_TICKS", "ExpertPolicy", "Policy", "PolicyFactory", "RandomPolicy", "eval_config", "run_episodes",
-    "wall_clearance",
+    "EVAL_LATENCY_TICKS", "ExpertPolicy", "Policy", "PolicyFactory", "RandomPolicy", "eval_config", "mover_clearance",
+    "run_episodes", "wall_clearance",
 ]
 
 CLEARANCE_REACH = 3
@@ -92,6 +93,26 @@ def wall_clearance(occupancy: np.ndarray, cell: float, x: float, y: float, radiu
     return max(0.0, min(nearest, k * cell) - radius)
 
 
+def mover_clearance(centres: np.ndarray, radii: np.ndarray, x: float, y: float, radius: float) -> float:
+    """Smallest gap (m) between a disc robot (``radius``, centre (x, y)) and mover discs (``centres`` [M, 2],
+    ``radii`` [M]); 0 when one overlaps the robot, inf without movers.
+
+    >>> round(mover_clearance(np.array([[1.0, 0.0], [0.0, 3.0]]), np.array([0.25, 0.3]), 0.0, 0.0, 0.2), 6)
+    0.55
+    """
+    if len(radii) == 0:
+        return math.inf
+    gaps = np.hypot(centres[:, 0] - x, centres[:, 1] - y) - radii - radius  # [M]
+    return max(0.0, float(gaps.min()))
+
+
+def _mover_clearance(sim: MazeSim, i: int) -> float:
+    crowd = sim.crowd
+    k = int(crowd.count[i])
+    return mover_clearance(crowd.pos[i, :k], crowd.radius[i, :k], float(sim.pose[i, 0]), float(sim.pose[i, 1]),
+                           float(sim.radius[i]))
+
+
 def _clearance(sim: MazeSim, i: int) -> float:
     ep = sim.episodes[i]
     assert ep is not None
@@ -117,10 +138,11 @@ def run_episodes(policy_factory: PolicyFactory, episodes: list[EpisodeSpec], con
         results: list[EpisodeResult | None] = [None] * total
         slot = np.full(n, -1, dtype=np.int64)  # episode index each env runs, -1 when idle
         queued = 0
-        clearance = np.full(n, np.inf)  # per env: the episode's smallest clearance so far
+        clearance = np.full(n, np.inf)  # per env: the episode's smallest clearance to walls so far
+        to_movers = np.full(n, np.inf)  # per env: the same to movers (inf while it has none)
         for i in range(n):
             sim.reset_env(i, episodes[queued])
-            clearance[i] = _clearance(sim, i)
+            clearance[i], to_movers[i] = _clearance(sim, i), _mover_clearance(sim, i)
             slot[i] = queued
             queued += 1
         policy.reset(np.arange(n))
@@ -132,18 +154,20 @@ def run_episodes(policy_factory: PolicyFactory, episodes: list[EpisodeSpec], con
             _, _, terminated, truncated = sim.step(actions)
             for i in np.flatnonzero(slot >= 0).tolist():
                 clearance[i] = min(clearance[i], _clearance(sim, i))
+                to_movers[i] = min(to_movers[i], _mover_clearance(sim, i))
             ended = np.flatnonzero((terminated | truncated) & (slot >= 0)).tolist()
             started = []
             for i in ended:
                 k = int(slot[i])
                 results[k] = EpisodeResult.from_info(sim.info(i), episodes[k].maze.family, period=sim.cfg.period,
-                                                     min_clearance=float(clearance[i]))
+                                                     min_clearance=float(clearance[i]),
+                                                     min_clearance_movers=float(to_movers[i]))
                 finished += 1
                 if progress is not None:
                     progress(finished, total)
                 if queued < total:
                     sim.reset_env(i, episodes[queued])
-                    clearance[i] = _clearance(sim, i)
+                    clearance[i], to_movers[i] = _clearance(sim, i), _mover_clearance(sim, i)
                     slot[i] = queued
                     queued += 1
                     started.append(i)

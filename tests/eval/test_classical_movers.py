@@ -37,6 +37,60 @@ def test_a_return_in_front_of_where_the_last_scan_saw_through_is_dynamic() -> No
     assert np.isnan(out[62:67]).all() and np.array_equal(out[:62], scan[:62]) and np.array_equal(out[67:], scan[67:])
 
 
+def test_a_person_who_stops_stays_dynamic_for_track_ticks() -> None:
+    cfg = ClassicalConfig()
+    nav = _Navigator(cfg)
+    pose = np.zeros(3)
+    room = _ring(3.0)
+    room[96] = 1.0  # a pillar 1 m to the left (+pi/2), there from the start
+    nav._split_dynamic(pose, room, ANGLES, 3.5)
+    nav.previous = (pose, room, ANGLES)
+    scan = room.copy()
+    scan[62:67] = 1.0  # someone steps in 1 m ahead: dynamic (the last scan saw through)
+    nav._split_dynamic(pose, scan, ANGLES, 3.5)
+    assert len(nav.people) == 5
+    nav.previous = (pose, scan, ANGLES)
+    # Next tick they stand still: the last scan ended there too, and the cell was never seen free, so only the
+    # track of recent dynamic returns keeps them a person; the pillar, far from them, stays a wall.
+    nav.tick += 1
+    still = scan.copy()
+    nav._split_dynamic(pose, still, ANGLES, 3.5)
+    assert len(nav.people) == 5 and np.allclose(nav.people[:, 1], np.sin(ANGLES[62:67]) * 1.0)
+    # After track_ticks without a fresh dynamic return the track is forgotten: a person never seen moving since
+    # is an obstacle like any other.
+    nav.tick += cfg.track_ticks
+    nav._split_dynamic(pose, still, ANGLES, 3.5)
+    assert len(nav.people) == 0
+
+
+def test_a_lone_dynamic_return_seeds_no_track() -> None:
+    nav = _Navigator(ClassicalConfig())
+    pose = np.zeros(3)
+    room = _ring(3.0)
+    nav._split_dynamic(pose, room, ANGLES, 3.5)
+    nav.previous = (pose, room, ANGLES)
+    speck = room.copy()
+    speck[64] = 1.0  # one spurious short return (sensor noise): dynamic this tick, but not a body to track
+    nav._split_dynamic(pose, speck, ANGLES, 3.5)
+    assert len(nav.people) == 1 and nav.track == []
+
+
+def test_backs_off_only_from_someone_coming_closer_and_slows_only_for_people_in_the_way() -> None:
+    cfg = ClassicalConfig()
+    goal = np.array([10.0, 0.0])
+    nav = _Navigator(cfg)
+    nav.people = np.array([[1.0, 0.9]])  # off to the side (beyond the lane), standing: no limit
+    assert nav._mind_people(goal, 0.5, 0.0) == (0.5, 0.0)
+    nav.people = np.array([[1.0, 0.0]])  # in the lane, 0.82 m gap: limited
+    assert nav._mind_people(goal, 0.5, 0.0) == (cfg.people_speed, 0.0)
+    nav = _Navigator(cfg)  # the robot stands (last command 0); gaps 0.12 m, then the same: not coming closer
+    nav.people = np.array([[0.3, 0.0]])
+    nav._mind_people(goal, 0.5, 0.3)
+    assert nav._mind_people(goal, 0.5, 0.3) == (0.0, 0.3)  # wait, do not back off: backing invites them on
+    nav.people = np.array([[0.25, 0.0]])  # 5 cm closer in one 0.1 s tick: 0.5 m/s toward the robot
+    assert nav._mind_people(goal, 0.5, 0.3) == (-cfg.backoff_speed, 0.0)
+
+
 def test_a_person_ahead_slows_then_stops_the_robot_and_one_behind_does_not() -> None:
     cfg = ClassicalConfig()
     nav = _Navigator(cfg)

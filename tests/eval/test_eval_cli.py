@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from robonav import cli
 from robonav.eval.episodes import make_episodes
@@ -35,9 +36,10 @@ def test_conditions_and_new_fields_reach_the_json_and_the_list(tmp_path, capsys)
               "--set", "sim.robot.radius=0.2", "--set", "sim.preprocessor.laser_odometry=true")
     assert got["conditions"] == ["fov90", "noisy"] and got["settings"] == ["sim.robot.radius=0.2",
                                                                           "sim.preprocessor.laser_odometry=true"]
-    for key in ("collision_episodes", "mover_contacts", "time_to_goal", "min_clearance"):
+    for key in ("collision_episodes", "mover_contacts", "time_to_goal", "min_clearance", "min_clearance_movers"):
         assert key in got and key in got["per_family"]["perfect"]
     assert 0.0 <= got["collision_episodes"] <= 1.0 and got["mover_contacts"] == 0.0
+    assert math.isnan(got["min_clearance_movers"])  # no movers under these conditions: no figure, not a zero
     assert 0.0 <= got["min_clearance"] <= 0.5 - 0.2  # a 1 m corridor leaves at most 0.3 m to a 0.2 m robot
     again = run(capsys, "--episode-list", path)  # the list brings its conditions along
     assert again["conditions"] == ["fov90", "noisy"] and again["episode_seeds"] == got["episode_seeds"]

@@ -203,6 +203,16 @@ def test_contact_time_and_clearance_summaries_by_hand() -> None:
     assert s["time_to_goal"] == 30.0  # (20 + 30 + 40) / 3 successes; the failure's 99 s does not count
     assert s["min_clearance"] == pytest.approx(0.15)  # (0 + 0.1 + 0.2 + 0.3) / 4
     assert s["conditions"] == ["nominal"]
+    assert math.isnan(s["min_clearance_movers"])  # no episode had movers
+
+
+def test_mover_clearance_is_averaged_over_the_episodes_with_movers_only() -> None:
+    base = result(True, 1.0)
+    rs = [dataclasses.replace(base, min_clearance_movers=0.0),
+          dataclasses.replace(base, min_clearance_movers=0.4, seed=1),
+          dataclasses.replace(base, min_clearance_movers=math.inf, seed=2),  # no movers: left out
+          dataclasses.replace(base, seed=3)]  # not measured (NaN): left out
+    assert summarize(rs)["min_clearance_movers"] == pytest.approx(0.2)  # (0 + 0.4) / 2
 
 
 def test_pairing_refuses_different_conditions_and_summaries_refuse_mixed_ones() -> None:

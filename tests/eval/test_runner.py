@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 
 from robonav.eval.episodes import make_episodes
 from robonav.eval.metrics import summarize
-from robonav.eval.runner import EVAL_LATENCY_TICKS, ExpertPolicy, RandomPolicy, eval_config, run_episodes
+from robonav.eval.runner import (
+    EVAL_LATENCY_TICKS,
+    ExpertPolicy,
+    RandomPolicy,
+    eval_config,
+    mover_clearance,
+    run_episodes,
+)
 from robonav.sensors.frame import SensorFrame
-from robonav.sim.config import RandomizationConfig, SimConfig
+from robonav.sim.config import DYNAMIC_DENSITY, DynamicConfig, RandomizationConfig, SimConfig
 from robonav.sim.core import MazeSim
 
 
@@ -165,3 +173,24 @@ def test_results_carry_duration_and_clearance_from_the_run() -> None:
         # A 1 m corridor leaves at most 0.5 - 0.18 m to the nominal robot; the expert keeps off the walls.
         assert 0.0 < r.min_clearance <= 0.5 - 0.18 + 1e-9
         assert r.conditions == ("nominal",) and r.mover_contacts == 0
+
+
+def test_mover_clearance_by_hand() -> None:
+    centres, radii = np.array([[1.0, 0.0], [0.0, 3.0]]), np.array([0.25, 0.3])
+    assert mover_clearance(centres, radii, 0.0, 0.0, 0.2) == pytest.approx(1.0 - 0.25 - 0.2)  # the nearer one
+    assert mover_clearance(centres, radii, 0.7, 0.0, 0.2) == 0.0  # 0.3 m apart, 0.45 m of radii: overlap
+    assert mover_clearance(np.zeros((0, 2)), np.zeros(0), 0.0, 0.0, 0.2) == math.inf
+
+
+def test_results_carry_the_clearance_to_movers_apart_from_the_walls() -> None:
+    episodes = make_episodes("val-5x5", 2, seed=0)
+    cfg = dataclasses.replace(eval_config(), dynamic=DynamicConfig(density=DYNAMIC_DENSITY))
+    moving = run_episodes(ExpertPolicy, episodes, config=cfg, num_envs=2)
+    still = run_episodes(ExpertPolicy, episodes, num_envs=2)
+    for m, s in zip(moving, still):
+        assert s.min_clearance_movers == math.inf  # no movers: none ever came near
+        # The expert ignores people; a mover walking the same corridors comes within a few metres of it.
+        assert 0.0 <= m.min_clearance_movers < 3.0
+        assert m.min_clearance <= 0.5 - 0.18 + 1e-9  # walls stay walls: movers do not enter min_clearance
+        if m.mover_contacts:
+            assert m.min_clearance_movers == 0.0
