@@ -180,10 +180,20 @@ def _host_facts(tensorrt_version: str, device: int = 0) -> dict[str, str]:
             "compute_capability": cuda.compute_capability(device)}
 
 
+def _need_tensorrt(verb: str) -> None:
+    """A BuildError saying TensorRT is missing (it comes from JetPack, not pip), unless it is here."""
+    from robonav.runtime.backends.trt_backend import TrtUnavailableError, require_tensorrt
+
+    try:
+        require_tensorrt(verb)
+    except TrtUnavailableError as e:
+        raise BuildError(str(e)) from e
+
+
 def build_engine(onnx: str | os.PathLike[str], out: str | os.PathLike[str], config: BuildConfig = BuildConfig()
                  ) -> BuildResult:
     """Build ``out`` (.engine) and its sidecar from ``onnx`` (a robonav step model with its sidecar)."""
-    from robonav.runtime.backends.trt_backend import TrtUnavailableError, engine_io, require_tensorrt
+    from robonav.runtime.backends.trt_backend import engine_io
 
     onnx, out = Path(onnx), Path(out)
     source = read_sidecar(onnx)
@@ -191,10 +201,7 @@ def build_engine(onnx: str | os.PathLike[str], out: str | os.PathLike[str], conf
     check_out_path(onnx, out)
     if config.dla_core is not None and precision == "fp32":
         raise BuildError("DLA runs FP16 and INT8 only: build an fp16 or int8 engine for --dla-core")
-    try:
-        require_tensorrt("robonav build")
-    except TrtUnavailableError as e:
-        raise BuildError(str(e)) from e
+    _need_tensorrt("robonav build")
     import tensorrt as trt  # present (checked above); typed by tensorrt-stubs under mypy
 
     host = _host_facts(trt.__version__)
@@ -267,7 +274,7 @@ def import_engine(engine: str | os.PathLike[str], onnx: str | os.PathLike[str],
     """Check an engine built elsewhere (trtexec) from ``onnx`` against the ONNX model's step contract on this
     device and write its sidecar (copying the engine to ``out`` first if given: a folder or an .engine path).
     ``precision``: what the engine was built as (default: the model's), by the rules of `resolve_precision`."""
-    from robonav.runtime.backends.trt_backend import TrtUnavailableError, engine_io, require_tensorrt
+    from robonav.runtime.backends.trt_backend import engine_io
 
     engine, onnx = Path(engine), Path(onnx)
     source = read_sidecar(onnx)
@@ -276,10 +283,7 @@ def import_engine(engine: str | os.PathLike[str], onnx: str | os.PathLike[str],
         raise BuildError(f"--engine {engine}: expected an existing .engine file (trtexec --saveEngine=FILE.engine)")
     target = _engine_target(engine, out)
     check_out_path(onnx, target)
-    try:
-        require_tensorrt("robonav build --engine")
-    except TrtUnavailableError as e:
-        raise BuildError(str(e)) from e
+    _need_tensorrt("robonav build --engine")
     import tensorrt as trt  # present (checked above); typed by tensorrt-stubs under mypy
 
     host = _host_facts(trt.__version__)
