@@ -175,7 +175,9 @@ class DynamicConfig:
     4 movers per 7x7 maze at 1 m cells); a fractional count is rounded up or down at random per episode."""
     density_max: float | None = None
     """With a value above ``density``, each episode's density is drawn uniformly from [density, density_max]
-    (training across crowd levels, from empty mazes up); null: always ``density``."""
+    (training across crowd levels, from empty mazes up), and a maze with too little room far enough from the
+    start and goal gets as many as fit instead of a refusal; null: always ``density``, refused when it cannot be
+    placed."""
     radius: tuple[float, float] = (0.2, 0.3)
     """Radius range (m), drawn per mover (rounded to 1 cm)."""
     speed: tuple[float, float] = (0.3, 1.0)

@@ -226,6 +226,10 @@ class Crowd:
         if k == 0:
             return
         cells = spawn_cells(maze, cfg.spawn_clearance)
+        if len(cells) < k and cfg.density_max is not None:  # a crowd-level range (training): as many as fit
+            k = len(cells)
+            if k == 0:
+                return
         if len(cells) < k:
             raise DynamicError(
                 f"maze {maze.name or maze.hash()} has {len(cells)} free cells at least sim.dynamic.spawn_clearance "

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from robonav.errors import UserError
 from robonav.sim.config import MazeConfig, SimConfig
 from robonav.sim.core import MazeSim
 from robonav.sim.env import as_config
@@ -135,6 +136,13 @@ class MazeVectorEnv(VectorEnv):
         self.sim.close()
 
 
+class _Refused:
+    """What a worker sends back instead of a result when a UserError stopped it: the parent raises it again."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 def _worker(conn, num_envs: int, maze, config: SimConfig, seed: int | None, teacher_factory) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     teacher = teacher_factory(num_envs) if teacher_factory is not None else None
@@ -156,6 +164,8 @@ def _worker(conn, num_envs: int, maze, config: SimConfig, seed: int | None, teac
                 break
     except (EOFError, KeyboardInterrupt):
         pass
+    except UserError as e:  # bad settings met in a worker (a crowd a maze cannot hold): one line in the parent
+        conn.send(_Refused(str(e)))
     finally:
         env.close()
         conn.close()
@@ -222,6 +232,16 @@ class ProcessVectorEnv(VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
 
+    def _gather(self) -> list[Any]:
+        """Every worker's answer; a worker's UserError raised here as one (the worker has stopped)."""
+        res = []
+        for c in self._conns:
+            r = c.recv()
+            if isinstance(r, _Refused):
+                raise UserError(r.message)
+            res.append(r)
+        return res
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         per = self.num_envs // self.workers
         episodes = (options or {}).get("episodes")
@@ -230,7 +250,7 @@ class ProcessVectorEnv(VectorEnv):
             if episodes is not None:
                 opts["episodes"] = episodes[w * per:(w + 1) * per]
             c.send(("reset", (None if seed is None else seed + w, opts)))
-        res = [c.recv() for c in self._conns]
+        res = self._gather()
         return np.concatenate([r[0] for r in res]), _merge([r[1] for r in res])
 
     def step(self, actions):
@@ -238,7 +258,7 @@ class ProcessVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         for w, c in enumerate(self._conns):
             c.send(("step", actions[w * per:(w + 1) * per]))
-        res = [c.recv() for c in self._conns]
+        res = self._gather()
         return (np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
                 np.concatenate([r[2] for r in res]), np.concatenate([r[3] for r in res]),
                 _merge([r[4] for r in res]))
@@ -246,7 +266,7 @@ class ProcessVectorEnv(VectorEnv):
     def _call(self, name: str, per_worker_args: list[tuple] | None = None) -> list[Any]:
         for w, c in enumerate(self._conns):
             c.send(("call", (name, per_worker_args[w] if per_worker_args else ())))
-        return [c.recv() for c in self._conns]
+        return self._gather()
 
     def set_maze_config(self, config: MazeConfig) -> None:
         self._call("set_maze_config", [(config,)] * self.workers)

@@ -64,6 +64,12 @@ def test_a_density_range_draws_each_episode_s_crowd_and_is_refused_on_its_top():
         mover_count(DynamicConfig(density=0.0, density_max=0.5), maze, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"sim.dynamic.density_max must be null or a number >= sim.dynamic.density"):
         DynamicConfig(density=0.1, density_max=0.05)
+    # A range places as many as fit where the maze has too little room far from start and goal (small mazes in
+    # a curriculum); a fixed density is refused there instead (above).
+    crowd = Crowd(1, DynamicConfig(density=0.3, density_max=0.3, spawn_clearance=10.0))
+    room = len(spawn_cells(maze, 10.0))
+    crowd.spawn(0, maze, 1)
+    assert room == 13 and crowd.count[0] == 13  # 0.3 x 97 m^2 asks for 29
 
 
 def test_a_mover_walks_the_corridor_and_turns_back_in_the_dead_ends():

@@ -88,3 +88,18 @@ def test_process_vector_env_matches_two_batched_worlds():
     del t0, t1
     for h in halves:
         h.close()
+
+
+def test_a_worker_s_bad_settings_reach_the_parent_as_one_user_error():
+    import pytest
+
+    from robonav.errors import UserError
+
+    # Movers that cannot be placed (no cell 30 m from start and goal) are refused inside the worker at reset.
+    cfg = {"maze": {"width": [3, 3]}, "dynamic": {"density": 0.3, "spawn_clearance": 30.0}}
+    proc = ProcessVectorEnv(2, workers=2, config=cfg, seed=1)
+    try:
+        with pytest.raises(UserError, match=r"too few for \d+ movers: lower sim.dynamic.density"):
+            proc.reset(seed=1)
+    finally:
+        proc.close()
