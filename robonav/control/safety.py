@@ -211,42 +211,29 @@ class SafetyLayer:
         if not (0.0 < dt < math.inf):
             raise SafetyInputError(f"SafetyLayer.filter: dt must be finite and > 0 s, actual: {dt!r}.")
         beams = self._beam_geometry(angles, ranges.shape)
-        inflated = self._inflated_radius(radius)  # [N, 1]
-
-        # Obstacle factors per direction, [N] each.
+        inflated = self._inflated_radius(radius)[:, 0]  # [N]
         present = self._present(num_beams, ranges.shape)
-        if present is not None:
-            ranges = np.where(present, ranges, np.nan)  # padding is no reading
-        forward, backward = _clearances(ranges, beams, inflated)
-        span = cfg.slow_distance - cfg.stop_distance
-        f_forward = np.clip((forward - cfg.stop_distance) / span, 0.0, 1.0)
-        f_backward = np.clip((backward - cfg.stop_distance) / span, 0.0, 1.0)
-        self.blind = _blind(ranges, beams, present, cfg.min_valid_fraction)
-        f_forward[self.blind[:, 0]] = 0.0
-        f_backward[self.blind[:, 1]] = 0.0
-
-        wanted = np.where(np.isfinite(commands), commands, 0.0)
-        v = np.clip(wanted[:, 0], -cfg.v_max, cfg.v_max)
-        omega = np.clip(wanted[:, 1], -cfg.omega_max, cfg.omega_max)
-        self.obstacle_factor = np.where(v > 0.0, f_forward, np.where(v < 0.0, f_backward, 1.0))
-        v = v * self.obstacle_factor  # obstacle target
-
-        dv = cfg.accel_max * dt
-        domega = cfg.alpha_max * dt
-        v = np.clip(v, self._previous[:, 0] - dv, self._previous[:, 0] + dv)
-        omega = np.clip(omega, self._previous[:, 1] - domega, self._previous[:, 1] + domega)
-        # Braking beats comfort: never faster toward an obstacle than its factor allows.
-        v = np.minimum(v, f_forward * cfg.v_max)
-        v = np.maximum(v, -f_backward * cfg.v_max)
-
-        safe = np.stack([v, omega], axis=1)  # [N, 2]
+        counts = (np.full(n, ranges.shape[1], dtype=np.int64) if present is None
+                  else np.asarray(num_beams, dtype=np.int64))
+        stop = np.zeros(n, dtype=np.bool_)
         if estop is not None:
             stop = np.asarray(estop, dtype=bool)
             if stop.shape != (n,):
                 raise SafetyInputError(
                     f"SafetyLayer.filter: estop must have shape ({n},) of bools, actual: {stop.shape}."
                 )
-            safe[stop] = 0.0
+        if ranges.dtype not in (np.float32, np.float64):
+            ranges = ranges.astype(np.float64)
+        safe = np.empty((n, 2))
+        factor = np.empty(n)
+        blind = np.empty((n, 2), dtype=np.bool_)
+        from robonav.control.safety_kernel import filter_kernel  # numba only once a layer filters
+
+        filter_kernel(commands, ranges, counts, beams.sin, beams.abs_cos, beams.ahead, beams.behind,
+                       beams.cover_ahead, beams.cover_behind, inflated, self._previous, stop,
+                       cfg.stop_distance, cfg.slow_distance - cfg.stop_distance, cfg.min_valid_fraction,
+                       cfg.v_max, cfg.omega_max, cfg.accel_max * dt, cfg.alpha_max * dt, safe, factor, blind)
+        self.obstacle_factor, self.blind = factor, blind
         self._previous[:] = safe
         return safe
 
@@ -299,7 +286,9 @@ class SafetyLayer:
             )
         cos, sin = np.cos(angles), np.sin(angles)
         edge = np.abs(sin) - _EDGE  # the beams at exactly 45 degrees count, whichever way they round
-        self._beams = _Beams(angles.copy(), sin, np.abs(cos), cos > 0.0, cos < 0.0, cos >= edge, -cos >= edge)
+        rows = [np.ascontiguousarray(np.atleast_2d(x)) for x in  # [1, B] shared, or [N, B] per env
+                (sin, np.abs(cos), cos > 0.0, cos < 0.0, cos >= edge, -cos >= edge)]
+        self._beams = _Beams(angles.copy(), *rows)
         return self._beams
 
     def _inflated_radius(self, radius: np.ndarray | None) -> np.ndarray:
@@ -314,38 +303,6 @@ class SafetyLayer:
                 f"actual shape {r.shape}, values {r.tolist()}."
             )
         return (r + cfg.side_margin)[:, None]
-
-
-def _clearances(ranges: np.ndarray, beams: _Beams, inflated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Forward and backward clearance per env ([N] each, +inf when nothing is in the corridor)."""
-    # -inf and negative ranges become 0 (touching); NaN stays NaN and +inf stays +inf, and neither passes
-    # the corridor test below (y is then +-inf or NaN), so they never limit here (rule 6 counts the NaN).
-    r = np.maximum(ranges, 0.0, dtype=np.float64)  # [N, B]
-    with np.errstate(invalid="ignore"):  # inf * 0 and sqrt of a negative give NaN, masked out below
-        y = r * beams.sin  # [N, B] lateral offset of each point
-        room = inflated * inflated - y * y  # squared half-chord of the disc at y; > 0 inside the corridor
-        travel = r * beams.abs_cos - np.sqrt(
-            room
-        )  # how far the disc moves along x before it touches the point
-    travel = np.where(room > 0.0, travel, np.inf)
-    forward = np.where(beams.ahead, travel, np.inf).min(axis=1, initial=np.inf)
-    backward = np.where(beams.behind, travel, np.inf).min(axis=1, initial=np.inf)
-    return forward, backward
-
-
-def _blind(ranges: np.ndarray, beams: _Beams, present: np.ndarray | None, fraction: float) -> np.ndarray:
-    """[N, (forward, backward)]: too few valid beams cover the corridor that way (rule 6)."""
-    n = ranges.shape[0]
-    if fraction == 0.0:
-        return np.zeros((n, 2), dtype=bool)
-    valid = ~np.isnan(ranges)  # [N, B]; +inf and -inf are readings
-    out = np.empty((n, 2), dtype=bool)
-    for k, cover in enumerate((beams.cover_ahead, beams.cover_behind)):
-        covering = np.broadcast_to(cover, ranges.shape) if present is None else cover & present  # [N, B]
-        total = covering.sum(axis=1)
-        seen = (covering & valid).sum(axis=1)
-        out[:, k] = (seen < fraction * total) | (total == 0)
-    return out
 
 
 def safety_reference(
