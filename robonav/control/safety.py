@@ -212,9 +212,7 @@ class SafetyLayer:
             raise SafetyInputError(f"SafetyLayer.filter: dt must be finite and > 0 s, actual: {dt!r}.")
         beams = self._beam_geometry(angles, ranges.shape)
         inflated = self._inflated_radius(radius)[:, 0]  # [N]
-        present = self._present(num_beams, ranges.shape)
-        counts = (np.full(n, ranges.shape[1], dtype=np.int64) if present is None
-                  else np.asarray(num_beams, dtype=np.int64))
+        counts = self._counts(num_beams, ranges.shape)
         stop = np.zeros(n, dtype=np.bool_)
         if estop is not None:
             stop = np.asarray(estop, dtype=bool)
@@ -237,17 +235,17 @@ class SafetyLayer:
         self._previous[:] = safe
         return safe
 
-    def _present(self, num_beams: np.ndarray | None, scan_shape: tuple[int, ...]) -> np.ndarray | None:
-        """[N, B] bools: which columns are beams (None: all of them)."""
+    def _counts(self, num_beams: np.ndarray | None, scan_shape: tuple[int, ...]) -> np.ndarray:
+        """[N] int64: how many leading columns of each env's scan are beams (all of them without num_beams)."""
         if num_beams is None:
-            return None
+            return np.full(self.num_envs, scan_shape[1], dtype=np.int64)
         counts = np.asarray(num_beams)
         if counts.shape != (self.num_envs,) or not ((counts >= 0) & (counts <= scan_shape[1])).all():
             raise SafetyInputError(
                 f"SafetyLayer.filter: num_beams must have shape ({self.num_envs},) with values in "
                 f"[0, {scan_shape[1]}], actual shape {counts.shape}, values {counts.tolist()}."
             )
-        return np.arange(scan_shape[1])[None, :] < counts[:, None]
+        return counts.astype(np.int64)
 
     def filter_one(
         self, v: float, omega: float, ranges: np.ndarray, angles: np.ndarray, dt: float, estop: bool = False
