@@ -196,7 +196,7 @@ class DynamicConfig:
     stop_distance: float = 0.6
     """A polite mover stops while the gap between its body and the robot's, ahead of it, is below this (m)."""
     give_way: float = 3.0
-    """A mover held up by the robot this long (s) turns back."""
+    """A mover held up by the robot this long (s) in all, on its way between two waypoints, turns back."""
     spawn_clearance: float = 2.0
     """No mover starts with its centre nearer than this (m) to the robot's start or the goal."""
     max_movers: int = 32

@@ -5,7 +5,9 @@ space), choosing at each centre a random next cell other than the one it came fr
 dead end. At a centre it may pause (``pause_prob``), and in a corridor cell (two free neighbours) it may stop
 for long (``block_prob``), blocking the corridor. Two kinds, drawn per mover and episode: *oblivious* movers
 ignore the robot until they touch it, *polite* ones stop while the robot is ahead of them within
-``stop_distance``; either kind held up by the robot for ``give_way`` seconds turns back.
+``stop_distance``; either kind held up by the robot for ``give_way`` seconds in all on its way to the next
+cell turns back (the time adds up over contacts, so a robot that backs off and is followed is not pushed for
+ever: the count restarts only at a waypoint or on turning back).
 
 Determinism: every episode's movers come from their own stream, ``default_rng([episode seed, DYNAMIC_STREAM])``,
 so the maze, start, goal and noise streams are the same with or without movers. In the tick each mover carries
@@ -93,12 +95,13 @@ def _free(occ: np.ndarray, ny: int, nx: int, iy: int, ix: int) -> bool:
 
 @njit(cache=True, nogil=True)
 def _arrive(occ: np.ndarray, ny: int, nx: int, cur: np.ndarray, tgt: np.ndarray, wait: np.ndarray,
-            state: np.ndarray, e: int, k: int, pause_prob: float, pause_lo: float, pause_hi: float,
+            held: np.ndarray, state: np.ndarray, e: int, k: int, pause_prob: float, pause_lo: float, pause_hi: float,
             block_prob: float, block_lo: float, block_hi: float, dirs: np.ndarray) -> None:
     """Mover (e, k) reached its target cell: choose the next one (never back, unless a dead end) and maybe stop."""
     fx, fy = cur[e, k, 0], cur[e, k, 1]
     ix, iy = tgt[e, k, 0], tgt[e, k, 1]
     cur[e, k, 0], cur[e, k, 1] = ix, iy
+    held[e, k] = 0.0
     n_free = 0
     n_choice = 0
     for d in range(4):
@@ -154,7 +157,7 @@ def step_movers(pos: np.ndarray, vel: np.ndarray, cur: np.ndarray, tgt: np.ndarr
             dx, dy = tx - pos[e, k, 0], ty - pos[e, k, 1]
             if dx * dx + dy * dy <= 1e-18:  # at a waypoint (a fresh spawn, or rounding): choose the next first
                 pos[e, k, 0], pos[e, k, 1] = tx, ty
-                _arrive(occ, ny, nx, cur, tgt, wait, state, e, k, pause_prob, pause_lo, pause_hi, block_prob,
+                _arrive(occ, ny, nx, cur, tgt, wait, held, state, e, k, pause_prob, pause_lo, pause_hi, block_prob,
                         block_lo, block_hi, dirs)
                 if wait[e, k] > 0.0:
                     continue
@@ -171,7 +174,6 @@ def step_movers(pos: np.ndarray, vel: np.ndarray, cur: np.ndarray, tgt: np.ndarr
                     cur[e, k, 0], cur[e, k, 1] = tgt[e, k, 0], tgt[e, k, 1]
                     tgt[e, k, 0], tgt[e, k, 1] = bx, by
                 continue
-            held[e, k] = 0.0
             x0, y0 = pos[e, k, 0], pos[e, k, 1]
             left = speed[e, k] * period
             for _ in range(4):  # walk ``left`` metres, through waypoints, unless one holds it
@@ -185,7 +187,7 @@ def step_movers(pos: np.ndarray, vel: np.ndarray, cur: np.ndarray, tgt: np.ndarr
                     break
                 pos[e, k, 0], pos[e, k, 1] = tx, ty
                 left -= dist
-                _arrive(occ, ny, nx, cur, tgt, wait, state, e, k, pause_prob, pause_lo, pause_hi, block_prob,
+                _arrive(occ, ny, nx, cur, tgt, wait, held, state, e, k, pause_prob, pause_lo, pause_hi, block_prob,
                         block_lo, block_hi, dirs)
                 if wait[e, k] > 0.0 or left <= 1e-12:
                     break

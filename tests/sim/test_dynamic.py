@@ -99,6 +99,23 @@ def test_polite_movers_stop_short_and_oblivious_ones_walk_into_the_robot(polite)
     assert xs[-1] < xs[0] - 1.0
 
 
+def test_an_oblivious_mover_that_keeps_bumping_a_retreating_robot_gives_way_after_its_time_in_all():
+    # The robot backs off one mover step (0.05 m) a tick after each touch, so contact never lasts: the mover is
+    # held every other tick. Its held time adds up, and after give_way = 1 s (10 held ticks) it turns back
+    # instead of pushing the robot down the corridor (a count that restarted on every lost contact never would).
+    crowd, grid, shapes, cells = _crowd_in(CORRIDOR, (2.5, 1.5), (3, 1), speed=0.5, polite=False, give_way=1.0)
+    robot_x, touched, touches, xs = 6.0, False, 0, []
+    for _ in range(150):
+        crowd.step(grid, shapes, cells, np.array([[robot_x, 1.5, 0.0]]), np.array([0.18]), 0.1)
+        xs.append(crowd.pos[0, 0, 0])
+        if touched:
+            robot_x += 0.05
+        touched = robot_x - crowd.pos[0, 0, 0] - 0.25 - 0.18 <= 1e-9
+        touches += touched
+    assert 10 <= touches <= 12
+    assert xs[-1] < max(xs) - 1.0 and robot_x < 6.7  # it walked away; the robot was not pushed to the dead end
+
+
 def test_movers_keep_to_free_cells_and_spawn_clear_of_start_and_goal():
     for family in FAMILIES:
         maze = generate_maze(family, 7, 7, seed=5)
