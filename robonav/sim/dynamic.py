@@ -28,10 +28,15 @@ from robonav.errors import UserError
 from robonav.sim.config import DynamicConfig
 from robonav.sim.maze import Maze
 
-__all__ = ["DYNAMIC_STREAM", "Crowd", "DynamicError", "mover_count", "spawn_cells", "step_movers"]
+__all__ = ["DYNAMIC_STREAM", "MOVER_MODEL", "Crowd", "DynamicError", "mover_count", "spawn_cells", "step_movers"]
 
 DYNAMIC_STREAM = 0x6D6F76
 """Second word of the movers' seed sequence (``[episode seed, DYNAMIC_STREAM]``): a stream of their own."""
+
+MOVER_MODEL = 2
+"""Version of the movers' behaviour, recorded with results measured among movers: raised whenever a change makes
+the same episode seed play out differently, so a result of an older model is known stale (1: the give-way time
+restarted whenever contact broke; 2: it adds up between waypoints)."""
 
 TOUCH_GAP = 0.0
 """An oblivious mover stops when the gap to the robot is at or below this (m): it walks until it bumps."""
