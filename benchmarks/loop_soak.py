@@ -4,9 +4,11 @@ own period and in the stress mode, side by side in one run.
 The loop (robonav.runtime.loop) replays sensor frames the simulator produced (a selftest recording: the model's
 ``<model>.selftest.npz`` if present, else recorded now with ONNX Runtime), so what is timed is the runtime alone:
 driver read, Numba Preprocessor, backend step, safety layer, publish. Each mode runs ``--minutes`` of real time
-on robonav.control's RealClock (sleep, then spin for the last 0.5 ms) with the garbage collector frozen.
+on robonav.control's RealClock (sleep, then spin for the last 0.5 ms) with the garbage collector frozen, with the
+robot launch file's ``spin`` and ``prewarm`` (the stages warmed in the last ``spin`` before each tick; compare
+with ``--spin 0 --no-prewarm``).
 
-    python benchmarks/loop_soak.py                                  # shipped default policy, ort, 10 + 10 minutes
+    python benchmarks/loop_soak.py                                  # shipped policy and settings, 10 + 10 minutes
     python benchmarks/loop_soak.py --minutes 1 --stress 50   # the shipped backend; --backend ort for another
     python benchmarks/loop_soak.py --model policy.onnx --modes stress --cpu 1 --json
 
@@ -60,7 +62,8 @@ def _recording(model: Path, steps: int):
             driver.close()
 
 
-def soak(backend, recording, period_hz: float | None, minutes: float, telemetry: str | None) -> dict:
+def soak(backend, recording, period_hz: float | None, minutes: float, telemetry: str | None, spin: float = 0.0,
+         prewarm: bool = False) -> dict:
     """One real-clock run of the loop over the recording's frames (cycled); returns the summary dict."""
     from robonav.control.clock import RealClock
     from robonav.runtime.driver import ReplayDriver
@@ -68,7 +71,8 @@ def soak(backend, recording, period_hz: float | None, minutes: float, telemetry:
 
     period = 1.0 / period_hz if period_hz else backend.sidecar.control_period
     ticks = max(1, round(60.0 * minutes / period))
-    config = LoopConfig.for_model(backend.sidecar, period_hz, ticks=ticks, telemetry=telemetry, handle_signals=True)
+    config = LoopConfig.for_model(backend.sidecar, period_hz, ticks=ticks, telemetry=telemetry, handle_signals=True,
+                                  spin=spin, prewarm=prewarm)
     loop = ControlLoop.for_backend(backend, ReplayDriver(recording.frames(), cycle=True), RealClock(), config)
     t0 = time.perf_counter()
     summary = loop.run().to_dict()
@@ -87,6 +91,11 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=600, help="ticks to record when the model has no recording")
     p.add_argument("--cpu", type=int, help="pin the process to this CPU core")
     p.add_argument("--telemetry", help="folder for one JSON-lines telemetry file per mode")
+    p.add_argument("--spin", type=float, default=None,
+                   help="microseconds before each tick the loop polls instead of sleeping (LoopConfig.spin; "
+                        "default: launch/robot.yaml's run.spin)")
+    p.add_argument("--prewarm", default=None, action=argparse.BooleanOptionalAction,
+                   help="warm the tick's stages in the spin window (default: launch/robot.yaml's run.prewarm)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--out", default="results/bench/loop_soak.json", help="where to write the JSON")
     args = p.parse_args()
@@ -97,11 +106,14 @@ def main() -> int:
     from robonav.runtime.backends.registry import open_backend
     from robonav.runtime.run import model_path
 
-    if args.backend is None:  # what ships: the robot launch file's backend
+    if None in (args.backend, args.spin, args.prewarm):  # what ships: the robot launch file's settings
         from robonav.runtime.run import RunSettings
         from robonav.settings import load_settings
 
-        args.backend = load_settings(RunSettings, "robot", section="run").backend
+        shipped = load_settings(RunSettings, "robot", section="run")
+        args.backend = shipped.backend if args.backend is None else args.backend
+        args.spin = shipped.spin * 1e6 if args.spin is None else args.spin
+        args.prewarm = shipped.prewarm if args.prewarm is None else args.prewarm
     model = model_path(args.model)
     recording, source = _recording(model, args.steps)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -118,12 +130,14 @@ def main() -> int:
             folder.mkdir(parents=True, exist_ok=True)
             print(f"  {mode}: {args.minutes:g} min at {1.0 / hz if hz else side.control_period:g} s ...",
                   file=sys.stderr, flush=True)
-            results[mode] = soak(backend, recording, hz, args.minutes, str(folder / f"soak-{mode}.jsonl"))
+            results[mode] = soak(backend, recording, hz, args.minutes, str(folder / f"soak-{mode}.jsonl"),
+                                 args.spin * 1e-6, args.prewarm)
             if results[mode]["exit_reason"] not in ("ticks",):
                 break
     _print(results)
     record = {**header, "benchmark": "loop_soak", "model": str(model), "backend": args.backend,
-              "minutes": args.minutes, "stress_hz": args.stress, "recording": source,
+              "minutes": args.minutes, "stress_hz": args.stress, "recording": source, "spin_us": args.spin,
+              "prewarm": args.prewarm,
               "nice": os.nice(0), "runs": results}
     print(f"wrote {write_json(args.out, record)}", file=sys.stderr)
     if args.json:

@@ -58,6 +58,7 @@ __all__ = [
     "SafetyConfigError",
     "SafetyInputError",
     "SafetyLayer",
+    "SingleFilter",
     "safety_reference",
 ]
 
@@ -235,6 +236,11 @@ class SafetyLayer:
         self._previous[:] = safe
         return safe
 
+    def single(self, angles: np.ndarray, dt: float) -> SingleFilter:
+        """`filter` for one robot (num_envs must be 1) with one scan description and period, everything but the
+        compiled rules done here once: the control loop's hot path (see `SingleFilter`)."""
+        return SingleFilter(self, angles, dt)
+
     def _counts(self, num_beams: np.ndarray | None, scan_shape: tuple[int, ...]) -> np.ndarray:
         """[N] int64: how many leading columns of each env's scan are beams (all of them without num_beams)."""
         if num_beams is None:
@@ -301,6 +307,64 @@ class SafetyLayer:
                 f"actual shape {r.shape}, values {r.tolist()}."
             )
         return (r + cfg.side_margin)[:, None]
+
+
+class SingleFilter:
+    """The safety filter of a one-robot `SafetyLayer` for a fixed scan description and period.
+
+    ``f(v, omega, ranges)`` returns what ``layer.filter([[v, omega]], ranges[None], angles, dt)`` returns, as two
+    floats, and updates the layer's previous command, obstacle factor and blind flags the same way; the checks
+    and beam trigonometry ran when it was built, its arrays are preallocated, so a call is the kernel and a few
+    stores. ``ranges`` must be a contiguous float32 or float64 [B] array of the beams it was built for.
+    `prewarm` runs the kernel into scratch (nothing kept) so the next call finds it and its data in cache.
+    """
+
+    def __init__(self, layer: SafetyLayer, angles: np.ndarray, dt: float) -> None:
+        if layer.num_envs != 1:
+            raise SafetyInputError(f"SafetyLayer.single needs num_envs == 1, actual: {layer.num_envs}.")
+        if not (0.0 < dt < math.inf):
+            raise SafetyInputError(f"SafetyLayer.single: dt must be finite and > 0 s, actual: {dt!r}.")
+        from robonav.control.safety_kernel import filter_kernel  # numba only once a layer filters
+
+        angles = np.asarray(angles, dtype=np.float64).reshape(-1)
+        self.layer = layer
+        self.num_beams = len(angles)
+        self._kernel = filter_kernel
+        self._beams = layer._beam_geometry(angles, (1, self.num_beams))
+        cfg = layer.config
+        self._inflated = np.full(1, cfg.robot_radius + cfg.side_margin)
+        self._counts = np.full(1, self.num_beams, dtype=np.int64)
+        self._stop = np.zeros(1, dtype=np.bool_)
+        self._scalars = (cfg.stop_distance, cfg.slow_distance - cfg.stop_distance, cfg.min_valid_fraction,
+                         cfg.v_max, cfg.omega_max, cfg.accel_max * dt, cfg.alpha_max * dt)
+        self._command = np.zeros((1, 2))
+        self._safe = np.zeros((1, 2))
+        self._factor = np.ones(1)
+        self._blind = np.zeros((1, 2), dtype=np.bool_)
+        self._scratch = (np.zeros((1, 2)), np.ones(1), np.zeros((1, 2), dtype=np.bool_))
+        self._warm_ranges = np.full((1, self.num_beams), np.inf, np.float32)
+
+    def __call__(self, v: float, omega: float, ranges: np.ndarray) -> tuple[float, float]:
+        if ranges.shape != (self.num_beams,) or ranges.dtype not in (np.float32, np.float64):
+            raise SafetyInputError(f"SafetyLayer.single: ranges must be float32 or float64 of shape "
+                                   f"({self.num_beams},), actual: {ranges.dtype} {ranges.shape}.")
+        self._command[0, 0] = v
+        self._command[0, 1] = omega
+        self._run(ranges.reshape(1, -1), self._safe, self._factor, self._blind)
+        layer = self.layer
+        layer._previous[:] = self._safe
+        layer.obstacle_factor, layer.blind = self._factor, self._blind
+        return float(self._safe[0, 0]) + 0.0, float(self._safe[0, 1]) + 0.0  # a stop reads 0.0, never -0.0
+
+    def prewarm(self) -> None:
+        """The rules once on an empty scan into scratch outputs: the layer's state is not touched."""
+        self._run(self._warm_ranges, *self._scratch)
+
+    def _run(self, ranges: np.ndarray, safe: np.ndarray, factor: np.ndarray, blind: np.ndarray) -> None:
+        b = self._beams
+        self._kernel(self._command, ranges, self._counts, b.sin, b.abs_cos, b.ahead, b.behind, b.cover_ahead,
+                     b.cover_behind, self._inflated, self.layer._previous, self._stop, *self._scalars, safe,
+                     factor, blind)
 
 
 def safety_reference(

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from robonav.control.clock import Clock
-from robonav.control.safety import SafetyConfig, SafetyLayer
+from robonav.control.clock import Clock, RealClock
+from robonav.control.safety import SafetyConfig, SafetyLayer, SingleFilter
 from robonav.errors import UserError
 from robonav.model.meta import PolicyMeta
 from robonav.runtime.backends.base import Backend
@@ -104,6 +104,15 @@ class LoopConfig:
     align_offset: float = 0.2
     """Periods between the first frame's arrival and tick 0 (align only): room for the frame's other chunks and
     for the sender's jitter."""
+    spin: float = 0.0
+    """Seconds before each tick's start at which the loop stops sleeping and polls the clock instead (real clock
+    only): a core that went idle between ticks (a deep idle state, a descheduled virtual CPU, its caches taken
+    by other work) makes every stage of the tick that wakes it slow. 0: sleep to the tick's start. Costs
+    ``spin / period`` of the core."""
+    prewarm: bool = False
+    """At the start of the spin window, warm what the tick runs without changing it: the backend's step once on
+    scratch (Backend.prewarm), the Preprocessor's buffers read (Preprocessor.prewarm) and the safety rules on
+    scratch (SingleFilter.prewarm), so the tick finds its code and data in cache (needs ``spin`` > 0)."""
 
     def __post_init__(self) -> None:
         if not (0.0 < self.period < math.inf):
@@ -116,6 +125,12 @@ class LoopConfig:
             raise LoopConfigError(f"LoopConfig.ticks must be >= 0 or None, actual: {self.ticks!r}")
         if not 0.0 <= self.align_offset < 1.0:
             raise LoopConfigError(f"LoopConfig.align_offset must be in [0, 1) periods, actual: {self.align_offset!r}")
+        if not 0.0 <= self.spin < self.period:
+            raise LoopConfigError(f"LoopConfig.spin must be in [0, period) seconds ({self.period}), actual: "
+                                  f"{self.spin!r}")
+        if self.prewarm and self.spin <= 0.0:
+            raise LoopConfigError("LoopConfig.prewarm needs spin > 0: the warm step runs at the start of the spin "
+                                  "window (a warm step followed by sleep leaves the caches to other work)")
         if self.telemetry_every < 1:
             raise LoopConfigError(f"LoopConfig.telemetry_every must be >= 1 tick, actual: {self.telemetry_every!r}")
 
@@ -185,7 +200,6 @@ class ControlLoop:
         """The backend's raw action of the last answered frame (before safety)."""
         self.last_command = np.zeros(2)
         """(v, omega) last published after safety, fed back to the Preprocessor; zero at an episode start."""
-        self._cmd = np.zeros((1, 2))  # [1 env, (v, omega)] the safety layer's input
         self._rows = np.zeros((config.telemetry_every, 10))  # [ticks of a block, columns]
         self._i = 0  # next row
         self._events: list[dict[str, Any]] = []  # rare events (episode, watchdog, bad frame), written per block
@@ -194,7 +208,7 @@ class ControlLoop:
         self._last_new = 0.0  # clock time of the last new frame (or of the start)
         self._stale = False
         self._scan: ScanSpec | None = None
-        self._angles = np.zeros(0)
+        self._filter: SingleFilter | None = None  # the safety layer for self._scan's beams
         self._bad = False  # the newest frame was refused: the robot is held stopped
         self._stop_reason: str | None = None
         self._misses_flushed = 0
@@ -279,6 +293,7 @@ class ControlLoop:
         covered (never burst to catch up)."""
         cfg, clock, s = self.config, self.clock, self.summary
         period = cfg.period
+        spin = cfg.spin if isinstance(clock, RealClock) else 0.0  # polling a manual clock would never end
         if cfg.align:
             t0 = self._align()
         self._last_new = t0
@@ -291,7 +306,17 @@ class ControlLoop:
                 s.exit_reason = "ticks"
                 return
             deadline = t0 + k * period
-            clock.sleep_until(deadline)
+            if spin > 0.0:
+                clock.sleep_until(max(deadline - spin, clock.now()))
+                if cfg.prewarm:
+                    self.pre.prewarm()  # first: its reads are the largest, the step's weights go on top
+                    self.backend.prewarm()
+                    if self._filter is not None:
+                        self._filter.prewarm()
+                while clock.now() < deadline:  # poll: the core stays awake for the tick
+                    pass
+            else:
+                clock.sleep_until(deadline)
             self._tick(deadline)
             if self._i == len(self._rows):
                 self._flush(writer)
@@ -393,15 +418,12 @@ class ControlLoop:
         action = self.backend.step(obs)
         self.last_action = action
         row[_P_POLICY] = perf()
-        cmd = self._cmd
-        cmd[0, 0] = action[0]
-        cmd[0, 1] = action[1]
-        if frame.scan is not self._scan:
+        if frame.scan is not self._scan:  # drivers that build a ScanSpec per frame: rebuild only on a new one
+            if self._filter is None or frame.scan != self._scan:
+                self._filter = self.safety.single(frame.scan.beam_angles(), self.config.period)
             self._scan = frame.scan
-            self._angles = frame.scan.beam_angles()
-        safe = self.safety.filter(cmd, frame.ranges.reshape(1, -1), self._angles, self.config.period)
-        v = float(safe[0, 0])
-        omega = float(safe[0, 1])
+        assert self._filter is not None
+        v, omega = self._filter(float(action[0]), float(action[1]), frame.ranges)
         self.last_command[0] = v
         self.last_command[1] = omega
         row[_P_SAFETY] = perf()

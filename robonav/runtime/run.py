@@ -121,6 +121,10 @@ class RunSettings:
     """Start the ticks just after the first frame arrives, in step with the sensor: each frame is then answered
     within the period it arrived in (the one tick of command latency training and eval simulate) rather than up to
     a period later, depending on the phase the loop happened to start in."""
+    spin: float = 0.0
+    """Seconds before each tick the loop polls the clock instead of sleeping (LoopConfig.spin; 0: sleep)."""
+    prewarm: bool = False
+    """Warm the policy step and the safety layer at the start of the spin window (LoopConfig.prewarm)."""
     telemetry: str | None = "robonav-run.jsonl"
     """JSON-lines telemetry file, appended to (None: none)."""
     telemetry_every: int = 100
@@ -176,7 +180,7 @@ def loop_config(settings: RunSettings, backend: Backend) -> LoopConfig:
     return LoopConfig.for_model(backend.sidecar, settings.stress_hz, watchdog=settings.watchdog,
                                 ticks=settings.ticks, telemetry=expand_path(settings.telemetry),
                                 telemetry_every=settings.telemetry_every, gc_freeze=settings.gc_freeze,
-                                align=settings.align)
+                                align=settings.align, spin=settings.spin, prewarm=settings.prewarm)
 
 
 def format_summary(summary: LoopSummary, extra: dict[str, Any] | None = None) -> str:

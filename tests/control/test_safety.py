@@ -438,3 +438,33 @@ def test_invariants_hold_for_any_input(scenario):
         assert (np.abs(got[:, 1] - before[:, 1]) <= CFG.alpha_max * dt + 1e-12).all()
         # v may only leave the acceleration window toward zero (braking), never beyond it
         assert (np.abs(got[:, 0]) <= np.abs(before[:, 0]) + CFG.accel_max * dt + 1e-12).all()
+
+
+def test_the_single_robot_filter_gives_what_filter_gives_and_its_prewarm_keeps_nothing():
+    # One robot, 90 random scans and commands (NaN gaps, walls near and far, inf): the loop's SingleFilter and
+    # SafetyLayer.filter return the same commands tick by tick, with prewarm calls in between changing nothing.
+    rng = np.random.default_rng(7)
+    beams = 90
+    angles = np.linspace(-math.pi, math.pi, beams, endpoint=False)
+    layer, twin = SafetyLayer(SafetyConfig(), 1), SafetyLayer(SafetyConfig(), 1)
+    single = layer.single(angles, 0.1)
+    limited = 0
+    for t in range(90):
+        ranges = rng.uniform(0.1, 4.0, beams).astype(np.float32 if t % 2 else np.float64)
+        ranges[rng.random(beams) < 0.2] = np.nan
+        ranges[rng.random(beams) < 0.1] = np.inf
+        v, w = rng.uniform(-0.6, 0.6), rng.uniform(-2.5, 2.5)
+        if t % 3 == 0:
+            single.prewarm()
+        got = single(v, w, ranges)
+        want = twin.filter(np.array([[v, w]]), ranges[None], angles, 0.1)[0]
+        assert got == (want[0] + 0.0, want[1] + 0.0), t
+        np.testing.assert_array_equal(layer.previous, twin.previous)
+        np.testing.assert_array_equal(layer.obstacle_factor, twin.obstacle_factor)
+        np.testing.assert_array_equal(layer.blind, twin.blind)
+        limited += abs(got[0]) < abs(v) - 1e-9
+    assert limited > 30  # the rules really acted on these scans
+    with pytest.raises(SafetyInputError, match=r"ranges must be float32 or float64 of shape \(90,\)"):
+        single(0.1, 0.0, np.ones(89))
+    with pytest.raises(SafetyInputError, match="needs num_envs == 1"):
+        SafetyLayer(SafetyConfig(), 2).single(angles, 0.1)

@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loop_toys as toys
 
-from robonav.control.clock import ManualClock, ScaledClock
+from robonav.control.clock import ManualClock, RealClock, ScaledClock
 from robonav.control.safety import SafetyConfig, SafetyLayer, safety_reference
 from robonav.runtime.backends.onnx_backend import OnnxBackend
 from robonav.runtime.driver import Driver, ReplayDriver
@@ -237,10 +237,39 @@ def test_a_period_other_than_the_models_is_refused_outside_stress_mode(model):
     ({"period": 0.1, "watchdog": 0.1}, r"watchdog must be finite and longer than the period \(0.1 s\), actual: 0.1"),
     ({"period": 0.0}, r"period must be finite and > 0 s, actual: 0.0"),
     ({"period": 0.1, "telemetry_every": 0}, r"telemetry_every must be >= 1 tick, actual: 0"),
+    ({"period": 0.1, "spin": 0.1}, r"spin must be in \[0, period\) seconds \(0.1\), actual: 0.1"),
+    ({"period": 0.1, "prewarm": True}, r"prewarm needs spin > 0"),
 ])
 def test_loop_config_refuses_values_it_cannot_run_with(kw, message):
     with pytest.raises(LoopConfigError, match=message):
         LoopConfig(**kw)
+
+
+class Prewarmed(toys.NumpyToy):
+    """The numpy toy with a prewarm that runs the step into scratch, counting its calls."""
+
+    def __init__(self, period: float = 0.1) -> None:
+        super().__init__(period)
+        self.prewarms = 0
+        self._warm = np.zeros((1, 2), np.float32)
+
+    def prewarm(self) -> None:
+        self.prewarms += 1
+        np.dot(np.ones((1, toys.D), np.float32), toys.W, out=self._warm)
+
+
+def test_spinning_and_prewarming_before_each_tick_change_no_command_and_keep_the_ticks_on_time():
+    # Real clock at 100 Hz: the loop polls the last 4 ms before each tick and warms the backend and the safety
+    # layer there; what it publishes is what the plain loop publishes, one prewarm per tick.
+    frames = toys.frames(30) + toys.frames(20, episode_id=2, seed=1)
+    _, want, _ = run(toys.NumpyToy(0.01).open(), frames)
+    warm = Prewarmed(0.01).open()
+    start = time.monotonic()
+    summary, got, _ = run(warm, frames, clock=RealClock(), spin=0.004, prewarm=True)
+    assert time.monotonic() - start >= 49 * 0.01
+    np.testing.assert_array_equal(got.commands, want.commands)
+    assert summary.frames == 50 and warm.prewarms == 50
+    assert summary.deadline_misses <= 2  # a busy test machine may miss one; a loop that never woke misses all
 
 
 def test_parts_that_do_not_fit_are_refused(model):

@@ -147,6 +147,19 @@ def test_returns_its_own_buffer_every_call():
     assert a is b and not np.array_equal(kept, b) and a.dtype == np.float32 and a.shape == (pre.dim,)
 
 
+def test_prewarm_reads_the_buffers_and_changes_nothing():
+    # The same frames with and without a prewarm before every call give the same observations; the checksum
+    # it returns is a sum over the memories it read, so it grows as walls are mapped (the reads are real).
+    _, frame_list, _ = maze_frames()
+    cfg = PreprocessorConfig(guidance=True)
+    plain, warmed = Preprocessor(cfg), Preprocessor(cfg)
+    sums = [warmed.prewarm()]
+    for f in frame_list[:120]:
+        sums.append(warmed.prewarm())
+        np.testing.assert_array_equal(warmed(f, (0.3, -0.7)), plain(f, (0.3, -0.7)))
+    assert sums[-1] != sums[0]
+
+
 @pytest.mark.parametrize(("writable", "budget"), [(True, 0), (False, 0), (True, 3)])
 def test_a_call_allocates_no_array(writable, budget):
     """On the shipped configuration (the default policy's spec, guidance on; also with a guidance budget so small

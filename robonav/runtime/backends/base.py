@@ -104,6 +104,12 @@ class Backend(ABC):
         self._require_open("reset")
         self._reset()
 
+    def prewarm(self) -> None:
+        """Run the step's work once where nothing it writes is kept (state and the last action untouched), so
+        the next step finds the weights and the code hot; the control loop calls it just before a tick
+        (LoopConfig.prewarm). Engines that cannot step without replacing their state do nothing (the default)."""
+        return None
+
     def step(self, obs: np.ndarray) -> np.ndarray:
         """One control step: obs float32 [D] or [1, D] -> action float32 [A] (v m/s, omega rad/s)."""
         if self._open_state != "open":

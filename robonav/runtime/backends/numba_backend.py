@@ -150,6 +150,7 @@ class NumbaBackend(Backend):
         self._state_out = aligned_zeros(size)
         self._action = np.zeros(len(self.sidecar.action_limits), np.float32)
         self._scratch = np.zeros(0, np.float32)
+        self._warm_obs = np.zeros((1, self.sidecar.obs_dim), np.float32)
 
     def _open(self) -> None:
         self.packed = pack_weights(load_model_weights(self.path, self.sidecar))
@@ -158,10 +159,14 @@ class NumbaBackend(Backend):
 
     def warmup(self) -> None:
         """Compile (or load from numba's cache) and run the kernel once, so the first control tick is not slow."""
+        self.prewarm()
+
+    def prewarm(self) -> None:
+        """The kernel on a zero observation: it reads the state and writes only the next state's buffer (which
+        the next step overwrites, the ping-pong of the module docstring) and the action (returned as a copy)."""
         assert self.packed is not None
-        obs = np.zeros((1, self.sidecar.obs_dim), np.float32)
-        policy_step(obs, self._state_in, self._state_out, self._action, self.packed.weights, self.packed.layout,
-                    self._scratch)
+        policy_step(self._warm_obs, self._state_in, self._state_out, self._action, self.packed.weights,
+                    self.packed.layout, self._scratch)
 
     def _reset(self) -> None:
         self._state_in[:] = 0.0

@@ -239,6 +239,20 @@ def test_reset_zeroes_the_state_and_steps_are_independent_copies(exported, recor
     assert first[0] is not first[1] and not np.shares_memory(first[0], first[1])
 
 
+def test_prewarm_between_steps_changes_neither_state_nor_actions(exported, recording):
+    obs = recording.segments[0][:20]
+    with NumbaBackend(exported.onnx) as plain, NumbaBackend(exported.onnx) as warmed:
+        want = [plain.step(o) for o in obs]
+        got = []
+        for o in obs:
+            warmed.prewarm()
+            got.append(warmed.step(o))
+        warmed.prewarm()
+        np.testing.assert_array_equal(warmed.state[0], plain.state[0])
+        np.testing.assert_array_equal(warmed.state[1], plain.state[1])
+    np.testing.assert_array_equal(got, want)
+
+
 def test_refuses_missing_mismatched_or_foreign_weights(exported, tmp_path):
     sidecar = read_sidecar(exported.onnx)
     (tmp_path / "x.onnx").write_bytes(exported.onnx.read_bytes())
