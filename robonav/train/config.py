@@ -42,6 +42,10 @@ class CurriculumConfig:
     """Move to the next stage when the success rate over the last `window` episodes reaches this."""
     window: int = 200
     """Finished episodes the success rate is computed over."""
+    stage_steps: int = 0
+    """Also move on after this many environment steps in a stage, whatever the success (0: on success only). In a
+    world randomized from easy to very hard episodes the window may never reach ``promote_success``; this cap
+    makes sure the run meets the largest mazes within its budget."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,9 @@ def _check_eval(cfg: RunConfig) -> None:
     """Refuse evaluation settings that would judge training on a judged suite, or that cannot run."""
     from robonav.sim.suites import SuiteError, parse_suite
 
+    if cfg.curriculum.stage_steps < 0:
+        raise TrainConfigError(f"train.curriculum.stage_steps must be >= 0 (0: promote on success only), got "
+                               f"{cfg.curriculum.stage_steps}")
     if cfg.eval_every < 0 or cfg.eval_episodes < 1:
         raise TrainConfigError(f"train.eval_every must be >= 0 and train.eval_episodes >= 1, got {cfg.eval_every} "
                                f"and {cfg.eval_episodes}")

@@ -150,7 +150,7 @@ class QTrainer:
             raise QTrainerError(f"{path}: the checkpoint's {', '.join(differ)} settings differ from the launch "
                                 "file's; resume with the launch file the run started with")
         self.chunks, self.wall_s = int(meta["chunks"]), float(meta["wall_s"])
-        self.curriculum.load(meta["stage"], meta["successes"])
+        self.curriculum.load(meta["stage"], meta["successes"], meta.get("stage_start", 0))
         if self.simulated:
             self.envs.set_maze_config(self.curriculum.maze())
         env = None if meta["episodes"] is None else {"episodes": meta["episodes"], "rng_states": meta["env_rngs"]}

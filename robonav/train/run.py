@@ -99,6 +99,7 @@ class Curriculum:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.stage = 0
+        self.stage_start = 0  # global step at which the current stage began
         self.successes: deque[float] = deque(maxlen=cfg.curriculum.window)
 
     def record(self, successes: Iterable[float]) -> None:
@@ -115,24 +116,33 @@ class Curriculum:
         return stage_config(self.cfg, self.stage)
 
     def promote(self, global_step: int) -> bool:
-        """Move to the next stage when the full window reaches ``promote_success`` (the window starts over);
-        True when it moved, so the learner gives its envs `maze()`."""
+        """Move to the next stage when the full window reaches ``promote_success``, or when the stage has had
+        ``stage_steps`` steps (if set); the window starts over. True when it moved, so the learner gives its envs
+        `maze()`."""
         cc = self.cfg.curriculum
-        if (self.stage + 1 < len(cc.stages) and len(self.successes) == cc.window
-                and np.mean(self.successes) >= cc.promote_success):
-            self.stage += 1
-            self.successes.clear()
-            print(f"curriculum: stage {self.stage} {cc.stages[self.stage]} at step {global_step}", file=sys.stderr)
-            return True
-        return False
+        if self.stage + 1 >= len(cc.stages):
+            return False
+        earned = len(self.successes) == cc.window and np.mean(self.successes) >= cc.promote_success
+        served = cc.stage_steps > 0 and global_step - self.stage_start >= cc.stage_steps
+        if not (earned or served):
+            return False
+        self.stage += 1
+        self.stage_start = global_step
+        self.successes.clear()
+        why = "success" if earned else f"{cc.stage_steps} steps in the stage"
+        print(f"curriculum: stage {self.stage} {cc.stages[self.stage]} at step {global_step} ({why})",
+              file=sys.stderr)
+        return True
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps: ``stage`` and ``successes``."""
-        return {"stage": self.stage, "successes": list(self.successes)}
+        """What a checkpoint keeps: ``stage``, ``successes`` and ``stage_start``."""
+        return {"stage": self.stage, "successes": list(self.successes), "stage_start": self.stage_start}
 
-    def load(self, stage: int, successes: Iterable[float]) -> None:
-        """Continue from a checkpoint's `state()`."""
+    def load(self, stage: int, successes: Iterable[float], stage_start: int = 0) -> None:
+        """Continue from a checkpoint's `state()` (one written before stage_start was kept: the stage counts
+        from step 0)."""
         self.stage = int(stage)
+        self.stage_start = int(stage_start)
         self.successes.clear()
         self.successes.extend(successes)
 

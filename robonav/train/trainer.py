@@ -222,7 +222,7 @@ class Trainer:
         if ck["optimizer"] is not None:
             self.optimizer.load_state_dict(ck["optimizer"])
         self.global_step, self.updates = meta["global_step"], meta["updates"]
-        self.curriculum.load(meta["stage"], meta["successes"])
+        self.curriculum.load(meta["stage"], meta["successes"], meta.get("stage_start", 0))
         torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
         self.generator.set_state(torch.tensor(meta["generator"], dtype=torch.uint8))
         if self.simulated:

@@ -103,9 +103,23 @@ def test_curriculum_promotes_on_a_full_window_at_the_threshold_and_starts_the_wi
     cur.record([1.0, 0.0, 1.0, 0.0, 1.0])  # the window keeps the last 4: 0, 1, 0, 1 -> 0.5
     assert cur.success_rate == 0.5 and not cur.promote(300)
     cur.load(**cur.state())
-    assert cur.state() == {"stage": 1, "successes": [0.0, 1.0, 0.0, 1.0]}
+    assert cur.state() == {"stage": 1, "successes": [0.0, 1.0, 0.0, 1.0], "stage_start": 200}
     cur.load(2, [1.0] * 4)
     assert not cur.promote(400) and cur.stage == 2  # the last stage stays
+
+
+def test_a_stage_cap_moves_on_after_its_steps_whatever_the_success():
+    cfg = PPOTrainConfig(curriculum=CurriculumConfig(stages=((3, 3), (5, 5), (7, 7)), promote_success=0.9,
+                                                     window=4, stage_steps=1000))
+    cur = Curriculum(cfg)
+    cur.record([0.0] * 4)
+    assert not cur.promote(999) and cur.promote(1000) and cur.stage == 1  # served 1000 steps at 0 % success
+    cur.record([1.0] * 4)
+    assert cur.promote(1200) and cur.stage == 2  # earned: the window counts as before
+    assert cur.state()["stage_start"] == 1200
+    old = Curriculum(cfg)
+    old.load(1, [])  # a checkpoint from before stage_start was kept: the stage counts from step 0
+    assert not old.promote(999) and old.promote(1000) and old.stage == 2
 
 
 # -- settings: one type per learner, the launch files unchanged ------------------------------------------------
