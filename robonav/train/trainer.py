@@ -95,6 +95,8 @@ class Trainer:
         episodes = None
         if resume:
             episodes = self.load(self.book.last)
+            if 0 < cfg.imitation.updates <= self.updates:  # resumed after the warm start: no labels to pay for
+                self.collector.stop_teacher()
         if self.simulated:
             self.envs.set_maze_config(self.curriculum.maze())
         self.restart_envs(episodes)

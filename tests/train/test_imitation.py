@@ -44,5 +44,14 @@ def test_dagger_fits_the_expert(tmp_path):
     trainer.train(max_updates=1)
     assert not trainer.imitating  # PPO takes over; the teacher is switched off
     assert float(trainer.model.log_std.detach()[0]) == cfg.imitation.log_std
+    assert not trainer.envs._teacher_on
+    trainer.save()
     trainer.close()
     assert last < 0.6 * first, f"imitation loss {first:.3f} -> {last:.3f}"
+    # Resumed after the warm start, the envs label nothing: the teacher (the classical navigator in the shipped
+    # recipes) would otherwise run beside every PPO step, its labels unused (it doubled a resumed run's rollouts).
+    resumed = Trainer(cfg, resume=True, progress=False)
+    assert resumed.updates == 12 and not resumed.imitating and not resumed.envs._teacher_on
+    resumed.train(max_updates=1)
+    assert "teacher_action" not in resumed.collector.envs.step(np.zeros((8, 2), np.float32))[4]
+    resumed.close()
