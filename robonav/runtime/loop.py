@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from robonav.control.clock import Clock, RealClock
+from robonav.control.clock import Clock, RealClock, ScaledClock
 from robonav.control.safety import SafetyConfig, SafetyLayer, SingleFilter
 from robonav.errors import UserError
 from robonav.model.meta import PolicyMeta
@@ -105,10 +105,10 @@ class LoopConfig:
     """Periods between the first frame's arrival and tick 0 (align only): room for the frame's other chunks and
     for the sender's jitter."""
     spin: float = 0.0
-    """Seconds before each tick's start at which the loop stops sleeping and polls the clock instead (real clock
-    only): a core that went idle between ticks (a deep idle state, a descheduled virtual CPU, its caches taken
-    by other work) makes every stage of the tick that wakes it slow. 0: sleep to the tick's start. Costs
-    ``spin / period`` of the core."""
+    """Seconds (of the loop's clock) before each tick's start at which the loop stops sleeping and polls the clock
+    instead (real and scaled clocks; a manual clock only moves when told): a core that went idle between ticks
+    (a deep idle state, a descheduled virtual CPU, its caches taken by other work) makes every stage of the tick
+    that wakes it slow. 0: sleep to the tick's start. Costs ``spin / period`` of the core."""
     prewarm: bool = False
     """At the start of the spin window, warm what the tick runs without changing it: the backend's step once on
     scratch (Backend.prewarm), the Preprocessor's buffers read (Preprocessor.prewarm) and the safety rules on
@@ -293,7 +293,7 @@ class ControlLoop:
         covered (never burst to catch up)."""
         cfg, clock, s = self.config, self.clock, self.summary
         period = cfg.period
-        spin = cfg.spin if isinstance(clock, RealClock) else 0.0  # polling a manual clock would never end
+        spin = cfg.spin if isinstance(clock, (RealClock, ScaledClock)) else 0.0  # a manual clock: never ends
         if cfg.align:
             t0 = self._align()
         self._last_new = t0
