@@ -236,10 +236,14 @@ class ControlLoop:
         self._stop_reason = reason
 
     def warmup(self) -> None:
-        """Compile or load the Preprocessor kernel and run one backend step, then reset both (before t0)."""
+        """Compile or load every kernel a tick runs (the Preprocessor's, its prewarm's, the safety rules') and run
+        one backend step, then reset both (before t0): the first tick loads nothing."""
         self.pre.warmup()
+        self.pre.prewarm()
         self.backend.step(np.zeros(self.pre.dim, np.float32))
         self.backend.reset()
+        self.backend.prewarm()
+        self.safety.single(ScanSpec.evenly_spaced(8).beam_angles(), self.config.period).prewarm()
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
