@@ -269,7 +269,7 @@ def test_spinning_and_prewarming_before_each_tick_change_no_command_and_keep_the
     assert time.monotonic() - start >= 49 * 0.01
     np.testing.assert_array_equal(got.commands, want.commands)
     assert summary.frames == 50 and warm.prewarms == 51  # one in warm-up, one before each tick
-    assert summary.deadline_misses <= 2  # a busy test machine may miss one; a loop that never woke misses all
+    assert summary.deadline_misses <= 5  # a busy test machine may miss a few; a loop that never woke misses all
 
 
 def test_parts_that_do_not_fit_are_refused(model):
