@@ -196,7 +196,6 @@ class SafetyLayer:
         scanners with different beam counts). The result becomes each env's previous command for the
         acceleration limits.
         """
-        cfg = self.config
         n = self.num_envs
         commands = np.asarray(commands, dtype=np.float64)
         if commands.shape != (n, 2):
@@ -226,15 +225,27 @@ class SafetyLayer:
         safe = np.empty((n, 2))
         factor = np.empty(n)
         blind = np.empty((n, 2), dtype=np.bool_)
-        from robonav.control.safety_kernel import filter_kernel  # numba only once a layer filters
-
-        filter_kernel(commands, ranges, counts, beams.sin, beams.abs_cos, beams.ahead, beams.behind,
-                       beams.cover_ahead, beams.cover_behind, inflated, self._previous, stop,
-                       cfg.stop_distance, cfg.slow_distance - cfg.stop_distance, cfg.min_valid_fraction,
-                       cfg.v_max, cfg.omega_max, cfg.accel_max * dt, cfg.alpha_max * dt, safe, factor, blind)
+        self._rules(commands, ranges, counts, beams, inflated, stop, self._limits(dt), safe, factor, blind)
         self.obstacle_factor, self.blind = factor, blind
         self._previous[:] = safe
         return safe
+
+    def _limits(self, dt: float) -> tuple[float, ...]:
+        """The rules' scalar settings for a period of ``dt`` s, in the compiled kernel's argument order."""
+        cfg = self.config
+        return (cfg.stop_distance, cfg.slow_distance - cfg.stop_distance, cfg.min_valid_fraction, cfg.v_max,
+                cfg.omega_max, cfg.accel_max * dt, cfg.alpha_max * dt)
+
+    def _rules(self, commands: np.ndarray, ranges: np.ndarray, counts: np.ndarray, beams: _Beams,
+               inflated: np.ndarray, stop: np.ndarray, limits: tuple[float, ...], safe: np.ndarray,
+               factor: np.ndarray, blind: np.ndarray) -> None:
+        """The compiled rules from the previous commands into ``safe``, ``factor`` and ``blind`` (nothing kept)."""
+        from robonav.control.safety_kernel import filter_kernel  # numba only once a layer filters
+
+        stop_distance, slow_band, min_valid, v_max, omega_max, dv, domega = limits
+        filter_kernel(commands, ranges, counts, beams.sin, beams.abs_cos, beams.ahead, beams.behind,
+                      beams.cover_ahead, beams.cover_behind, inflated, self._previous, stop, stop_distance, slow_band,
+                      min_valid, v_max, omega_max, dv, domega, safe, factor, blind)
 
     def single(self, angles: np.ndarray, dt: float) -> SingleFilter:
         """`filter` for one robot (num_envs must be 1) with one scan description and period, everything but the
@@ -324,19 +335,14 @@ class SingleFilter:
             raise SafetyInputError(f"SafetyLayer.single needs num_envs == 1, actual: {layer.num_envs}.")
         if not (0.0 < dt < math.inf):
             raise SafetyInputError(f"SafetyLayer.single: dt must be finite and > 0 s, actual: {dt!r}.")
-        from robonav.control.safety_kernel import filter_kernel  # numba only once a layer filters
-
         angles = np.asarray(angles, dtype=np.float64).reshape(-1)
         self.layer = layer
         self.num_beams = len(angles)
-        self._kernel = filter_kernel
         self._beams = layer._beam_geometry(angles, (1, self.num_beams))
-        cfg = layer.config
-        self._inflated = np.full(1, cfg.robot_radius + cfg.side_margin)
+        self._inflated = layer._inflated_radius(None)[:, 0]
         self._counts = np.full(1, self.num_beams, dtype=np.int64)
         self._stop = np.zeros(1, dtype=np.bool_)
-        self._scalars = (cfg.stop_distance, cfg.slow_distance - cfg.stop_distance, cfg.min_valid_fraction,
-                         cfg.v_max, cfg.omega_max, cfg.accel_max * dt, cfg.alpha_max * dt)
+        self._limits = layer._limits(dt)
         self._command = np.zeros((1, 2))
         self._safe = np.zeros((1, 2))
         self._factor = np.ones(1)
@@ -361,10 +367,8 @@ class SingleFilter:
         self._run(self._warm_ranges, *self._scratch)
 
     def _run(self, ranges: np.ndarray, safe: np.ndarray, factor: np.ndarray, blind: np.ndarray) -> None:
-        b = self._beams
-        self._kernel(self._command, ranges, self._counts, b.sin, b.abs_cos, b.ahead, b.behind, b.cover_ahead,
-                     b.cover_behind, self._inflated, self.layer._previous, self._stop, *self._scalars, safe,
-                     factor, blind)
+        self.layer._rules(self._command, ranges, self._counts, self._beams, self._inflated, self._stop,
+                          self._limits, safe, factor, blind)
 
 
 def safety_reference(
