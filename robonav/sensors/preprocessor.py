@@ -181,13 +181,15 @@ class Preprocessor:
         self._episode: int | None = None
         self._stage = np.empty(0, np.float32)
         self._matcher = ScanMatcher() if spec.config.laser_odometry else None
-        self._lines = _cache_lines(self._b)
+        self._lines: list[np.ndarray] | None = None  # prewarm's byte views of the buffers, made on its first call
 
     def prewarm(self) -> int:
         """Read one byte of every cache line of the buffers each step reads (settings, tables, pose, memories,
         update marks, observation, the guidance cost map; not the A* scratch or the decay stamps), changing
         nothing: the control loop calls it just before a tick (LoopConfig.prewarm) so the step does not wait on
         memory. Returns a checksum of the bytes read (so the reads cannot be optimised away)."""
+        if self._lines is None:
+            self._lines = _cache_lines(self._b)
         total = 0
         for view in self._lines:
             total += _touch(view)
@@ -255,7 +257,7 @@ class Preprocessor:
                 raise ValueError(f"Preprocessor.share_buffers: {name} is {new.dtype}{list(new.shape)}, expected "
                                  f"{old.dtype}{list(old.shape)}")
         self._b = buffers
-        self._lines = _cache_lines(buffers)
+        self._lines = None
 
     @property
     def beam_table(self) -> BeamTable | None:
