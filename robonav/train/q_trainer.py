@@ -4,8 +4,8 @@ Top to bottom: make the envs (``r2d2.num_envs`` of them) and the learner (robona
 in chunks of ``r2d2.chunk_steps`` environment steps: act + learn -> curriculum -> log (progress.jsonl,
 TensorBoard, tqdm) -> checkpoint every ``checkpoint_every`` chunks and when the run stops.
 
-Resume rule: a checkpoint is a boundary, as in PPO (every env restarts its episode in flight from the saved
-(maze, seed) with a zero state, in the running and the resumed run alike). The replay's contents are NOT in
+Resume rule, as in PPO: a checkpoint leaves the running episodes alone; a resumed run restarts each env's episode
+in flight from the saved (maze, seed) with a zero state. The replay's contents are NOT in
 last.pt (about 1 GB at the default capacity): a resumed run refills, i.e. starts with an empty replay and acts
 ``r2d2.warmup_steps`` more steps with the loaded online network before learning again; weights, target network,
 optimiser, counters, the curriculum and every RNG stream (actor, replay sampling, torch, env episode draws)
@@ -119,8 +119,8 @@ class QTrainer:
     # -- checkpoints ----------------------------------------------------------------------------------------
 
     def save(self) -> Path:
-        """Checkpoint to last.pt atomically, without the replay's contents; a boundary (module docstring)."""
-        state = self.learner.state_dict(include_replay=False)  # restarts the episodes in flight
+        """Checkpoint to last.pt atomically, without the replay's contents (module docstring)."""
+        state = self.learner.state_dict(include_replay=False)
         env = state["env"] or {"episodes": None, "rng_states": None}
         c = state["counters"]
         meta = {

@@ -178,6 +178,8 @@ class RunBook:
         """Evaluate last.pt greedily on the validation list (train.eval_suite, eval_episodes, seed 0) under each
         of train.eval_conditions as ``robonav eval`` would; copy it to best.pt (atomically, with the round and
         val_success, the mean over the conditions, in its meta) when it beats best.pt. Returns the progress row."""
+        import torch
+
         from robonav.eval.conditions import apply_conditions
         from robonav.eval.episodes import make_episodes
         from robonav.eval.metrics import summarize
@@ -186,13 +188,14 @@ class RunBook:
         from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
 
         cfg = self.cfg
-        resolved = resolve_policy(str(self.last))
-        episodes = make_episodes(cfg.eval_suite, cfg.eval_episodes, 0)
         each = {}
-        for name in cfg.eval_conditions:
-            sim = apply_conditions(resolved.sim_config, [name])
-            results = run_episodes(resolved.factory, episodes, sim, num_envs=min(8, len(episodes)))
-            each[name] = float(summarize(results)["success_rate"])
+        with torch.random.fork_rng(devices=[]):  # building the policy draws from torch's stream: not the run's
+            resolved = resolve_policy(str(self.last))
+            episodes = make_episodes(cfg.eval_suite, cfg.eval_episodes, 0)
+            for name in cfg.eval_conditions:
+                sim = apply_conditions(resolved.sim_config, [name])
+                results = run_episodes(resolved.factory, episodes, sim, num_envs=min(8, len(episodes)))
+                each[name] = float(summarize(results)["success_rate"])
         success = float(np.mean(list(each.values())))
         best = self.best_success()
         if best is None or success > best:

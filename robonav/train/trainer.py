@@ -192,7 +192,10 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------------
 
     def save(self) -> Path:
-        """Checkpoint to last.pt (atomically), then restart the episodes in flight (the resume rule)."""
+        """Checkpoint to last.pt (atomically). The episodes in flight run on untouched: a resumed run restarts them
+        from their saved (maze, seed) with zero LSTM state (the resume rule). Restarting them at every checkpoint
+        made resume exact, but an episode longer than the checkpoint period could then never end: 11x11 mazes
+        filled every env with its own unfinishable episode and the run learned from those alone."""
         episodes = self.envs.episodes_in_flight() if self.simulated else None
         meta = {
             **policy_meta(self.cfg, self.obs_dim, self.obs_spec),
@@ -203,9 +206,7 @@ class Trainer:
             "episodes": episodes_to_json(episodes) if episodes is not None else None,
             **self.extra_meta(),
         }
-        path = save_checkpoint(self.book.last, self.model.state_dict(), meta, self.optimizer.state_dict())
-        self.restart_envs(episodes)
-        return path
+        return save_checkpoint(self.book.last, self.model.state_dict(), meta, self.optimizer.state_dict())
 
     def extra_meta(self) -> dict[str, Any]:
         """More checkpoint meta where the rollouts come from elsewhere (the Ray workers' streams); none here."""

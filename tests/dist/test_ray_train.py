@@ -166,12 +166,35 @@ def _cli(tmp_path: Path, run: str, *extra: str) -> dict:
     return load_checkpoint(tmp_path / run / "last.pt")
 
 
-def test_resume_with_the_same_workers_makes_the_uninterrupted_runs_update(tmp_path, ray_cluster):
-    """`robonav train --ray` checkpoints the workers' sampling streams: 3 updates in one sitting == 2, then
-    --resume for the third (episodes in flight restart at each checkpoint in both)."""
-    full = _cli(tmp_path, "full")
-    _cli(tmp_path, "split", "--updates", "2")
+def test_cli_resume_keeps_the_workers(tmp_path, ray_cluster):
+    """`robonav train --ray` stops after 2 updates and --resume makes the third, with the same two workers."""
+    first = _cli(tmp_path, "split", "--updates", "2")
     split = _cli(tmp_path, "split", "--resume")
-    assert full["meta"]["updates"] == split["meta"]["updates"] == 3
+    assert (first["meta"]["updates"], split["meta"]["updates"]) == (2, 3)
     assert split["meta"]["ray_workers"] == 2 and split["meta"]["worker_restarts"] == [0, 0]
-    _assert_equal(full["model"], split["model"], "resumed vs uninterrupted")
+
+
+def test_resume_with_the_same_workers_continues_the_workers_streams(tmp_path, ray_cluster):
+    """A resume with the same workers == the uninterrupted run with its episodes in flight restarted where the
+    checkpoint was taken (the resume rule): the workers' sampling streams continue exactly."""
+    full = DistributedTrainer(_cfg(tmp_path, "full", 2), progress=False)
+    try:
+        full.train(max_updates=2)
+        full.restart_envs(full.envs.episodes_in_flight())
+        full.train(max_updates=1)
+        p_full = _params(full.model)
+    finally:
+        full.close()
+    first = DistributedTrainer(_cfg(tmp_path, "split", 2), progress=False)
+    try:
+        first.train(max_updates=2)
+    finally:
+        first.close()
+    resumed = DistributedTrainer(_cfg(tmp_path, "split", 2), resume=True, progress=False)
+    try:
+        assert resumed.updates == 2 and resumed.pool.restarts == [0, 0]
+        resumed.train(max_updates=1)
+        p_resumed = _params(resumed.model)
+    finally:
+        resumed.close()
+    _assert_equal(p_full, p_resumed, "resumed vs uninterrupted")

@@ -95,17 +95,33 @@ def _snapshot(learner: R2D2Learner) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in learner.online.state_dict().items()}
 
 
-def test_resume_continues_exactly():
+def test_a_state_dict_does_not_change_the_run():
+    snapped = _learner()
+    snapped.train(96)
+    snapped.state_dict()
+    snapped.train(96)
+    plain = _learner()
+    plain.train(192)
+    for k, v in _snapshot(plain).items():
+        assert torch.equal(snapped.online.state_dict()[k], v), f"taking a state changed the run in {k}"
+    np.testing.assert_array_equal(snapped.replay.priorities, plain.replay.priorities)
+    assert plain.updates > 0
+    snapped.envs.close()
+    plain.envs.close()
+
+
+def test_resume_restarts_the_episodes_in_flight_and_continues_everything_else():
     full = _learner()
     full.train(96)
-    saved = full.state_dict()  # a boundary: the envs restart their episodes in flight
+    saved = full.state_dict()
+    buf = io.BytesIO()
+    torch.save(saved, buf)  # before the in-place load below, which may share arrays with ``saved``
+    buf.seek(0)
+    full.load_state_dict(saved)  # the resume rule in place: episodes in flight restart, open sequences dropped
     full.train(96)
     expected, expected_replay = _snapshot(full), full.replay.priorities.copy()
     full.envs.close()
 
-    buf = io.BytesIO()
-    torch.save(saved, buf)
-    buf.seek(0)
     resumed = _learner(seed=11)  # another seed: everything must come from the saved state
     resumed.load_state_dict(torch.load(buf, weights_only=True))
     assert resumed.env_steps == 96 and resumed.updates == saved["counters"]["updates"]

@@ -18,10 +18,10 @@ Stated choices where the paper has no single answer:
   (warmup_steps = 0: the normaliser stays the identity).
 - The actor acts with the current online weights (one process: no actor parameter lag); the parameter lag of a
   sampled sequence is the number of learner steps since its first step was acted.
-- A checkpoint is a boundary, as in robonav's PPO trainer: ``state_dict`` closes every env's open sequences
-  (cut without an episode end: they bootstrap from their next observation), stores everything, and restarts each
-  env's episode in flight from its saved (maze, seed) with a zero state; a learner that loads it restarts the
-  same episodes, so a resumed run continues exactly as the uninterrupted one.
+- A checkpoint changes nothing, as in robonav's PPO trainer: ``state_dict`` is a snapshot and the episodes in
+  flight run on. A learner that loads it restarts those episodes from their saved (maze, seed) with a zero state
+  and drops the open sequences (never stored); everything else continues exactly. (Restarting them at every
+  checkpoint made resume exact, but then no episode longer than the checkpoint period could ever end.)
 - A state saved without its replay (``state_dict(include_replay=False)``, what ``robonav train`` checkpoints: the
   replay is ~1 GB at the default capacity) is resumed by refilling: the replay starts empty (its sampling RNG
   continues) and learning waits for ``warmup_steps`` more environment steps, acted by the loaded online network;
@@ -334,10 +334,8 @@ class R2D2Learner:
         """Everything an exact resume needs, as tensors and plain values (``torch.load(weights_only=True)``);
         ``include_replay=False`` leaves out the replay's contents (kept: its sampling RNG), for a refill resume.
 
-        A boundary (module docstring): open sequences are closed into the replay and the envs restart their
-        episodes in flight, here and in the learner that loads this."""
-        for seq in self.sequencer.end_episodes(range(self.num_envs)):
-            self.replay.add(seq)
+        A snapshot: the run goes on untouched (module docstring); the learner that loads it restarts the
+        episodes in flight."""
         env_state = None
         if self._simulated:
             episodes = self.envs.episodes_in_flight()
@@ -355,7 +353,6 @@ class R2D2Learner:
             state["replay"] = self.replay.state_dict()  # already a copy (the largest part: not copied twice)
         else:
             state["replay_rng"] = copy.deepcopy(self.replay.rng.bit_generator.state)
-        self._restart(env_state)
         return state
 
     def _settings(self) -> dict[str, Any]:
