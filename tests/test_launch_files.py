@@ -23,7 +23,7 @@ def _sections():
             "hil": HilSettings}
 
 
-FILES = [("sim", ["sim"]), ("train", ["train"]), ("train_broad", ["train"]), ("train_q", ["train"]), ("robot", ["run"]),
+FILES = [("sim", ["sim"]), ("train", ["train"]), ("train_broad", ["train"]), ("train_q", ["train"]), ("train_q_broad", ["train"]), ("robot", ["run"]),
          ("hil", ["hil", "run", "robot"])]
 
 
