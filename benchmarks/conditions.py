@@ -12,7 +12,7 @@ older mover model (``robonav.sim.dynamic.MOVER_MODEL``) is stale and runs again.
 (``dynamic`` before moving obstacles exist) is reported and skipped.
 
     python benchmarks/conditions.py --policies classical,guided,default,default-q \\
-        --suites test,test-11x11,test-c0.8,office,hand
+        --suites test,test-9x9,test-11x11,test-c0.8,office,hand
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-SUITES = ("test", "test-11x11", "test-c0.8", "office", "hand")
+SUITES = ("test", "test-9x9", "test-11x11", "test-c0.8", "office", "hand")
 POLICIES = ("classical", "guided", "default", "default-q", "expert")
 
 

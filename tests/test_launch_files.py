@@ -23,8 +23,8 @@ def _sections():
             "hil": HilSettings}
 
 
-FILES = [("sim", ["sim"]), ("train", ["train"]), ("train_broad", ["train"]), ("train_q", ["train"]), ("train_q_broad", ["train"]), ("robot", ["run"]),
-         ("hil", ["hil", "run", "robot"])]
+FILES = [("sim", ["sim"]), ("train", ["train"]), ("train_broad", ["train"]), ("train_q", ["train"]),
+         ("train_q_broad", ["train"]), ("robot", ["run"]), ("hil", ["hil", "run", "robot"])]
 
 
 def test_every_launch_file_is_checked():

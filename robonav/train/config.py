@@ -103,13 +103,14 @@ class RunConfig:
     eval_every: int = 0
     """Evaluate the policy greedily on the validation list every this many updates (R2D2: chunks), log
     val_success to progress.jsonl and keep the best so far as best.pt beside last.pt (0: never)."""
-    eval_suite: str = "val"
-    """Suite of the validation list: a validation-split suite only (val, val-5x5, ...), never a judged one."""
+    eval_suites: tuple[str, ...] = ("val",)
+    """Suites of the validation lists: validation-split suites only (val, val-11x11, val-c0.8, ...), never a
+    judged one. Several stand for a world wider than one suite (sizes, corridor widths, families)."""
     eval_episodes: int = 16
-    """Episodes of the validation list (the same list every time: seed 0)."""
+    """Episodes of each suite's validation list (the same list every time: seed 0)."""
     eval_conditions: tuple[str, ...] = ("nominal",)
-    """Named conditions (robonav.eval.conditions) the validation list runs under, each on the same episodes;
-    val_success is their mean, so the best checkpoint is the best across them."""
+    """Named conditions (robonav.eval.conditions) every validation list runs under, each on the same episodes;
+    val_success is the mean over suites and conditions, so the best checkpoint is the best across them."""
     sim: SimConfig = field(default_factory=_train_sim)
     """The simulator the envs run (observation, robot, mazes, randomization)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -175,11 +176,19 @@ def _check_eval(cfg: RunConfig) -> None:
     if cfg.eval_every < 0 or cfg.eval_episodes < 1:
         raise TrainConfigError(f"train.eval_every must be >= 0 and train.eval_episodes >= 1, got {cfg.eval_every} "
                                f"and {cfg.eval_episodes}")
-    try:
-        split = parse_suite(cfg.eval_suite).split
-    except SuiteError:
-        split = None
     from robonav.eval.conditions import ConditionError, parse_conditions
+
+    if not cfg.eval_suites:
+        raise TrainConfigError("train.eval_suites is empty: give at least one validation suite, e.g. [val]")
+    for suite in cfg.eval_suites:
+        try:
+            split = parse_suite(suite).split
+        except SuiteError:
+            split = None
+        if split != "val":
+            raise TrainConfigError(f"train.eval_suites: {suite!r} is not a validation suite: picking the best "
+                                   "checkpoint on a judged suite (test, hand, a file) would leak it into the "
+                                   "judgement; use validation suites, e.g. train.eval_suites=[val,val-11x11]")
 
     if not cfg.eval_conditions:
         raise TrainConfigError("train.eval_conditions is empty: give at least one condition, e.g. [nominal]")
@@ -188,10 +197,6 @@ def _check_eval(cfg: RunConfig) -> None:
             parse_conditions(name)
     except ConditionError as e:
         raise TrainConfigError(str(e).replace("--condition", "train.eval_conditions", 1)) from None
-    if split != "val":
-        raise TrainConfigError(f"train.eval_suite {cfg.eval_suite!r} is not a validation suite: picking the best "
-                               "checkpoint on a judged suite (test, hand, a file) would leak it into the judgement; "
-                               "use e.g. train.eval_suite=val or val-5x5")
 
 
 def _check_algo(algo: str, own: str) -> None:

@@ -67,6 +67,12 @@ def observation_spec(cfg: RunConfig) -> dict | None:
     return None if spec is None else spec.to_dict()
 
 
+def val_key(suite: str, condition: str, suites: int) -> str:
+    """The name of one validation cell in the progress row (after ``val_success_``): the condition alone where
+    there is one suite, else ``<suite>|<condition>``."""
+    return condition if suites == 1 else f"{suite}|{condition}"
+
+
 class StopOnSignal:
     """SIGINT/SIGTERM end the sitting after the current round, with a checkpoint; a second signal stops at once
     (KeyboardInterrupt). Installed from the main thread only (elsewhere ``stopped`` stays False)."""
@@ -175,9 +181,9 @@ class RunBook:
         return float(load_checkpoint(self.best)["meta"]["val_success"])
 
     def validate(self, done: int, global_step: int) -> dict[str, float]:
-        """Evaluate last.pt greedily on the validation list (train.eval_suite, eval_episodes, seed 0) under each
-        of train.eval_conditions as ``robonav eval`` would; copy it to best.pt (atomically, with the round and
-        val_success, the mean over the conditions, in its meta) when it beats best.pt. Returns the progress row."""
+        """Evaluate last.pt greedily on each validation list (train.eval_suites, eval_episodes each, seed 0) under
+        each of train.eval_conditions as ``robonav eval`` would; copy it to best.pt (atomically, with the round and
+        val_success, the mean over the cells, in its meta) when it beats best.pt. Returns the progress row."""
         import torch
 
         from robonav.eval.conditions import apply_conditions
@@ -188,25 +194,26 @@ class RunBook:
         from robonav.policy.checkpoint import load_checkpoint, save_checkpoint
 
         cfg = self.cfg
-        each = {}
+        each: dict[str, float] = {}
         with torch.random.fork_rng(devices=[]):  # building the policy draws from torch's stream: not the run's
             resolved = resolve_policy(str(self.last))
-            episodes = make_episodes(cfg.eval_suite, cfg.eval_episodes, 0)
-            for name in cfg.eval_conditions:
-                sim = apply_conditions(resolved.sim_config, [name])
-                results = run_episodes(resolved.factory, episodes, sim, num_envs=min(8, len(episodes)))
-                each[name] = float(summarize(results)["success_rate"])
+            for suite in cfg.eval_suites:
+                episodes = make_episodes(suite, cfg.eval_episodes, 0)
+                for name in cfg.eval_conditions:
+                    sim = apply_conditions(resolved.sim_config, [name])
+                    results = run_episodes(resolved.factory, episodes, sim, num_envs=min(8, len(episodes)))
+                    each[val_key(suite, name, len(cfg.eval_suites))] = float(summarize(results)["success_rate"])
         success = float(np.mean(list(each.values())))
         best = self.best_success()
         if best is None or success > best:
             ck = load_checkpoint(self.last)
-            meta = {**ck["meta"], "best_round": done, "val_success": success, "val_suite": cfg.eval_suite,
+            meta = {**ck["meta"], "best_round": done, "val_success": success, "val_suites": list(cfg.eval_suites),
                     "val_episodes": cfg.eval_episodes, "val_conditions": list(cfg.eval_conditions)}
             save_checkpoint(self.best, ck["model"], meta, ck["optimizer"])
             best = success
         row = {"global_step": global_step, self.round_name: done, "val_success": success, "val_best": best}
         if len(each) > 1:
-            row.update({f"val_success_{name}": value for name, value in each.items()})
+            row.update({f"val_success_{key}": value for key, value in each.items()})
         return row
 
     def write_row(self, row: dict[str, float]) -> None:

@@ -35,7 +35,7 @@ def _val_rows(run) -> list[dict]:
 @pytest.mark.slow
 def test_best_holds_the_best_val_success_and_survives_a_resume(tmp_path, one_torch_thread):
     pytest.importorskip("pybullet")
-    cfg = _cfg(tmp_path, 4, eval_every=2, eval_suite="val-3x3", eval_episodes=2)
+    cfg = _cfg(tmp_path, 4, eval_every=2, eval_suites=("val-3x3",), eval_episodes=2)
     run = tmp_path / "r"
     first = Trainer(cfg, progress=False)
     first.train(max_updates=2)
@@ -44,7 +44,7 @@ def test_best_holds_the_best_val_success_and_survives_a_resume(tmp_path, one_tor
     assert [r["update"] for r in rows] == [2]
     meta = load_checkpoint(run / "best.pt")["meta"]
     assert meta["best_round"] == 2 and meta["val_success"] == rows[0]["val_success"]
-    assert meta["val_suite"] == "val-3x3" and meta["val_episodes"] == 2
+    assert meta["val_suites"] == ["val-3x3"] and meta["val_episodes"] == 2
 
     # A best.pt no policy can beat (success 2 > 1): the resumed run must keep it, not overwrite it.
     ck = load_checkpoint(run / "best.pt")
@@ -73,7 +73,7 @@ def test_best_holds_the_best_val_success_and_survives_a_resume(tmp_path, one_tor
 def test_settings_yaml_loads_back_into_the_same_config(tmp_path):
     from robonav.train.run import RunBook
 
-    cfg = _cfg(tmp_path, 4, eval_every=3, eval_suite="val-5x5", eval_episodes=7)
+    cfg = _cfg(tmp_path, 4, eval_every=3, eval_suites=("val-5x5",), eval_episodes=7)
     path = RunBook(cfg, (), "update", progress=False).write_settings()
     assert path == tmp_path / "r" / "settings.yaml"
     assert load_settings(TrainConfig, path, section="train") == cfg
@@ -82,7 +82,8 @@ def test_settings_yaml_loads_back_into_the_same_config(tmp_path):
 @pytest.mark.slow
 def test_validation_under_several_conditions_keeps_their_mean(tmp_path, one_torch_thread):
     pytest.importorskip("pybullet")
-    cfg = _cfg(tmp_path, 2, eval_every=2, eval_suite="val-3x3", eval_episodes=2, eval_conditions=("nominal", "noisy"))
+    cfg = _cfg(tmp_path, 2, eval_every=2, eval_suites=("val-3x3",), eval_episodes=2,
+               eval_conditions=("nominal", "noisy"))
     trainer = Trainer(cfg, progress=False)
     trainer.train()
     trainer.close()
@@ -92,6 +93,26 @@ def test_validation_under_several_conditions_keeps_their_mean(tmp_path, one_torc
     assert meta["val_conditions"] == ["nominal", "noisy"] and meta["val_success"] == row["val_success"]
 
 
+@pytest.mark.slow
+def test_validation_over_several_suites_keeps_the_mean_of_every_cell(tmp_path, one_torch_thread):
+    pytest.importorskip("pybullet")
+    cfg = _cfg(tmp_path, 2, eval_every=2, eval_suites=("val-3x3", "val-3x3-c0.8"), eval_episodes=2,
+               eval_conditions=("nominal", "noisy"))
+    trainer = Trainer(cfg, progress=False)
+    trainer.train()
+    trainer.close()
+    (row,) = _val_rows(tmp_path / "r")
+    cells = [f"val_success_{s}|{c}" for s in ("val-3x3", "val-3x3-c0.8") for c in ("nominal", "noisy")]
+    assert sorted(k for k in row if k.startswith("val_success_")) == sorted(cells)
+    assert row["val_success"] == pytest.approx(sum(row[k] for k in cells) / 4)
+    assert load_checkpoint(tmp_path / "r" / "best.pt")["meta"]["val_suites"] == ["val-3x3", "val-3x3-c0.8"]
+
+
+def test_an_empty_validation_suite_list_is_refused(tmp_path):
+    with pytest.raises(TrainConfigError, match=r"train.eval_suites is empty"):
+        _cfg(tmp_path, 1, eval_suites=())
+
+
 def test_an_unknown_validation_condition_is_refused(tmp_path):
     with pytest.raises(TrainConfigError, match=r"train.eval_conditions: unknown condition 'foggy'; accepted: nominal"):
         _cfg(tmp_path, 1, eval_conditions=("foggy",))
@@ -99,8 +120,8 @@ def test_an_unknown_validation_condition_is_refused(tmp_path):
 
 @pytest.mark.parametrize("suite", ["test", "hand", "test-9x9", "train"])
 def test_a_judged_or_training_suite_is_refused(tmp_path, suite):
-    with pytest.raises(TrainConfigError, match=f"train.eval_suite '{suite}' is not a validation suite"):
-        _cfg(tmp_path, 1, eval_suite=suite)
+    with pytest.raises(TrainConfigError, match=f"train.eval_suites: '{suite}' is not a validation suite"):
+        _cfg(tmp_path, 1, eval_suites=("val", suite))
 
 
 @pytest.mark.slow
@@ -116,7 +137,7 @@ def test_r2d2_keeps_best_pt_through_the_same_run_book(tmp_path, one_torch_thread
     cfg = R2D2TrainConfig(run="q", out=str(tmp_path), total_steps=2 * chunk, workers=0, seed=5, checkpoint_every=10,
                           keep_every=0, sim=SimConfig(observation="plain", maze=MazeConfig(width=(3, 3))),
                           policy=PolicyConfig(encoder=(16,), hidden=8), r2d2=r2d2,
-                          curriculum=CurriculumConfig(stages=((3, 3),)), eval_every=1, eval_suite="val-3x3",
+                          curriculum=CurriculumConfig(stages=((3, 3),)), eval_every=1, eval_suites=("val-3x3",),
                           eval_episodes=2)
     q = QTrainer(cfg, progress=False)
     q.train()

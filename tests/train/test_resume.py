@@ -58,7 +58,7 @@ def test_a_checkpoint_does_not_change_the_run(tmp_path):
 def test_validation_does_not_change_the_run(tmp_path):
     """Evaluating every update (its own envs, its own draws from torch's stream) leaves the training path as it
     was: the same weights as the run that never evaluates."""
-    checked = Trainer(dataclasses.replace(_cfg(tmp_path, "checked", 3), eval_every=1, eval_suite="val-3x3",
+    checked = Trainer(dataclasses.replace(_cfg(tmp_path, "checked", 3), eval_every=1, eval_suites=("val-3x3",),
                                           eval_episodes=2), progress=False)
     checked.train()
     p_checked = _params(checked)
