@@ -8,7 +8,8 @@ goals and noise seeds, so any two cells of a row or a column compare pairwise. N
 Cells run one at a time in this process (one thread); each finished cell is written at once (atomically) into
 ``--out`` (JSON) and the Markdown table beside it, and a cell already in the JSON with the same episode count is
 skipped, so a killed run resumes and the table grows cell by cell. A cell among movers measured under an
-older mover model (``robonav.sim.dynamic.MOVER_MODEL``) is stale and runs again. A condition this build lacks
+older mover model (``robonav.sim.dynamic.MOVER_MODEL``), or of a learned policy whose weights file has changed
+since (a new ``default``), is stale and runs again. A condition this build lacks
 (``dynamic`` before moving obstacles exist) is reported and skipped.
 
     python benchmarks/conditions.py --policies classical,guided,default,default-q \\
@@ -25,6 +26,7 @@ for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -68,10 +70,21 @@ def _model() -> int:
     return MOVER_MODEL
 
 
-def reusable(done: dict[str, Any] | None, episodes: int, condition: str) -> bool:
-    """A cell already measured counts when it has ``episodes`` episodes and the current mover model (cells
-    written before models were recorded are model 1)."""
-    if done is None or done["episodes"] != episodes:
+def weights_id(policy: str) -> str | None:
+    """The first 16 hex digits of the sha256 of the weights a learned policy runs (a shipped name's checkpoint,
+    or the file given); None for the baselines, which read no model."""
+    from robonav.eval.policies import NAMED_POLICIES, SHIPPED_POLICIES, checkpoint_path
+
+    if policy in NAMED_POLICIES and policy not in SHIPPED_POLICIES:
+        return None
+    return hashlib.sha256(checkpoint_path(policy).read_bytes()).hexdigest()[:16]
+
+
+def reusable(done: dict[str, Any] | None, episodes: int, condition: str, weights: str | None = None) -> bool:
+    """A cell already measured counts when it has ``episodes`` episodes, the current mover model (cells written
+    before models were recorded are model 1) and the same weights (``weights_id``): a policy shipped anew under
+    an old name, or a checkpoint file written again, is measured again."""
+    if done is None or done["episodes"] != episodes or done.get("weights") != weights:
         return False
     model = mover_model(condition)
     return model is None or done.get("mover_model", 1) == model
@@ -98,6 +111,7 @@ def run_cell(policy: str, suite: str, condition: str, episodes: int, envs: int) 
     summary.update(policy=policy, suite=suite, seconds=round(time.perf_counter() - start, 1),
                    success=[int(r.success) for r in results], spl_each=[round(r.spl, 4) for r in results],
                    contact=[int(r.contact) for r in results], commit=_commit(), mover_model=mover_model(condition),
+                   weights=weights_id(policy),
                    load_average_1min=round(os.getloadavg()[0], 1),
                    date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     return summary
@@ -219,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             for condition in conditions:
                 n = args.test_nominal_episodes if (suite, condition) == ("test", "nominal") else args.episodes
                 key = cell_key(suite, condition, policy)
-                if reusable(load()["cells"].get(key), n, condition):
+                if reusable(load()["cells"].get(key), n, condition, weights_id(policy)):
                     continue
                 try:
                     cell = run_cell(policy, suite, condition, n, args.envs)

@@ -28,3 +28,19 @@ def test_a_cell_among_movers_of_an_older_mover_model_runs_again():
     assert table.reusable({"episodes": 200, "mover_model": 2}, 200, "dynamic")
     assert not table.reusable({"episodes": 200, "mover_model": 2}, 500, "dynamic")  # another episode count
     assert not table.reusable(None, 200, "nominal")
+
+
+def test_a_learned_policys_cell_runs_again_when_its_weights_change(tmp_path):
+    table = _table()
+    assert table.weights_id("classical") is None and table.weights_id("expert") is None
+    shipped = table.weights_id("default")
+    assert shipped is not None and len(shipped) == 16 and shipped != table.weights_id("default-q")
+    ck = tmp_path / "best.pt"
+    ck.write_bytes(b"one")
+    first = table.weights_id(str(ck))
+    cell = {"episodes": 200, "weights": first}
+    assert table.reusable(cell, 200, "nominal", first)
+    ck.write_bytes(b"two")  # the run wrote a better best.pt since
+    assert not table.reusable(cell, 200, "nominal", table.weights_id(str(ck)))
+    assert not table.reusable({"episodes": 200}, 200, "nominal", shipped)  # unknown weights: measure again
+    assert table.reusable({"episodes": 200}, 200, "nominal", None)  # a baseline reads no weights
