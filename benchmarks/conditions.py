@@ -80,6 +80,12 @@ def weights_id(policy: str) -> str | None:
     return hashlib.sha256(checkpoint_path(policy).read_bytes()).hexdigest()[:16]
 
 
+def column(arg: str) -> tuple[str, str]:
+    """(label, --policy value) of one --policies entry: ``LABEL=SPEC``, or a policy that labels itself."""
+    label, sep, spec = arg.partition("=")
+    return (label, spec) if sep else (arg, arg)
+
+
 def reusable(done: dict[str, Any] | None, episodes: int, condition: str, weights: str | None = None) -> bool:
     """A cell already measured counts when it has ``episodes`` episodes, the current mover model (cells written
     before models were recorded are model 1) and the same weights (``weights_id``): a policy shipped anew under
@@ -188,7 +194,9 @@ def markdown(cells: dict[str, dict[str, Any]], policies: list[str], suites: list
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--policies", default=",".join(POLICIES[:4]), help="comma-separated --policy values, in run order")
+    ap.add_argument("--policies", default=",".join(POLICIES[:4]),
+                    help="comma-separated --policy values, in run order; LABEL=SPEC names a column (a candidate "
+                         "checkpoint: broad-s0=runs/broad-s0/best.pt)")
     ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated suites, in run order")
     ap.add_argument("--conditions", default=None, help="comma-separated condition names (default: all), in run order")
     ap.add_argument("--episodes", type=int, default=200, help="episodes per cell")
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from robonav.atomic import write_text_atomic
     from robonav.eval.conditions import CONDITIONS, ConditionError
 
-    policies = args.policies.split(",")
+    policies = [column(p) for p in args.policies.split(",")]
     suites = args.suites.split(",")
     conditions = args.conditions.split(",") if args.conditions else list(CONDITIONS)
     out = Path(args.out)
@@ -229,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             order(CONDITIONS, [k.split("|")[1] for k in cells]), settings))
 
     for suite in suites:
-        for policy in policies:
+        for label, policy in policies:
             for condition in conditions:
                 n = args.test_nominal_episodes if (suite, condition) == ("test", "nominal") else args.episodes
-                key = cell_key(suite, condition, policy)
+                key = cell_key(suite, condition, label)
                 if reusable(load()["cells"].get(key), n, condition, weights_id(policy)):
                     continue
                 try:

@@ -44,3 +44,9 @@ def test_a_learned_policys_cell_runs_again_when_its_weights_change(tmp_path):
     assert not table.reusable(cell, 200, "nominal", table.weights_id(str(ck)))
     assert not table.reusable({"episodes": 200}, 200, "nominal", shipped)  # unknown weights: measure again
     assert table.reusable({"episodes": 200}, 200, "nominal", None)  # a baseline reads no weights
+
+
+def test_a_column_label_names_a_candidate_checkpoint():
+    table = _table()
+    assert table.column("broad-s0=runs/broad-s0/best.pt") == ("broad-s0", "runs/broad-s0/best.pt")
+    assert table.column("classical") == ("classical", "classical")
