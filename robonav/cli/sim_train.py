@@ -274,7 +274,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("train",
                        help="train an LSTM policy with recurrent PPO or R2D2 (checkpoints, TensorBoard, resume)")
     _add_launch(p, "train")
-    p.add_argument("--resume", action="store_true", help="continue <out>/<run>/last.pt exactly")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in <out>/<run>/last.pt (its episodes in flight restart)")
     p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this many minutes: a sitting")
     p.add_argument("--updates", type=int,
                    help="stop (with a checkpoint) after this many updates (R2D2: chunks of r2d2.chunk_steps steps)")
