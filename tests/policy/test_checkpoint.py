@@ -64,7 +64,7 @@ def test_foreign_files_are_refused(tmp_path):
         def __reduce__(self):
             return (print, ("pwned",))
 
-    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Evil()))
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Evil(), protocol=2))
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
