@@ -96,8 +96,10 @@ def reusable(done: dict[str, Any] | None, episodes: int, condition: str, weights
     return model is None or done.get("mover_model", 1) == model
 
 
-def run_cell(policy: str, suite: str, condition: str, episodes: int, envs: int) -> dict[str, Any]:
-    """One cell: the summary (no per-maze rows) plus per-episode success, SPL and contact, for pairing."""
+def run_cell(policy: str, suite: str, condition: str, episodes: int, envs: int,
+             weights: str | None) -> dict[str, Any]:
+    """One cell: the summary (no per-maze rows) plus per-episode success, SPL and contact, for pairing;
+    ``weights`` is the policy's `weights_id`, taken before it is loaded (a training run may rewrite the file)."""
     from robonav.eval.conditions import apply_conditions, parse_conditions
     from robonav.eval.episodes import make_episodes
     from robonav.eval.metrics import summarize
@@ -117,7 +119,7 @@ def run_cell(policy: str, suite: str, condition: str, episodes: int, envs: int) 
     summary.update(policy=policy, suite=suite, seconds=round(time.perf_counter() - start, 1),
                    success=[int(r.success) for r in results], spl_each=[round(r.spl, 4) for r in results],
                    contact=[int(r.contact) for r in results], commit=_commit(), mover_model=mover_model(condition),
-                   weights=weights_id(policy),
+                   weights=weights,
                    load_average_1min=round(os.getloadavg()[0], 1),
                    date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     return summary
@@ -241,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             for condition in conditions:
                 n = args.test_nominal_episodes if (suite, condition) == ("test", "nominal") else args.episodes
                 key = cell_key(suite, condition, label)
-                if reusable(load()["cells"].get(key), n, condition, weights_id(policy)):
+                weights = weights_id(policy)
+                if reusable(load()["cells"].get(key), n, condition, weights):
                     continue
                 try:
-                    cell = run_cell(policy, suite, condition, n, args.envs)
+                    cell = run_cell(policy, suite, condition, n, args.envs, weights)
                 except ConditionError as e:
                     print(f"skip {key}: {e}", file=sys.stderr, flush=True)
                     save(key, None, str(e))
