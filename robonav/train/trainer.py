@@ -193,9 +193,8 @@ class Trainer:
 
     def save(self) -> Path:
         """Checkpoint to last.pt (atomically). The episodes in flight run on untouched: a resumed run restarts them
-        from their saved (maze, seed) with zero LSTM state (the resume rule). Restarting them at every checkpoint
-        made resume exact, but an episode longer than the checkpoint period could then never end: 11x11 mazes
-        filled every env with its own unfinishable episode and the run learned from those alone."""
+        from their saved (maze, seed) with zero LSTM state (the resume rule). Restarting them here instead would
+        make resume exact, but no episode longer than the checkpoint period could ever end (docs/training.md)."""
         episodes = self.envs.episodes_in_flight() if self.simulated else None
         meta = {
             **policy_meta(self.cfg, self.obs_dim, self.obs_spec),
